@@ -17,11 +17,11 @@ INGEST_SHARE_GROUP = "strata-ingest"
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class Kind(str, Enum):
+class Kind(str, Enum):  # noqa: UP042 (str() of members unchanged for callers)
     """What a message on a device topic carries."""
 
     FRAME = "frame"  # device -> platform: one bitstream packet (docs/bitstream.md), QoS 1
-    STATUS = "status"  # device -> platform: retained {"state": "online"|"offline"}; also the Last Will
+    STATUS = "status"  # device -> platform: retained {"state": "online"|"offline"}; also LWT
     TELEMETRY = "telemetry"  # device -> platform: JSON link statistics and heartbeat
     DESIRED = "desired"  # platform -> device: retained JSON desired state with a version
     REPORTED = "reported"  # device -> platform: retained JSON of what the device applied

@@ -1,0 +1,502 @@
+"""One simulated MCU camera: the MQTT behaviour of real firmware around the codec.
+
+A camera owns one paho-mqtt client (client id = device id, QoS 1, persistent session,
+retained Last Will), captures from a frame source, encodes with the shared codec at its
+current tier and publishes one packet per frame. It measures only what a real device can
+measure on its side of the link (PUBACK latency, unacknowledged backlog, acknowledged
+throughput) and falls back locally, dropping trailing channels or whole frames, rather
+than queueing without limit. Topics and payloads: ``docs/mqtt.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices import topics
+from devices.mqtt_url import BrokerURL
+from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
+
+log = logging.getLogger(__name__)
+
+FIRMWARE = "strata-sim/0.1"
+MAX_TIER = 12
+QOS = 1
+
+
+class Encoder(Protocol):
+    """What a camera needs from ``mcucoder.codec.Codec``."""
+
+    def encode(
+        self, image: np.ndarray, channels: int = MAX_TIER, seq: int = 0, capture_time_ms: int = 0
+    ) -> bytes: ...
+
+
+def trim_channels(packet: bytes, channels: int) -> bytes:
+    """Keep the first ``channels`` latent channels of a packet (a valid lower tier)."""
+    from mcucoder.bitstream import parse_packet
+
+    return parse_packet(packet).with_channels(channels).to_bytes()
+
+
+@dataclass
+class Settings:
+    """What the platform may change (the desired state) and the device reports back."""
+
+    version: int = 0
+    tier: int = MAX_TIER
+    fps: float = 1.0
+    max_kbps: float | None = None
+
+    def merged(self, desired: dict[str, Any]) -> Settings:
+        """The settings after applying ``desired``; raises ``ValueError`` when it is invalid."""
+        version = desired.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise ValueError("'version' must be a non-negative integer")
+        tier = desired.get("tier", self.tier)
+        if not isinstance(tier, int) or isinstance(tier, bool) or not 1 <= tier <= MAX_TIER:
+            raise ValueError(f"'tier' must be an integer 1..{MAX_TIER}")
+        fps = desired.get("fps", self.fps)
+        if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 <= fps <= 30:
+            raise ValueError("'fps' must be a number 0..30 (0 pauses capture)")
+        max_kbps = desired.get("max_kbps", self.max_kbps)
+        if max_kbps is not None and (
+            not isinstance(max_kbps, int | float) or isinstance(max_kbps, bool) or max_kbps <= 0
+        ):
+            raise ValueError("'max_kbps' must be a positive number or null")
+        return Settings(version, tier, float(fps), None if max_kbps is None else float(max_kbps))
+
+
+@dataclass
+class LinkStats:
+    """Counters a device keeps about its own uplink (published as telemetry)."""
+
+    frames_captured: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_acked: int = 0
+    bytes_acked: int = 0
+    frames_dropped: int = 0  # not sent at all: backlog full or over the rate cap
+    dropped_backlog: int = 0
+    dropped_rate: int = 0
+    frames_trimmed: int = 0  # sent with fewer channels than the tier asked for
+    connects: int = 0
+    disconnects: int = 0
+    puback_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    acked: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=4096))
+
+    def throughput_kbps(self, now: float, window_s: float = 10.0) -> float:
+        """Acknowledged kbit/s over the last ``window_s``: what the link really carried."""
+        recent = sum(n for t, n in self.acked if t >= now - window_s)
+        return recent * 8 / 1000 / window_s
+
+
+@dataclass
+class _Pending:
+    sent_at: float
+    size: int
+    is_frame: bool
+
+
+class Camera:
+    """A device that captures, encodes and publishes frames and obeys its desired state.
+
+    Drive it either with ``tick()`` from a scheduler shared by many cameras (the fleet) or
+    with ``run()`` on its own. ``start()`` connects in the background and keeps
+    reconnecting; nothing is lost while offline up to ``max_backlog`` frames.
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        broker: str | BrokerURL,
+        *,
+        source: FrameSource | None = None,
+        encoder: Encoder | None = None,
+        tier: int = MAX_TIER,
+        fps: float = 1.0,
+        max_kbps: float | None = None,
+        max_backlog: int = 16,
+        heartbeat_s: float = 10.0,
+        keepalive_s: int = 30,
+        session_expiry_s: int = 3600,
+        protocol: str = "5",
+        username: str | None = None,
+        password: str | None = None,
+        ca_certs: str | None = None,
+        seq_start: int = 0,
+    ) -> None:
+        if not topics.valid_device_id(device_id):
+            raise topics.TopicError(f"invalid device id {device_id!r}")
+        if protocol not in ("5", "3.1.1"):
+            raise ValueError("protocol must be '5' or '3.1.1'")
+        self.device_id = device_id
+        self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
+        self.source = source
+        self.encoder = encoder
+        self.settings = Settings(tier=tier, fps=float(fps), max_kbps=max_kbps)
+        self.max_backlog = max_backlog
+        self.heartbeat_s = heartbeat_s
+        self.keepalive_s = keepalive_s
+        self.session_expiry_s = session_expiry_s
+        self.protocol = protocol
+        self.seq = seq_start
+        self.stats = LinkStats()
+        self.online = False
+        self.started_at = time.monotonic()
+
+        self._topic = {kind: topics.topic(device_id, kind) for kind in topics.Kind}
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning
+        self._tokens = 0.0  # rate-cap bucket, bytes
+        self._tokens_at = time.monotonic()
+        self._next_frame = time.monotonic()
+        self._next_heartbeat = time.monotonic()
+        self._stopped = threading.Event()
+        self._client = self._make_client(username, password, ca_certs)
+
+    # --- MQTT session ---------------------------------------------------------------
+
+    def _make_client(
+        self, username: str | None, password: str | None, ca_certs: str | None
+    ) -> mqtt.Client:
+        v5 = self.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.device_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+        )
+        self.broker.configure(client, username, password, ca_certs)
+        will = {"state": "offline", "device": self.device_id, "reason": "connection-lost"}
+        client.will_set(self._topic[topics.Kind.STATUS], json.dumps(will), qos=QOS, retain=True)
+        # paho must not hold frames back on its own: the backlog bound below is the limit
+        client.max_inflight_messages_set(self.max_backlog + 8)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect in the background (paho's network thread reconnects on its own)."""
+        properties = None
+        if self.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+        self._client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self.keepalive_s,
+            clean_start=False if self.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Flush what is in flight (up to ``timeout_s``), say offline (retained), disconnect."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.online:
+            deadline = time.monotonic() + timeout_s
+            while self.backlog and time.monotonic() < deadline:
+                time.sleep(0.02)
+            info = self._publish_status("offline", reason="shutdown")
+            with contextlib.suppress(RuntimeError, ValueError):  # lost connection meanwhile
+                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.online = False
+
+    def kill(self) -> None:
+        """Drop the connection without DISCONNECT, as a power cut would (the Will fires)."""
+        self._stopped.set()
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            sock.close()
+        self.online = False
+
+    def wait_online(self, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.online and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.online
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("%s: connection refused: %s", self.device_id, reason_code)
+            return
+        self.stats.connects += 1
+        self.online = True
+        client.subscribe(self._topic[topics.Kind.DESIRED], qos=QOS)
+        self._publish_status("online")
+        self._next_heartbeat = time.monotonic()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.online:
+            self.stats.disconnects += 1
+        self.online = False
+        if not self._stopped.is_set():
+            log.info("%s: disconnected (%s), reconnecting", self.device_id, reason_code)
+
+    def _publish_status(self, state: str, **extra: Any) -> mqtt.MQTTMessageInfo:
+        payload = {"state": state, "device": self.device_id, "ts": _now_ms(), **extra}
+        if state == "online":
+            width, height = self.source.size if self.source else DEFAULT_SIZE
+            payload |= {
+                "firmware": FIRMWARE,
+                "mqtt": self.protocol,
+                "resolution": [width, height],
+                **self._applied(),
+            }
+        return self._publish(topics.Kind.STATUS, json.dumps(payload).encode(), retain=True)
+
+    # --- publishing and link statistics -----------------------------------------------
+
+    def _publish(
+        self, kind: topics.Kind, payload: bytes, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        sent_at = time.monotonic()
+        info = self._client.publish(self._topic[kind], payload, qos=QOS, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
+        pending = _Pending(sent_at, len(payload), kind is topics.Kind.FRAME)
+        with self._lock:
+            acked_at = self._early_acks.pop(info.mid, None)
+            if acked_at is None:
+                self._pending[info.mid] = pending
+        if acked_at is not None:
+            self._acknowledged(pending, acked_at)
+        return info
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        now = time.monotonic()
+        with self._lock:
+            pending = self._pending.pop(mid, None)
+            if pending is None:
+                self._early_acks[mid] = now
+                return
+        self._acknowledged(pending, now)
+
+    def _acknowledged(self, pending: _Pending, acked_at: float) -> None:
+        if not pending.is_frame:
+            return
+        self.stats.frames_acked += 1
+        self.stats.bytes_acked += pending.size
+        self.stats.puback_ms.append((acked_at - pending.sent_at) * 1000)
+        self.stats.acked.append((acked_at, pending.size))
+
+    @property
+    def backlog(self) -> int:
+        """Frames published but not yet acknowledged by the broker."""
+        with self._lock:
+            return sum(p.is_frame for p in self._pending.values())
+
+    def telemetry(self) -> dict[str, Any]:
+        """The heartbeat payload: link statistics as the device itself measures them."""
+        now = time.monotonic()
+        stats = self.stats
+        latencies = sorted(stats.puback_ms)
+        counters = {k: v for k, v in asdict(stats).items() if isinstance(v, int)}
+        return {
+            "device": self.device_id,
+            "ts": _now_ms(),
+            "uptime_s": round(now - self.started_at, 1),
+            "seq": self.seq,
+            **counters,
+            "backlog": self.backlog,
+            "max_backlog": self.max_backlog,
+            "puback_ms": {
+                "mean": round(sum(latencies) / len(latencies), 2) if latencies else None,
+                "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
+                "samples": len(latencies),
+            },
+            "throughput_kbps": round(stats.throughput_kbps(now), 2),
+            **self._applied(),
+        }
+
+    def publish_telemetry(self) -> None:
+        self._publish(topics.Kind.TELEMETRY, json.dumps(self.telemetry()).encode())
+
+    # --- desired / reported state -------------------------------------------------------
+
+    def _applied(self) -> dict[str, Any]:
+        s = self.settings
+        return {"version": s.version, "tier": s.tier, "fps": s.fps, "max_kbps": s.max_kbps}
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self._topic[topics.Kind.DESIRED]:
+            return
+        try:
+            desired = json.loads(message.payload)
+            if not isinstance(desired, dict):
+                raise ValueError("desired state must be a JSON object")
+            if desired.get("version", -1) == self.settings.version and self.settings.version:
+                return  # redelivered (retained or QoS 1 duplicate): already applied
+            settings = self.settings.merged(desired)
+        except ValueError as exc:  # also json.JSONDecodeError
+            log.warning("%s: rejected desired state: %s", self.device_id, exc)
+            report = {**self._applied(), "error": str(exc), "rejected": _jsonable(message.payload)}
+        else:
+            if settings.version < self.settings.version:
+                log.info("%s: ignored stale desired version %s", self.device_id, settings.version)
+                return
+            if settings.fps != self.settings.fps:
+                self._next_frame = time.monotonic()
+            self.settings = settings
+            report = self._applied()
+        report |= {"device": self.device_id, "ts": _now_ms()}
+        self._publish(topics.Kind.REPORTED, json.dumps(report).encode(), retain=True)
+
+    # --- capture ------------------------------------------------------------------------
+
+    def _rate_budget(self, now: float) -> float:
+        """Bytes the ``max_kbps`` cap allows right now (a bucket holding two seconds)."""
+        cap = self.settings.max_kbps
+        if cap is None:
+            return math.inf
+        rate = cap * 1000 / 8
+        self._tokens = min(2 * rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        return self._tokens
+
+    def send_frame(self, frame: np.ndarray) -> str:
+        """Encode and publish one captured frame. Returns what happened: ``sent``,
+        ``trimmed`` (fewer channels), ``dropped-backlog`` or ``dropped-rate``."""
+        if self.encoder is None:
+            raise RuntimeError("this camera has no encoder")
+        now = time.monotonic()
+        seq = self.seq
+        self.seq += 1
+        self.stats.frames_captured += 1
+        backlog = self.backlog
+        if backlog >= self.max_backlog:
+            return self._drop("backlog")
+        tier = self.settings.tier
+        channels = tier if backlog < self.max_backlog // 2 else max(1, tier // 2)
+        packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=_now_ms())
+        budget = self._rate_budget(now)
+        while len(packet) > budget and channels > 1:
+            channels = max(1, channels * 2 // 3)
+            packet = trim_channels(packet, channels)
+        if len(packet) > budget:
+            return self._drop("rate")
+        if budget is not math.inf:
+            self._tokens -= len(packet)
+        self._publish(topics.Kind.FRAME, packet)
+        self.stats.frames_sent += 1
+        self.stats.bytes_sent += len(packet)
+        if channels < tier:
+            self.stats.frames_trimmed += 1
+            return "trimmed"
+        return "sent"
+
+    def _drop(self, reason: str) -> str:
+        self.stats.frames_dropped += 1
+        setattr(self.stats, f"dropped_{reason}", getattr(self.stats, f"dropped_{reason}") + 1)
+        return f"dropped-{reason}"
+
+    def tick(self, now: float | None = None) -> float:
+        """Do whatever is due (a capture, a heartbeat); return when to call again."""
+        now = time.monotonic() if now is None else now
+        if self.online and now >= self._next_heartbeat:
+            self.publish_telemetry()
+            self._next_heartbeat = now + self.heartbeat_s
+        fps = self.settings.fps
+        if fps <= 0 or self.source is None or self.encoder is None:
+            self._next_frame = now + 1.0
+        elif now >= self._next_frame:
+            self.send_frame(self.source.next_frame())
+            period = 1.0 / fps
+            # keep the cadence; after a stall, resynchronise instead of bursting
+            self._next_frame = max(self._next_frame + period, now + period / 2)
+        return min(self._next_frame, self._next_heartbeat)
+
+    def run(self, duration_s: float | None = None, frames: int | None = None) -> None:
+        """Capture on this thread until ``duration_s`` passes or ``frames`` were captured."""
+        end = math.inf if duration_s is None else time.monotonic() + duration_s
+        while not self._stopped.is_set() and time.monotonic() < end:
+            if frames is not None and self.stats.frames_captured >= frames:
+                break
+            wake = self.tick()
+            self._stopped.wait(max(0.0, min(wake, end) - time.monotonic()))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _jsonable(payload: bytes) -> str:
+    return payload[:200].decode("utf-8", errors="replace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devices.camera``: one camera in its own process (tests, end-to-end runs)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device-id", required=True)
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    parser.add_argument(
+        "--source", default="synthetic", help="synthetic[:SCENE], a folder or a video"
+    )
+    parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument("--tier", type=int, default=MAX_TIER)
+    parser.add_argument("--frames", type=int, help="stop after this many frames")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
+    parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5")
+    parser.add_argument("--no-codec", action="store_true", help="status/telemetry only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    encoder = None
+    if not args.no_codec:
+        from mcucoder.codec import Codec
+
+        encoder = Codec.load()
+    camera = Camera(
+        args.device_id,
+        args.broker,
+        source=make_source(args.source, (width, height)),
+        encoder=encoder,
+        tier=args.tier,
+        fps=args.fps,
+        protocol=args.mqtt,
+    )
+    camera.start()
+    if not camera.wait_online(15):
+        print(f"{args.device_id}: broker {camera.broker} unreachable", file=sys.stderr)
+        camera.stop()
+        return 1
+    print(f"{args.device_id}: online", flush=True)
+    try:
+        camera.run(duration_s=args.duration, frames=args.frames)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        camera.stop(timeout_s=10.0)
+    print(json.dumps(camera.telemetry()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
