@@ -386,7 +386,7 @@ class Camera:
             raise RuntimeError("this camera has no encoder")
         now = time.monotonic()
         seq = self.seq
-        self.seq += 1
+        self.seq = (self.seq + 1) & 0xFFFFFFFF  # the packet's seq field is uint32
         self.stats.frames_captured += 1
         backlog = self.backlog
         if backlog >= self.max_backlog:

@@ -1,0 +1,268 @@
+"""Many simulated cameras in one process: the demo's fleet and the load generator.
+
+Each camera keeps its own MQTT client (its own id, session and Will) on paho's network
+thread; one scheduler thread captures and encodes for all of them in turn, so the heavy
+codec is loaded once and encodes never run concurrently on a 2-core machine.
+
+    python -m devices.fleet --count 3 --broker mqtt://127.0.0.1:1883 --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from devices.camera import MAX_TIER, Camera, Encoder
+from devices.mqtt_url import BrokerURL
+from devices.scenes import DEFAULT_SIZE, Size, make_source
+
+log = logging.getLogger(__name__)
+
+
+class SerializedEncoder:
+    """A codec shared between threads: one encode at a time (torch would oversubscribe)."""
+
+    def __init__(self, codec: Encoder) -> None:
+        self.codec = codec
+        self._lock = threading.Lock()
+
+    def encode(
+        self, image: np.ndarray, channels: int = MAX_TIER, seq: int = 0, capture_time_ms: int = 0
+    ) -> bytes:
+        with self._lock:
+            return self.codec.encode(
+                image, channels=channels, seq=seq, capture_time_ms=capture_time_ms
+            )
+
+
+def load_codec(model: str | None = None) -> SerializedEncoder:
+    """Load the shared codec once (imports torch: seconds, hence lazily)."""
+    from mcucoder.codec import Codec
+
+    return SerializedEncoder(Codec.load(model))
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    devices: int
+    online: int
+    fps: float  # frames published per second, whole fleet
+    kbps: float  # kbit/s published, whole fleet
+    mean_tier: float
+    backlog: int  # unacknowledged frames, whole fleet
+    frames_sent: int
+    frames_dropped: int
+
+    def line(self) -> str:
+        return (
+            f"online {self.online}/{self.devices}  {self.fps:6.1f} frames/s  "
+            f"{self.kbps:8.1f} kbit/s  tier {self.mean_tier:4.1f}  "
+            f"backlog {self.backlog}  sent {self.frames_sent}  dropped {self.frames_dropped}"
+        )
+
+
+class Fleet:
+    """N cameras sharing one codec and one capture thread; ``start()``/``stop()`` return at
+    once and everything runs on background threads (for the demo launcher)."""
+
+    def __init__(
+        self,
+        device_ids: Sequence[str],
+        broker_url: str,
+        *,
+        fps: float = 1.0,
+        tier: int = MAX_TIER,
+        source: str = "synthetic",
+        size: Size = DEFAULT_SIZE,
+        codec: Encoder | None = None,
+        model: str | None = None,
+        mqtt: str = "5",
+        heartbeat_s: float = 10.0,
+        max_backlog: int = 16,
+        credentials: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
+        if len(set(device_ids)) != len(device_ids):
+            raise ValueError("device ids must be unique (they are MQTT client ids)")
+        self.broker = BrokerURL.parse(broker_url)
+        self._codec = codec
+        self._model = model
+        self.cameras = [
+            Camera(
+                device_id,
+                self.broker,
+                source=make_source(source, size, index=i),
+                tier=tier,
+                fps=fps,
+                heartbeat_s=heartbeat_s,
+                max_backlog=max_backlog,
+                protocol=mqtt,
+                **_credentials(credentials, device_id),
+            )
+            for i, device_id in enumerate(device_ids)
+        ]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_at = time.monotonic()
+        self._last: tuple[float, int, int] = (self._started_at, 0, 0)
+
+    def start(self) -> Fleet:
+        """Load the codec (once), connect every camera and start capturing."""
+        if self._thread is not None:
+            return self
+        encoder = self._codec or load_codec(self._model)
+        for camera in self.cameras:
+            camera.encoder = encoder
+            camera.start()
+        self._started_at = time.monotonic()
+        self._last = (self._started_at, 0, 0)
+        self._thread = threading.Thread(target=self._schedule, name="fleet-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def _schedule(self) -> None:
+        """Run every camera's ``tick`` when it is due, earliest first."""
+        now = time.monotonic()
+        # spread first captures over a second so the fleet does not pulse in step
+        queue = [(now + i / max(1, len(self.cameras)), i) for i in range(len(self.cameras))]
+        heapq.heapify(queue)
+        while queue and not self._stop.is_set():
+            due, i = queue[0]
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                break
+            heapq.heappop(queue)
+            camera = self.cameras[i]
+            try:
+                wake = camera.tick()
+            except Exception:
+                log.exception("%s: capture failed", camera.device_id)
+                wake = time.monotonic() + 1.0
+            heapq.heappush(queue, (wake, i))
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop capturing, then let every camera flush and say offline before disconnecting."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        per_camera = max(0.2, timeout_s / max(1, len(self.cameras)))
+        for camera in self.cameras:
+            camera.stop(timeout_s=per_camera)
+
+    def wait_online(self, timeout_s: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(c.online for c in self.cameras):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def status(self, since_start: bool = False) -> FleetStatus:
+        """Fleet totals; rates over the time since the previous call (or since start)."""
+        now = time.monotonic()
+        frames = sum(c.stats.frames_sent for c in self.cameras)
+        sent = sum(c.stats.bytes_sent for c in self.cameras)
+        t0, frames0, sent0 = (self._started_at, 0, 0) if since_start else self._last
+        self._last = (now, frames, sent)
+        dt = max(now - t0, 1e-6)
+        n = max(1, len(self.cameras))
+        return FleetStatus(
+            devices=len(self.cameras),
+            online=sum(c.online for c in self.cameras),
+            fps=(frames - frames0) / dt,
+            kbps=(sent - sent0) * 8 / 1000 / dt,
+            mean_tier=sum(c.settings.tier for c in self.cameras) / n,
+            backlog=sum(c.backlog for c in self.cameras),
+            frames_sent=frames,
+            frames_dropped=sum(c.stats.frames_dropped for c in self.cameras),
+        )
+
+    def __enter__(self) -> Fleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _credentials(
+    credentials: Callable[[str], tuple[str, str]] | None, device_id: str
+) -> dict[str, str]:
+    if credentials is None:
+        return {}
+    username, password = credentials(device_id)
+    return {"username": username, "password": password}
+
+
+def device_ids(count: int, prefix: str = "cam") -> list[str]:
+    """``cam-000``, ``cam-001``, …: stable ids, so persistent sessions survive restarts."""
+    width = max(3, len(str(count - 1)))
+    return [f"{prefix}-{i:0{width}d}" for i in range(count)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run N simulated cameras against a broker.")
+    parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    parser.add_argument(
+        "--source", default="synthetic", help="synthetic[:SCENE], a folder of images or a video"
+    )
+    parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument("--duration", type=float, help="seconds; default: until Ctrl-C")
+    parser.add_argument("--tier", type=int, default=MAX_TIER, help=f"channels 1..{MAX_TIER}")
+    parser.add_argument("--prefix", default="cam", help="device id prefix")
+    parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
+    parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version")
+    parser.add_argument("--model", help="codec model (default: the codec's own)")
+    parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    fleet = Fleet(
+        device_ids(args.count, args.prefix),
+        args.broker,
+        fps=args.fps,
+        tier=args.tier,
+        source=args.source,
+        size=(width, height),
+        model=args.model,
+        mqtt=args.mqtt,
+        heartbeat_s=args.heartbeat,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    end = time.monotonic() + args.duration if args.duration else float("inf")
+    live = sys.stdout.isatty()
+    print(f"{args.count} cameras -> {fleet.broker} (MQTT {args.mqtt}); Ctrl-C stops", flush=True)
+    fleet.start()
+    last_print = 0.0
+    try:
+        while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
+            if time.monotonic() >= end:
+                break
+            status = fleet.status()
+            if live:
+                print("\r" + status.line(), end="", flush=True)
+            elif time.monotonic() - last_print >= 10:
+                print(status.line(), flush=True)
+                last_print = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live:
+            print()
+        fleet.stop()
+    print(json.dumps(asdict(fleet.status(since_start=True))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

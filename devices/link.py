@@ -1,0 +1,137 @@
+"""A link emulator: a TCP relay between cameras and the broker that behaves like a poor
+uplink (limited bandwidth, added latency, outages), so backlog, PUBACK latency and the
+device's local fallback can be exercised against a real broker.
+
+Bandwidth limits the device-to-broker direction (the camera's uplink); latency applies
+to both directions. ``pause()`` stalls the link without closing it, as a radio losing
+coverage would: TCP stays up, nothing moves, the device's backlog grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+Bandwidth = Callable[[float], float | None]  # seconds since start -> kbit/s (None: unlimited)
+
+
+def constant(kbps: float | None) -> Bandwidth:
+    return lambda t: kbps
+
+
+class LinkEmulator:
+    """Listen on ``host:port`` (0: any free port) and relay every connection to
+    ``upstream``; ``url`` is the broker URL to give the cameras."""
+
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        *,
+        bandwidth: Bandwidth | float | None = None,
+        latency_ms: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.upstream = upstream
+        self.bandwidth = bandwidth if callable(bandwidth) else constant(bandwidth)
+        self.latency_ms = latency_ms
+        self.host, self.port = host, port
+        self.bytes_up = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="link-emulator", daemon=True)
+        self._started_at = time.monotonic()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> LinkEmulator:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("link emulator did not start")
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def pause(self) -> None:
+        """Coverage lost: bytes stop flowing both ways, connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def __enter__(self) -> LinkEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._relay, self.host, self.port)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            self._pump(reader, up_writer, shaped=True),
+            self._pump(up_reader, writer, shaped=False),
+            return_exceptions=True,
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shaped: bool
+    ) -> None:
+        """Read, pace to the bandwidth, and deliver each chunk ``latency_ms`` later
+        (deliveries pipeline, so latency does not cut throughput)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+
+        async def deliver() -> None:
+            try:
+                while (item := await queue.get()) is not None:
+                    at, data = item
+                    await asyncio.sleep(max(0.0, at - loop.time()))
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+
+        delivery = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(1024 if shaped else 65536):
+                while not self._flowing.is_set():
+                    await asyncio.sleep(0.05)
+                if shaped:
+                    kbps = self.bandwidth(time.monotonic() - self._started_at)
+                    if kbps:
+                        await asyncio.sleep(len(data) * 8 / 1000 / kbps)
+                    self.bytes_up += len(data)
+                queue.put_nowait((loop.time() + self.latency_ms / 1000, data))
+        finally:
+            queue.put_nowait(None)
+            await delivery
