@@ -1,0 +1,42 @@
+# The two commands: `make demo` runs Strata with a simulated fleet; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format services venv venv-dev clean
+
+demo: $(VENV)/.runtime  ## Run the platform + a simulated fleet on the embedded default
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo
+
+test: $(VENV)/.dev services  ## Lint, then the whole suite against real PostgreSQL, Redis, Mosquitto
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+services:
+	bash scripts/ensure_services.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+venv: $(VENV)/.runtime
+venv-dev: $(VENV)/.dev
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,5 @@
+"""Celery workers that decode archived latents into images with torch (GPU when present)."""
+
+from decoder_worker.celery import app
+
+__all__ = ["app"]

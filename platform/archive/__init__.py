@@ -1,0 +1,1 @@
+"""The archive: every frame, every latent layer as received, and decoded images."""

@@ -1,0 +1,72 @@
+"""Frames as the devices sent them, one row per latent layer, and decoded images.
+
+Layers are kept separately (not the packet as one blob) so that any quality level k can
+be re-decoded later from the first k layers, and a later packet carrying more layers of the
+same frame adds to it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from fleet.models import Device
+
+
+class Frame(models.Model):
+    """One captured frame of one device, identified by the device's sequence number."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="frames")
+    seq = models.BigIntegerField(help_text="Device frame sequence number.")
+    capture_time_ms = models.BigIntegerField(help_text="Device clock at capture, ms since epoch.")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    model_id = models.BigIntegerField(help_text="Codec model (weights and tables) that encoded it.")
+    frame_type = models.PositiveSmallIntegerField(default=0)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    n_layers = models.PositiveSmallIntegerField(default=0, help_text="Layers received so far.")
+    header = models.JSONField(default=dict, help_text="Packet header fields needed to decode.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "seq"], name="frame_unique_device_seq")
+        ]
+        indexes = [models.Index(fields=["device", "-received_at"], name="frame_device_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}#{self.seq}"
+
+
+class Layer(models.Model):
+    """One latent channel's independently decodable chunk, in importance order."""
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="layers")
+    index = models.PositiveSmallIntegerField(help_text="0 = most important channel.")
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "index"], name="layer_unique_frame_index")
+        ]
+        ordering = ["frame", "index"]
+
+    def __str__(self) -> str:
+        return f"{self.frame_id}/layer {self.index}"
+
+
+class DecodedImage(models.Model):
+    """A frame reconstructed from its first ``channels`` layers."""
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="decoded")
+    channels = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=32, default="image/webp")
+    image = models.BinaryField()
+    decode_ms = models.FloatField(help_text="Decoder time per frame within its batch.")
+    decoded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "channels"], name="decoded_unique_frame_k")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frame_id} at k={self.channels}"

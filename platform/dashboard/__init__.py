@@ -1,0 +1,1 @@
+"""The dashboard: fleet overview, camera pages and live updates over WebSockets."""

@@ -1,0 +1,130 @@
+"""``python manage.py demo``: the whole platform and a simulated fleet in one process.
+
+On the embedded default (no ``MQTT_URL``/``REDIS_URL``) it starts an embedded MQTT broker,
+runs ingest in a thread, runs Celery tasks in-process and serves the dashboard with daphne.
+With ``MQTT_URL`` it uses that broker; with ``REDIS_URL`` it starts a real Celery worker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from devices.mqtt_url import BrokerURL
+from fleet.services import provision_device
+from ingest.consumer import IngestConsumer
+
+DEMO_PASSWORD = "strata-demo"
+DEMO_CAMERAS = [
+    ("demo-farm-1", "Paddock gate", "North farm"),
+    ("demo-yard-2", "Barn yard", "North farm"),
+    ("demo-road-3", "Access road", "Depot"),
+]
+
+
+def ensure_demo_users() -> None:
+    """An admin and an operator with a known password, printed at start-up."""
+    users = get_user_model()
+    for username, staff in (("admin", True), ("operator", False)):
+        user, _ = users.objects.get_or_create(username=username)
+        user.is_staff = user.is_superuser = staff
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+
+
+class Command(BaseCommand):
+    help = "Run the dashboard, ingest, decoding and a simulated fleet of cameras together."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--cameras", type=int, default=len(DEMO_CAMERAS))
+        parser.add_argument("--fps", type=float, default=1.0)
+
+    def handle(self, *args, host: str, port: int, cameras: int, fps: float, **options) -> None:
+        from devices.broker import EmbeddedBroker, free_port
+        from devices.fleet import Fleet
+
+        ensure_demo_users()
+        specs = [DEMO_CAMERAS[i % len(DEMO_CAMERAS)] for i in range(cameras)]
+        device_ids = [
+            spec[0] if i < len(DEMO_CAMERAS) else f"{spec[0]}-{i + 1}"
+            for i, spec in enumerate(specs)
+        ]
+        for device_id, (_, name, site) in zip(device_ids, specs, strict=True):
+            provision_device(device_id, name=name, site=site)
+
+        broker = None
+        if settings.MQTT_URL:
+            broker_url, mqtt5 = settings.MQTT_URL, True
+        else:
+            broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+            broker_url, mqtt5 = broker.url, False  # amqtt speaks MQTT 3.1.1
+
+        worker = None
+        if settings.REDIS_URL:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "decoder_worker",
+                    "worker",
+                    "-Q",
+                    "live",
+                    "--pool",
+                    "solo",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=Path(settings.PROJECT_DIR),
+            )
+
+        consumer = IngestConsumer(
+            BrokerURL.parse(broker_url), client_id="strata-demo-ingest", mqtt5=mqtt5
+        )
+        consumer.start()
+        fleet = Fleet(device_ids, broker_url, fps=fps, mqtt5=mqtt5)
+        fleet.start()
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nStrata demo is up.\n"
+                f"  Dashboard: http://{host}:{port}/\n"
+                f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD})\n"
+                f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
+                f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+                f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"
+                f"Press Ctrl-C to stop.\n"
+            )
+        )
+        try:
+            self.serve(host, port)
+        finally:
+            fleet.stop()
+            consumer.stop()
+            if worker is not None:
+                worker.terminate()
+                worker.wait(10)
+            if broker is not None:
+                broker.stop()
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve the ASGI application with daphne until Ctrl-C."""
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from strata.asgi import application
+
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+        ).run()

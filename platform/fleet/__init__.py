@@ -1,0 +1,1 @@
+"""The fleet: cameras, their identity, state and the limits admins set on them."""
