@@ -1,0 +1,5 @@
+"""``python -m mcucoder COMMAND``: see ``mcucoder.cli``."""
+
+from .cli import main
+
+raise SystemExit(main())

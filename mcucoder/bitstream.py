@@ -1,0 +1,272 @@
+"""The frame packet: the byte contract between devices, relays and the platform.
+
+Layout and field meanings are specified in ``docs/bitstream.md``. Pure Python (struct and
+zlib only), so the ingest process can parse packets without numpy or torch. Parsing is
+strict: any malformed input raises a specific :class:`PacketError`, never another
+exception.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, replace
+
+MAGIC = b"SF"
+VERSION = 1
+MAX_PACKET_SIZE = 4 << 20  # 4 MiB: far above a 4K frame at full quality
+MAX_CHANNELS = 32
+
+FRAME_INTRA = 0
+FRAME_PREDICTED = 1  # reserved: inter frames coded against the reference frame
+FRAME_TYPES = {FRAME_INTRA: "intra", FRAME_PREDICTED: "predicted"}
+
+CODING_RAW = 0  # each latent value as one int8 byte (debugging, conformance)
+CODING_RANS = 1  # per-channel static-table rANS (docs/bitstream.md)
+CODINGS = {CODING_RAW: "raw-int8", CODING_RANS: "rans-static"}
+
+# magic, version, frame_type, model_id, seq, capture_time_ms, width, height,
+# coding, quant, ref, n_channels
+_HEADER = struct.Struct("<2sBBIIQHHBBHB")
+HEADER_SIZE = _HEADER.size  # 29 bytes
+CRC_SIZE = 4
+
+
+class PacketError(ValueError):
+    """A packet that cannot be accepted; subclasses say why."""
+
+
+class TooLarge(PacketError):
+    """The packet exceeds the size limit (checked before anything else)."""
+
+
+class Truncated(PacketError):
+    """Fewer bytes than the header and chunk lengths promise."""
+
+
+class BadMagic(PacketError):
+    """Not a Strata frame packet."""
+
+
+class UnsupportedVersion(PacketError):
+    """A packet version this parser does not know."""
+
+
+class ChecksumMismatch(PacketError):
+    """The CRC-32 does not match: the packet was corrupted."""
+
+
+class Inconsistent(PacketError):
+    """Fields that contradict each other or are out of range."""
+
+
+class UnsupportedFeature(PacketError):
+    """A well-formed packet using a frame type or coding method this decoder lacks."""
+
+
+class UnknownModel(PacketError):
+    """The packet's model_id names weights/tables this decoder does not have."""
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_uvarint(data: bytes, pos: int, limit: int) -> tuple[int, int]:
+    n = shift = 0
+    for i in range(5):  # lengths < 2**35: more bytes is malformed
+        if pos >= limit:
+            raise Truncated("packet ends inside the chunk length table")
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            if i and b == 0:
+                raise Inconsistent("non-minimal varint in the chunk length table")
+            return n, pos
+    raise Inconsistent("chunk length varint longer than 5 bytes")
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One coded frame. ``chunks[i]`` is latent channel i, in importance order."""
+
+    version: int
+    frame_type: int
+    model_id: int
+    seq: int
+    capture_time_ms: int
+    width: int
+    height: int
+    coding: int  # entropy coding method (CODING_*)
+    quant: int  # quantisation table id within the model; 0 = as trained
+    ref: int  # inter frames: seq distance to the reference frame; 0 for intra
+    chunks: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(height, width) of the latent grid: the frame padded to a multiple of 8, / 8."""
+        return (self.height + 7) // 8, (self.width + 7) // 8
+
+    def with_channels(self, k: int) -> Packet:
+        """The first ``k`` channels only: what a relay forwards on a thin link."""
+        if not 1 <= k <= self.n_channels:
+            raise ValueError(f"k must be in 1..{self.n_channels}, got {k}")
+        return replace(self, chunks=self.chunks[:k])
+
+    def to_bytes(self) -> bytes:
+        head = _HEADER.pack(
+            MAGIC,
+            self.version,
+            self.frame_type,
+            self.model_id,
+            self.seq,
+            self.capture_time_ms,
+            self.width,
+            self.height,
+            self.coding,
+            self.quant,
+            self.ref,
+            self.n_channels,
+        )
+        body = head + b"".join(_uvarint(len(c)) for c in self.chunks) + b"".join(self.chunks)
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    def header_fields(self) -> dict:
+        """JSON-serialisable scalar fields, e.g. for the archive's database row."""
+        return {
+            "version": self.version,
+            "frame_type": self.frame_type,
+            "model_id": self.model_id,
+            "seq": self.seq,
+            "capture_time_ms": self.capture_time_ms,
+            "width": self.width,
+            "height": self.height,
+            "coding": self.coding,
+            "quant": self.quant,
+            "ref": self.ref,
+            "n_channels": self.n_channels,
+            "payload_bytes": sum(len(c) for c in self.chunks),
+        }
+
+
+def _check_fields(p: Packet) -> None:
+    """Range checks shared by building and parsing (raise :class:`Inconsistent`)."""
+    limits = {
+        "version": 0xFF,
+        "frame_type": 0xFF,
+        "model_id": 0xFFFFFFFF,
+        "seq": 0xFFFFFFFF,
+        "capture_time_ms": 0xFFFFFFFFFFFFFFFF,
+        "width": 0xFFFF,
+        "height": 0xFFFF,
+        "coding": 0xFF,
+        "quant": 0xFF,
+        "ref": 0xFFFF,
+    }
+    for name, hi in limits.items():
+        v = getattr(p, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise Inconsistent(f"{name}={v!r} out of range 0..{hi}")
+    if p.width == 0 or p.height == 0:
+        raise Inconsistent(f"empty frame {p.width}x{p.height}")
+    if not 1 <= len(p.chunks) <= MAX_CHANNELS:
+        raise Inconsistent(f"{len(p.chunks)} channels, expected 1..{MAX_CHANNELS}")
+    if p.frame_type == FRAME_INTRA and p.ref != 0:
+        raise Inconsistent("intra frame with a non-zero reference")
+    if p.frame_type == FRAME_PREDICTED and p.ref == 0:
+        raise Inconsistent("predicted frame without a reference")
+    if p.coding == CODING_RAW:
+        h, w = p.latent_size
+        for i, c in enumerate(p.chunks):
+            if len(c) != h * w:
+                raise Inconsistent(f"raw chunk {i} has {len(c)} bytes, expected {h * w}")
+
+
+def build_packet(
+    *,
+    model_id: int,
+    width: int,
+    height: int,
+    chunks: list[bytes] | tuple[bytes, ...],
+    seq: int = 0,
+    capture_time_ms: int = 0,
+    frame_type: int = FRAME_INTRA,
+    coding: int = CODING_RANS,
+    quant: int = 0,
+    ref: int = 0,
+) -> bytes:
+    """Serialise a frame; raises :class:`Inconsistent` for out-of-range fields."""
+    return Packet(
+        VERSION,
+        frame_type,
+        model_id,
+        seq,
+        capture_time_ms,
+        width,
+        height,
+        coding,
+        quant,
+        ref,
+        tuple(bytes(c) for c in chunks),
+    ).to_bytes()
+
+
+def parse_packet(data: bytes, max_size: int = MAX_PACKET_SIZE) -> Packet:
+    """Parse and validate a packet; raises a :class:`PacketError` subclass, nothing else."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise PacketError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_size:
+        raise TooLarge(f"packet of {len(data)} bytes exceeds the {max_size}-byte limit")
+    if data[:2] != MAGIC[: len(data[:2])]:
+        raise BadMagic(f"bad magic {data[:2]!r}, expected {MAGIC!r}")
+    if len(data) < 3:
+        raise Truncated(f"packet of {len(data)} bytes is shorter than its header")
+    if data[2] != VERSION:
+        raise UnsupportedVersion(f"packet version {data[2]}, this parser reads {VERSION}")
+    if len(data) < HEADER_SIZE + CRC_SIZE:
+        raise Truncated(f"packet of {len(data)} bytes is shorter than its header")
+    (_, version, frame_type, model_id, seq, t_ms, width, height, coding, quant, ref, n) = (
+        _HEADER.unpack_from(data)
+    )
+    limit = len(data) - CRC_SIZE
+    pos = HEADER_SIZE
+    lengths = []
+    for _ in range(n):
+        length, pos = _read_uvarint(data, pos, len(data))
+        lengths.append(length)
+    need = pos + sum(lengths) + CRC_SIZE
+    if need > len(data):
+        raise Truncated(f"packet has {len(data)} bytes, its header promises {need}")
+    if need < len(data):
+        raise Inconsistent(f"{len(data) - need} bytes after the last chunk")
+    (crc,) = struct.unpack_from("<I", data, limit)
+    if zlib.crc32(data[:limit]) != crc:
+        raise ChecksumMismatch("CRC-32 mismatch: the packet is corrupted")
+    if frame_type not in FRAME_TYPES:
+        raise UnsupportedFeature(f"unknown frame type {frame_type}")
+    if coding not in CODINGS:
+        raise UnsupportedFeature(f"unknown coding method {coding}")
+    chunks = []
+    for length in lengths:
+        chunks.append(data[pos : pos + length])
+        pos += length
+    fields = (version, frame_type, model_id, seq, t_ms, width, height, coding, quant, ref)
+    return Packet(*fields, tuple(chunks))

@@ -1,0 +1,85 @@
+"""Turn a training checkpoint into a registered model: weights, static entropy tables,
+model_id, manifest entry. The INT8 TFLite encoder is exported by ``mcucoder.tflite_export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .entropy import ChannelTable, table_from_laplace, tables_to_json
+from .models import MCUCoder
+from .registry import MANIFEST, WEIGHTS_DIR, model_id_of
+
+
+def load_checkpoint(path: Path | str) -> tuple[MCUCoder, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ck.get("config", {})
+    net = MCUCoder(cfg.get("width", 128), cfg.get("blocks", 3))
+    net.load_state_dict(ck["model"])
+    net.eval()
+    return net, ck
+
+
+@torch.no_grad()
+def latent_histograms(
+    net: MCUCoder, images: np.ndarray, int8_like: bool = True
+) -> tuple[np.ndarray, int]:
+    """Counts of each rounded latent value per channel: (12, n_values), offset."""
+    net.encoder.set_qat(int8_like)
+    x = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float() / 255
+    q = torch.cat([torch.round(net.encoder(b)) for b in x.split(8)]).numpy().astype(np.int64)
+    net.encoder.set_qat(False)
+    lo, hi = int(q.min()), int(q.max())
+    counts = np.stack(
+        [np.bincount(q[:, c].ravel() - lo, minlength=hi - lo + 1) for c in range(q.shape[1])]
+    )
+    return counts, lo
+
+
+def build_tables(net: MCUCoder, images: np.ndarray | None = None) -> list[ChannelTable]:
+    """Per-channel integer tables from the learned Laplace prior, sharpened by measured
+    histograms of the training latents when images are given."""
+    mu = net.prior.mu.detach().numpy()
+    b = net.prior.log_b.detach().exp().numpy()
+    counts, off = latent_histograms(net, images) if images is not None else (None, 0)
+    return [
+        table_from_laplace(float(mu[c]), float(b[c]), None if counts is None else counts[c], off)
+        for c in range(len(mu))
+    ]
+
+
+def export_model(
+    net: MCUCoder,
+    name: str,
+    tables: list[ChannelTable],
+    info: dict | None = None,
+    weights_dir: Path = WEIGHTS_DIR,
+    make_default: bool = True,
+) -> int:
+    """Write ``NAME.pt`` + ``NAME.tables.json``, register them in the manifest; returns
+    the model_id (CRC-32 of both files)."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    wfile, tfile = weights_dir / f"{name}.pt", weights_dir / f"{name}.tables.json"
+    state = {
+        "encoder": net.encoder.state_dict(),
+        "decoder": net.decoder.state_dict(),
+        "decoder_config": json.dumps(net.decoder.config),
+    }
+    torch.save(state, wfile)
+    tfile.write_text(json.dumps(tables_to_json(tables), separators=(",", ":")) + "\n")
+    model_id = model_id_of(wfile, tfile)
+    manifest_path = weights_dir / MANIFEST.name
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    entry = manifest["models"].get(name, {})
+    entry.update({"model_id": model_id, "weights": wfile.name, "tables": tfile.name})
+    tflite = weights_dir / f"{name}.int8.tflite"
+    entry["tflite"] = tflite.name if tflite.exists() else None
+    entry.update(info or {})
+    manifest["models"][name] = entry
+    if make_default or "default" not in manifest:
+        manifest["default"] = name
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return model_id

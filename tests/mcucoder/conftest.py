@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photo shipped with matplotlib (no downloads), cropped small for speed."""
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB"))[100:324, 150:374].copy()
+
+
+@pytest.fixture(scope="session")
+def codec():
+    from mcucoder.codec import Codec
+
+    return Codec.load(encoder="float")
