@@ -145,5 +145,15 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in (
+            "daphne",
+            "django.channels.server",
+            "amqtt",
+            "transitions",
+            "kombu",
+            "celery.app.trace",
+        )
+    },
 }

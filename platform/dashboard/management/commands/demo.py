@@ -91,7 +91,7 @@ class Command(BaseCommand):
             BrokerURL.parse(broker_url), client_id="strata-demo-ingest", mqtt5=mqtt5
         )
         consumer.start()
-        fleet = Fleet(device_ids, broker_url, fps=fps, mqtt5=mqtt5)
+        fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
         fleet.start()
 
         self.stdout.write(
