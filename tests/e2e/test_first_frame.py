@@ -3,6 +3,7 @@ process (torch decode) → archive → dashboard over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 import time
@@ -10,9 +11,12 @@ import urllib.request
 import uuid
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from PIL import Image
 
 from archive.models import DecodedImage, Frame, Layer
+from dashboard.live import FLEET_GROUP
 from fleet.services import provision_device
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,6 +37,10 @@ def test_frame_travels_from_device_to_dashboard(
 ):
     device_id = f"e2e-{uuid.uuid4().hex[:10]}"
     device = provision_device(device_id, name="E2E yard camera")
+    # Listen on the real Redis channel layer, as an open dashboard page does.
+    layer = get_channel_layer()
+    listener = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(FLEET_GROUP, listener)
 
     camera = spawn(
         "camera",
@@ -69,6 +77,15 @@ def test_frame_travels_from_device_to_dashboard(
     )
     assert decoded.channels == 12
     assert Image.open(io.BytesIO(bytes(decoded.image))).size == (224, 224)
+
+    async def next_event() -> dict:
+        while True:  # other test runs on this Redis may announce their frames too
+            message = await asyncio.wait_for(layer.receive(listener), timeout=30)
+            if message["event"]["device_id"] == device_id:
+                return message["event"]
+
+    event = async_to_sync(next_event)()
+    assert event["frame_id"] == frame.pk and event["channels"] == 12
 
     # The dashboard, over real HTTP with a signed-in session, lists the camera and serves it.
     cookie = f"sessionid={admin_client.cookies['sessionid'].value}"
