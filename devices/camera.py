@@ -164,7 +164,7 @@ class Camera:
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning
-        self._tokens = 0.0  # rate-cap bucket, bytes
+        self._tokens = math.inf  # rate-cap bucket in bytes; starts full
         self._tokens_at = time.monotonic()
         self._next_frame = time.monotonic()
         self._next_heartbeat = time.monotonic()

@@ -89,6 +89,7 @@ class Fleet:
         mqtt: str = "5",
         heartbeat_s: float = 10.0,
         max_backlog: int = 16,
+        session_expiry_s: int = 3600,
         credentials: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         if len(set(device_ids)) != len(device_ids):
@@ -105,6 +106,7 @@ class Fleet:
                 fps=fps,
                 heartbeat_s=heartbeat_s,
                 max_backlog=max_backlog,
+                session_expiry_s=session_expiry_s,
                 protocol=mqtt,
                 **_credentials(credentials, device_id),
             )

@@ -10,7 +10,6 @@ coverage would: TCP stays up, nothing moves, the device's backlog grows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -58,8 +57,19 @@ class LinkEmulator:
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        """Close the listener and every relayed connection (devices see the link drop)."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.get_running_loop().stop()
 
     def pause(self) -> None:
         """Coverage lost: bytes stop flowing both ways, connections stay open."""
@@ -76,19 +86,14 @@ class LinkEmulator:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._relay, self.host, self.port)
         )
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
             self._loop.run_forever()
         finally:
-            server.close()
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                self._loop.run_until_complete(asyncio.sleep(0))
             self._loop.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -97,11 +102,17 @@ class LinkEmulator:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(
-            self._pump(reader, up_writer, shaped=True),
-            self._pump(up_reader, writer, shaped=False),
-            return_exceptions=True,
-        )
+        try:
+            await asyncio.gather(
+                self._pump(reader, up_writer, shaped=True),
+                self._pump(up_reader, writer, shaped=False),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (asyncio 3.11 logs cancelled connection handlers)
+        finally:
+            up_writer.close()
+            writer.close()
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shaped: bool

@@ -1,0 +1,53 @@
+"""The embedded amqtt broker of the zero-service demo, driven by paho clients (MQTT 3.1.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from devices import topics
+from devices.broker import EmbeddedBroker
+from devices.camera import Camera
+from devices.scenes import SyntheticScene
+from tests.devices.conftest import connect_observer
+from tests.devices.packets import SizedPacketEncoder
+
+K = topics.Kind
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(port=0) as broker:
+        yield broker
+
+
+def test_camera_session_on_the_embedded_broker(embedded: EmbeddedBroker, device_id: str) -> None:
+    other = f"{device_id}-other"
+    observer = connect_observer(embedded.url, device_id)
+    observer.publish_json(device_id, K.DESIRED, {"version": 7, "tier": 2})
+    neighbour = connect_observer(embedded.url, other)  # someone subscribed to other topics
+    neighbour.publish_json(other, K.DESIRED, {"version": 1, "tier": 12})
+    camera = Camera(
+        device_id, embedded.url, protocol="3.1.1", encoder=SizedPacketEncoder(50), heartbeat_s=60
+    )
+    camera.start()
+    try:
+        assert camera.wait_online(10)
+        observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
+        assert observer.wait_for(device_id, K.REPORTED)["tier"] == 2
+        frame = SyntheticScene("cat", (32, 32)).next_frame()
+        assert [camera.send_frame(frame) for _ in range(3)] == ["sent"] * 3
+        assert len(observer.wait_count(device_id, K.FRAME, 3)) == 3
+        # only this device's retained desired state reached it (amqtt replays too much)
+        assert camera.settings.version == 7
+    finally:
+        camera.kill()  # no DISCONNECT: amqtt must publish the retained Will
+    will = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
+    assert will["reason"] == "connection-lost"
+    late = connect_observer(embedded.url, device_id)
+    assert late.wait_for(device_id, K.STATUS)["state"] == "offline"
+    assert late.of(other, K.DESIRED) == []  # amqtt 0.12.1 alone would replay it here
+    for client in (observer.client, late.client, neighbour.client):
+        client.disconnect()
+        client.loop_stop()

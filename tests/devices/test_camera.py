@@ -1,0 +1,161 @@
+"""A camera against the real Mosquitto: status and Will, desired/reported, link statistics,
+local fallback under a slow link, and frames that parse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devices import topics
+from devices.camera import Camera
+from devices.link import LinkEmulator, constant
+from devices.mqtt_url import BrokerURL
+from devices.scenes import SyntheticScene
+from tests.devices.conftest import Observer, connect_observer
+from tests.devices.packets import SizedPacketEncoder
+
+ROOT = Path(__file__).resolve().parents[2]
+K = topics.Kind
+
+
+def make_camera(device_id: str, broker_url: str, **kwargs) -> Camera:
+    kwargs.setdefault("session_expiry_s", 60)
+    camera = Camera(device_id, broker_url, **kwargs)
+    camera.start()
+    assert camera.wait_online(10), "camera did not connect"
+    return camera
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_status_desired_reported_and_clean_shutdown(
+    broker_url: str, device_id: str, observer: Observer, protocol: str
+) -> None:
+    # desired state set while the device is offline is applied when it connects
+    observer.publish_json(device_id, K.DESIRED, {"version": 3, "tier": 5, "fps": 2.5})
+    camera = make_camera(device_id, broker_url, protocol=protocol)
+    try:
+        online = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
+        assert online["device"] == device_id and online["mqtt"] == protocol
+        reported = observer.wait_for(device_id, K.REPORTED, lambda p: p["version"] == 3)
+        assert (reported["tier"], reported["fps"], reported["max_kbps"]) == (5, 2.5, None)
+        assert (camera.settings.tier, camera.settings.fps) == (5, 2.5)
+
+        # the reported state is retained: a platform that starts later still sees it
+        late = connect_observer(broker_url, device_id)
+        try:
+            retained = late.wait_for(device_id, K.REPORTED)
+            assert retained["version"] == 3
+            assert [m.retain for m in late.of(device_id, K.STATUS)] == [True]
+        finally:
+            late.client.disconnect()
+            late.client.loop_stop()
+
+        # a newer version changes only what it names; stale and invalid ones change nothing
+        observer.publish_json(device_id, K.DESIRED, {"version": 4, "max_kbps": 64})
+        observer.wait_for(
+            device_id, K.REPORTED, lambda p: p["version"] == 4 and p["max_kbps"] == 64
+        )
+        assert camera.settings.tier == 5
+        observer.publish_json(device_id, K.DESIRED, {"version": 2, "tier": 1})
+        observer.publish_json(device_id, K.DESIRED, {"version": 5, "tier": 13})
+        rejected = observer.wait_for(device_id, K.REPORTED, lambda p: "error" in p)
+        assert rejected["version"] == 4 and rejected["tier"] == 5
+        assert camera.settings.tier == 5 and camera.settings.version == 4
+
+        camera.publish_telemetry()
+        telemetry = observer.wait_for(device_id, K.TELEMETRY, lambda p: p["version"] == 4)
+        assert {"frames_sent", "bytes_sent", "backlog", "frames_dropped", "puback_ms"} <= set(
+            telemetry
+        )
+        assert {"throughput_kbps", "tier", "fps", "uptime_s"} <= set(telemetry)
+    finally:
+        camera.stop()
+    offline = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
+    assert offline["reason"] == "shutdown"
+
+
+def test_last_will_marks_a_killed_device_offline(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devices.camera", "--device-id", device_id, "--broker", broker_url,
+         "--no-codec", "--fps", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert "online" in proc.stdout.readline(), "camera process did not come online"
+        observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
+    finally:
+        proc.kill()  # SIGKILL: no DISCONNECT, the broker must publish the Will
+        proc.wait(10)
+    will = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
+    assert will == {"state": "offline", "device": device_id, "reason": "connection-lost"}
+    late = connect_observer(broker_url, device_id)
+    try:
+        assert late.wait_for(device_id, K.STATUS)["state"] == "offline"  # retained
+    finally:
+        late.client.disconnect()
+        late.client.loop_stop()
+
+
+def test_backlog_bound_trims_then_drops_and_accounts_for_it(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    broker = BrokerURL.parse(broker_url)
+    with LinkEmulator((broker.host, broker.port), bandwidth=8.0) as link:  # 8 kbit/s uplink
+        camera = make_camera(
+            device_id, link.url, encoder=SizedPacketEncoder(170), max_backlog=4, heartbeat_s=60
+        )
+        try:
+            frame = SyntheticScene("cafe", (64, 48)).next_frame()
+            outcomes = [camera.send_frame(frame) for _ in range(10)]
+            assert outcomes == ["sent"] * 2 + ["trimmed"] * 2 + ["dropped-backlog"] * 6
+            stats = camera.stats
+            assert (stats.frames_captured, stats.frames_sent, stats.frames_dropped) == (10, 4, 6)
+            assert (stats.dropped_backlog, stats.frames_trimmed, camera.seq) == (6, 2, 10)
+            assert camera.backlog == 4
+            camera.publish_telemetry()
+
+            time.sleep(1.2)
+            link.bandwidth = constant(None)  # a better link: everything drains
+            deadline = time.monotonic() + 15
+            while camera.backlog and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert camera.backlog == 0
+            telemetry = camera.telemetry()
+            assert telemetry["frames_acked"] == 4 and telemetry["dropped_backlog"] == 6
+            assert telemetry["puback_ms"]["samples"] == 4
+            assert telemetry["puback_ms"]["mean"] > 300  # the slow link shows in the latency
+        finally:
+            camera.stop()
+    assert len(observer.wait_count(device_id, K.FRAME, 4)) == 4  # dropped ones never left
+    sent = observer.wait_for(device_id, K.TELEMETRY)
+    assert sent["dropped_backlog"] == 6 and sent["backlog"] == 4
+
+
+def test_rate_cap_drops_trailing_channels_first(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    from mcucoder.bitstream import parse_packet
+
+    camera = make_camera(device_id, broker_url, encoder=SizedPacketEncoder(170), max_kbps=4.0)
+    try:
+        frame = SyntheticScene("cat", (64, 48)).next_frame()
+        outcomes = [camera.send_frame(frame) for _ in range(3)]
+        assert outcomes[0] == "trimmed"  # 12 channels do not fit the 1,000-byte bucket
+        assert outcomes[-1] == "dropped-rate"
+        assert camera.stats.dropped_rate >= 1
+        packets = []
+        deadline = time.monotonic() + 5
+        while len(packets) < outcomes.count("trimmed") and time.monotonic() < deadline:
+            packets = [parse_packet(m.payload) for m in observer.of(device_id, K.FRAME)]
+            time.sleep(0.05)
+        assert packets and all(1 <= p.n_channels < 12 for p in packets)
+        assert sum(len(p.to_bytes()) for p in packets) <= 1000
+    finally:
+        camera.stop()
