@@ -6,6 +6,7 @@ import io
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -13,7 +14,12 @@ from django.conf import settings
 from PIL import Image
 
 from archive.models import DecodedImage, Frame
-from archive.services import archived_packet, frames_needing_decode, record_decoded
+from archive.services import (
+    archived_packet,
+    decoded_image,
+    frames_needing_decode,
+    record_decoded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +48,50 @@ def encode_image(rgb: np.ndarray) -> tuple[bytes, str]:
     return buf.getvalue(), f"image/{fmt.lower()}"
 
 
-def decode_frames(frame_ids: list[int]) -> list[DecodedImage]:
-    """Decode the given frames at all the layers they have, skipping those already decoded.
+def decode_and_store(requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage]:
+    """Decode each (frame, k) from its first k archived layers and store the image once.
 
-    Returns the images newly stored (a redelivered task stores nothing twice).
+    Frames are grouped by model, and the codec batches each group by size: one forward
+    pass per size. Returns the images newly stored (a redelivered task stores nothing twice).
     """
-    frames = frames_needing_decode(frame_ids)
-    by_model: dict[int, list[Frame]] = defaultdict(list)
-    for frame in frames:
-        by_model[frame.model_id].append(frame)
+    by_model: dict[int, list[tuple[Frame, int]]] = defaultdict(list)
+    for frame, channels in requests:
+        by_model[frame.model_id].append((frame, channels))
     stored: list[DecodedImage] = []
     for model_id, group in by_model.items():
         codec = codec_for(model_id)
-        packets = [archived_packet(f) for f in group]
+        packets = [archived_packet(frame, channels) for frame, channels in group]
         started = time.perf_counter()
         images = codec.decode_batch(packets)
         per_frame_ms = (time.perf_counter() - started) * 1000 / len(group)
-        for frame, packet, rgb in zip(group, packets, images, strict=True):
+        for (frame, _), packet, rgb in zip(group, packets, images, strict=True):
             data, content_type = encode_image(rgb)
             decoded, created = record_decoded(
                 frame.pk, packet.n_channels, data, content_type, per_frame_ms
             )
             if created:
                 stored.append(decoded)
+    return stored
+
+
+def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
+    """Live decode: the given frames at all the layers they have, unless already done."""
+    stored = decode_and_store([(f, f.n_layers) for f in frames_needing_decode(frame_ids)])
     log.info("decoded %d of %d frames", len(stored), len(frame_ids))
     return stored
+
+
+def redecode(frame_id: int, channels: int) -> DecodedImage | None:
+    """Archive view: the frame at ``channels`` (capped at the layers received), cached.
+
+    Returns None for a frame that does not exist or has no layers.
+    """
+    frame = Frame.objects.filter(pk=frame_id).first()
+    if frame is None or frame.n_layers == 0:
+        return None
+    channels = max(1, min(channels, frame.n_layers))
+    cached = decoded_image(frame_id, channels)
+    if cached is not None:
+        return cached
+    decode_and_store([(frame, channels)])
+    return decoded_image(frame_id, channels)

@@ -91,6 +91,11 @@ def record_decoded(
     )
 
 
+def decoded_image(frame_id: int, channels: int) -> DecodedImage | None:
+    """The stored image of a frame at exactly ``channels``, if it has been decoded."""
+    return DecodedImage.objects.filter(frame_id=frame_id, channels=channels).first()
+
+
 def frames_needing_decode(frame_ids: Sequence[int]) -> list[Frame]:
     """The frames among ``frame_ids`` that have no decoded image at their full layer count."""
     frames = list(Frame.objects.filter(pk__in=frame_ids).select_related("device"))

@@ -129,6 +129,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "live"
 CELERY_TASK_ROUTES = {
     "decoder_worker.tasks.decode_frames": {"queue": "live"},
+    "decoder_worker.tasks.redecode": {"queue": "archive"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 
