@@ -143,7 +143,7 @@ def decoder_worker_process(service_env, spawn, clean_redis) -> Proc:
             "decoder_worker",
             "worker",
             "-Q",
-            "live",
+            "live,archive",
             "--pool",
             "solo",
             "--loglevel",
