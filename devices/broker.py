@@ -76,6 +76,9 @@ class EmbeddedBroker:
             return self
         if self.port == 0:
             self.port = free_port(self.host)
+        for chatty in ("amqtt", "transitions"):  # INFO per packet and state change otherwise
+            if logging.getLogger(chatty).level == logging.NOTSET:
+                logging.getLogger(chatty).setLevel(logging.WARNING)
         self._thread = threading.Thread(target=self._serve, name="amqtt-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
@@ -139,7 +142,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=1883)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with EmbeddedBroker(args.host, args.port) as broker:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -284,8 +284,8 @@ class Camera:
             acked_at = self._early_acks.pop(info.mid, None)
             if acked_at is None:
                 self._pending[info.mid] = pending
-        if acked_at is not None:
-            self._acknowledged(pending, acked_at)
+            else:
+                self._acknowledged(pending, acked_at)
         return info
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
@@ -294,10 +294,11 @@ class Camera:
             pending = self._pending.pop(mid, None)
             if pending is None:
                 self._early_acks[mid] = now
-                return
-        self._acknowledged(pending, now)
+            else:
+                self._acknowledged(pending, now)
 
     def _acknowledged(self, pending: _Pending, acked_at: float) -> None:
+        """Account for a PUBACK (the caller holds ``_lock``: telemetry reads these deques)."""
         if not pending.is_frame:
             return
         self.stats.frames_acked += 1
@@ -315,8 +316,14 @@ class Camera:
         """The heartbeat payload: link statistics as the device itself measures them."""
         now = time.monotonic()
         stats = self.stats
-        latencies = sorted(stats.puback_ms)
-        counters = {k: v for k, v in asdict(stats).items() if isinstance(v, int)}
+        with self._lock:
+            latencies = sorted(stats.puback_ms)
+            throughput = stats.throughput_kbps(now)
+        counters = {
+            f.name: getattr(stats, f.name)
+            for f in fields(stats)
+            if isinstance(getattr(stats, f.name), int)
+        }
         return {
             "device": self.device_id,
             "ts": _now_ms(),
@@ -330,7 +337,7 @@ class Camera:
                 "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
                 "samples": len(latencies),
             },
-            "throughput_kbps": round(stats.throughput_kbps(now), 2),
+            "throughput_kbps": round(throughput, 2),
             **self._applied(),
         }
 
