@@ -270,3 +270,28 @@ def parse_packet(data: bytes, max_size: int = MAX_PACKET_SIZE) -> Packet:
         pos += length
     fields = (version, frame_type, model_id, seq, t_ms, width, height, coding, quant, ref)
     return Packet(*fields, tuple(chunks))
+
+
+STREAM_MAGIC = b"SFS1"
+
+
+def pack_stream(packets: list[bytes]) -> bytes:
+    """A stream file: ``SFS1`` then each packet as u32 little-endian length + bytes."""
+    return STREAM_MAGIC + b"".join(struct.pack("<I", len(p)) + p for p in packets)
+
+
+def unpack_stream(data: bytes) -> list[bytes]:
+    """Split a stream file into packets (each still to be parsed)."""
+    if data[:4] != STREAM_MAGIC:
+        raise BadMagic(f"not a packet stream: magic {data[:4]!r}")
+    out, pos = [], 4
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise Truncated("stream ends inside a packet length")
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if pos + n > len(data):
+            raise Truncated("stream ends inside a packet")
+        out.append(data[pos : pos + n])
+        pos += n
+    return out

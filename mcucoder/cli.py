@@ -1,16 +1,22 @@
-"""Command line: data, train, export, encode, decode."""
+"""Command line: data, train, export, export-int8, encode, decode, encode-video, decode-video,
+evaluate. Heavy imports happen inside each command."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .data import fetch
+    from .data import fetch, prepare_dev
 
     res = fetch()
+    if res.get("dev"):
+        print(f"dev set (768x512): {prepare_dev()}")
     return 0 if res.get("train") else 1
 
 
@@ -45,6 +51,153 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .codec import Codec
+    from .evaluate import evaluate, load_images, write_report
+
+    images = load_images(Path(args.images), args.size)
+    codecs = {"mcucoder-float": Codec.load(args.model, encoder="float")}
+    try:
+        codecs["mcucoder-int8"] = Codec.load(args.model, encoder="int8")
+    except FileNotFoundError:
+        print("no INT8 encoder for this model: float only")
+    report = evaluate(images, codecs, webp=not args.no_webp)
+    write_report(report, Path(args.out), Path(args.plot) if args.plot else None)
+    for name, bd in report["bd_rate_vs_jpeg"].items():
+        print(name, {m: None if v is None else round(v, 2) for m, v in bd.items()})
+    return 0
+
+
+def _cmd_export_int8(args: argparse.Namespace) -> int:
+    from .data import RandomCrops, image_list
+    from .export import TF_PYTHON, export_int8
+    from .registry import model_entry
+
+    name, _ = model_entry(args.model)
+    crops = RandomCrops(image_list("train"), 224, seed=7).batch(args.crops)
+    print(f"wrote {export_int8(name, crops, args.tf_python or TF_PYTHON)}")
+    return 0
+
+
+def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:
+    """OUT is a file for one input, a folder (created) for several or when it is one."""
+    if len(inputs) == 1 and not out.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    names = [p.stem for p in inputs]
+    if len(set(names)) != len(names):
+        raise SystemExit("several inputs share a name: encode them into separate folders")
+    return [out / (n + suffix) for n in names]
+
+
+def _load_codec(args: argparse.Namespace, encoder: str = "auto"):
+    from .codec import Codec
+
+    codec = Codec.load(
+        args.model, encoder=encoder, reference_kernels=getattr(args, "reference_kernels", False)
+    )
+    if encoder != "float" and codec.int8 is None:
+        print(
+            "warning: this model has no INT8 encoder yet; using the float encoder", file=sys.stderr
+        )
+    return codec
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from .data import load_rgb
+
+    inputs = [Path(p) for p in args.images]
+    codec = _load_codec(args)
+    for i, (src, dst) in enumerate(
+        zip(inputs, _outputs(inputs, Path(args.o), ".strata"), strict=True)
+    ):
+        packet = codec.encode(
+            load_rgb(src), args.channels, seq=args.seq + i, capture_time_ms=args.time
+        )
+        dst.write_bytes(packet)
+        print(f"{src} -> {dst} ({len(packet)} bytes)")
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    inputs = [Path(p) for p in args.files]
+    codec = _load_codec(args, encoder="float")  # decoding never runs the encoder
+    for src, dst in zip(inputs, _outputs(inputs, Path(args.o), ".png"), strict=True):
+        Image.fromarray(codec.decode(src.read_bytes(), args.channels)).save(dst)
+        print(f"{src} -> {dst}")
+    return 0
+
+
+def _cmd_encode_video(args: argparse.Namespace) -> int:
+    import av
+    from PIL import Image
+
+    from .bitstream import pack_stream
+
+    codec = _load_codec(args)
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
+    packets = []
+    with av.open(args.video) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            img = frame.to_image()
+            if size:
+                img = img.resize(size, Image.Resampling.BOX)
+            t_ms = int(round(float(frame.time or 0) * 1000))
+            packets.append(
+                codec.encode(
+                    np.asarray(img.convert("RGB")), args.channels, seq=i, capture_time_ms=t_ms
+                )
+            )
+    Path(args.o).write_bytes(pack_stream(packets))
+    total = sum(len(p) for p in packets)
+    print(f"{args.video} -> {args.o}: {len(packets)} frames, {total} bytes")
+    return 0
+
+
+def _cmd_decode_video(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .bitstream import parse_packet, unpack_stream
+
+    codec = _load_codec(args, encoder="float")
+    packets = [parse_packet(p) for p in unpack_stream(Path(args.file).read_bytes())]
+    out = Path(args.o)
+    frames = []
+    for i in range(0, len(packets), 16):
+        frames += codec.decode_batch(packets[i : i + 16], args.channels)
+    if out.suffix.lower() == ".mp4":
+        import av
+
+        times = [p.capture_time_ms for p in packets]
+        fps = (
+            round(1000 * (len(times) - 1) / (times[-1] - times[0]))
+            if len(times) > 1 and times[-1] > times[0]
+            else 10
+        )
+        h, w = frames[0].shape[:2]
+        with av.open(str(out), "w") as container:
+            vs = container.add_stream(
+                "libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps
+            )
+            vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+            for f in frames:
+                vf = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(f[: vs.height, : vs.width]), format="rgb24"
+                )
+                container.mux(vs.encode(vf))
+            container.mux(vs.encode())
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for p, f in zip(packets, frames, strict=True):
+            Image.fromarray(f).save(out / f"frame_{p.seq:06d}.png")
+    print(f"{args.file} -> {out}: {len(frames)} frames")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -68,6 +221,48 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--histogram-crops", type=int, default=128)
     e.add_argument("--no-histograms", action="store_true")
     e.set_defaults(fn=_cmd_export)
+    i8 = sub.add_parser("export-int8", help="INT8 TFLite encoder (needs the export venv)")
+    i8.add_argument("--model")
+    i8.add_argument("--crops", type=int, default=200, help="representative dataset size")
+    i8.add_argument("--tf-python", help="python of the TensorFlow virtualenv")
+    i8.set_defaults(fn=_cmd_export_int8)
+    enc = sub.add_parser("encode", help="images -> packets (.strata)")
+    enc.add_argument("images", nargs="+")
+    enc.add_argument("-o", required=True, help="file for one image, folder for several")
+    enc.add_argument("--channels", type=int, default=12)
+    enc.add_argument("--seq", type=int, default=0, help="sequence number of the first packet")
+    enc.add_argument("--time", type=int, default=0, help="capture time, ms since the epoch")
+    enc.add_argument("--reference-kernels", action="store_true", help="bit-exact with TFLite-Micro")
+    enc.add_argument("--model")
+    enc.set_defaults(fn=_cmd_encode)
+    dec = sub.add_parser("decode", help="packets -> PNG")
+    dec.add_argument("files", nargs="+")
+    dec.add_argument("-o", required=True, help="file for one packet, folder for several")
+    dec.add_argument("--channels", type=int, default=None)
+    dec.add_argument("--model")
+    dec.set_defaults(fn=_cmd_decode)
+    ev = sub.add_parser("encode-video", help="video -> packet stream file")
+    ev.add_argument("video")
+    ev.add_argument("-o", required=True)
+    ev.add_argument("--channels", type=int, default=12)
+    ev.add_argument("--size", help="WxH to resize frames to")
+    ev.add_argument("--reference-kernels", action="store_true")
+    ev.add_argument("--model")
+    ev.set_defaults(fn=_cmd_encode_video)
+    dv = sub.add_parser("decode-video", help="packet stream file -> PNG folder or .mp4")
+    dv.add_argument("file")
+    dv.add_argument("-o", required=True)
+    dv.add_argument("--channels", type=int, default=None)
+    dv.add_argument("--model")
+    dv.set_defaults(fn=_cmd_decode_video)
+    v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
+    v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")
+    v.add_argument("--size", choices=("224", "full"), default="full")
+    v.add_argument("--out", required=True, help="report.json")
+    v.add_argument("--plot", help="rd.png")
+    v.add_argument("--model", help="model name or id (default: the manifest's default)")
+    v.add_argument("--no-webp", action="store_true")
+    v.set_defaults(fn=_cmd_evaluate)
     return p
 
 

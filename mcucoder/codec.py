@@ -57,11 +57,18 @@ class Codec:
         self._hi = np.array([t.hi for t in tables]).reshape(-1, 1, 1)
 
     @classmethod
-    def load(cls, model: str | None = None, device: str = "cpu", encoder: str = "auto") -> Codec:
+    def load(
+        cls,
+        model: str | None = None,
+        device: str = "cpu",
+        encoder: str = "auto",
+        reference_kernels: bool = False,
+    ) -> Codec:
         """Load a registered model (None: the manifest's default).
 
         ``encoder``: "int8" runs the deployed TFLite model (ai-edge-litert), "float" the
         PyTorch encoder, "auto" int8 when the .tflite file exists, else float.
+        ``reference_kernels``: TFLite's reference kernels, bit-exact with TFLite-Micro.
         """
         name, entry = model_entry(model)
         wpath, tpath = WEIGHTS_DIR / entry["weights"], WEIGHTS_DIR / entry["tables"]
@@ -81,7 +88,7 @@ class Codec:
                 raise FileNotFoundError(f"{name} has no INT8 .tflite encoder")
             from .int8 import Int8Encoder
 
-            int8 = Int8Encoder(tflite_path)
+            int8 = Int8Encoder(tflite_path, reference_kernels)
         elif encoder not in ("float", "auto"):
             raise ValueError(f"encoder must be 'int8', 'float' or 'auto', not {encoder!r}")
         return cls(name, entry["model_id"], enc, dec, tables, device, int8)

@@ -198,7 +198,7 @@ def _fetch_package(src: Source, root: Path) -> Path | None:
 def _matching_files(src: Source, pkg: Path) -> list[Path]:
     out = []
     for p in sorted(pkg.rglob("*")):
-        if not p.is_file():
+        if not p.is_file() or p.is_symlink():  # symlinked sizes of one wallpaper
             continue
         rel = p.relative_to(pkg).as_posix()
         if not any(fnmatch.fnmatch(rel, pat) for pat in src.patterns):
@@ -287,6 +287,21 @@ def fetch(roles: tuple[str, ...] = ("train", "dev")) -> dict[str, list[Path]]:
     if missing:
         _log("missing sources: " + ", ".join(missing))
     return result
+
+
+def prepare_dev(out: Path | None = None) -> Path:
+    """Write the dev photos as 768x512 PNGs (the evaluation protocol) into ``out``."""
+    out = out or cache_dir() / "dev768"
+    out.mkdir(parents=True, exist_ok=True)
+    for p in image_list("dev"):
+        dest = out / (
+            p.parent.parent.parent.name + "-" + p.stem + ".png"
+            if p.parent.name == "images"
+            else p.stem + ".png"
+        )
+        if not dest.exists():
+            Image.fromarray(dev_image(p, "full")).save(dest)
+    return out
 
 
 def image_list(role: str = "train") -> list[Path]:

@@ -12,6 +12,7 @@ import torch
 from .entropy import ChannelTable, table_from_laplace, tables_to_json
 from .models import MCUCoder
 from .registry import MANIFEST, WEIGHTS_DIR, model_id_of
+from .registry import manifest as registry_manifest
 
 
 def load_checkpoint(path: Path | str) -> tuple[MCUCoder, dict]:
@@ -75,11 +76,53 @@ def export_model(
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     entry = manifest["models"].get(name, {})
     entry.update({"model_id": model_id, "weights": wfile.name, "tables": tfile.name})
-    tflite = weights_dir / f"{name}.int8.tflite"
-    entry["tflite"] = tflite.name if tflite.exists() else None
+    stale = weights_dir / f"{name}.int8.tflite"  # belongs to the previous weights
+    stale.unlink(missing_ok=True)
+    entry["tflite"] = None
     entry.update(info or {})
     manifest["models"][name] = entry
     if make_default or "default" not in manifest:
         manifest["default"] = name
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    registry_manifest.cache_clear()
     return model_id
+
+
+TF_PYTHON = Path.home() / ".cache" / "strata" / "tfenv" / "bin" / "python"
+
+
+def export_int8(name: str, crops: np.ndarray, tf_python: Path | str = TF_PYTHON) -> Path:
+    """Convert the registered model's encoder to INT8 TFLite in the export environment
+    (TensorFlow lives there, not here), and record it in the manifest."""
+    import subprocess
+    import tempfile
+
+    from .registry import manifest, model_entry
+
+    _, entry = model_entry(name)
+    state = torch.load(WEIGHTS_DIR / entry["weights"], map_location="cpu", weights_only=True)
+    enc = {k: v.numpy() for k, v in state["encoder"].items() if k.startswith("conv")}
+    if not Path(tf_python).exists():
+        raise FileNotFoundError(f"{tf_python} missing: create it per requirements-export.txt")
+    out = WEIGHTS_DIR / f"{name}.int8.tflite"
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "w.npz", **enc)
+        np.save(Path(tmp) / "crops.npy", crops)
+        subprocess.run(
+            [
+                str(tf_python),
+                "-m",
+                "mcucoder.tflite_export",
+                f"{tmp}/w.npz",
+                f"{tmp}/crops.npy",
+                str(out),
+            ],
+            check=True,
+            cwd=Path(__file__).parent.parent,
+        )
+    manifest.cache_clear()
+    data = json.loads(MANIFEST.read_text())
+    data["models"][name]["tflite"] = out.name
+    MANIFEST.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    manifest.cache_clear()
+    return out

@@ -1,0 +1,184 @@
+"""Rate-distortion evaluation against JPEG (and WebP): bpp from real bytes, PSNR, MS-SSIM,
+Bjontegaard delta rate, plot."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_msssim import ms_ssim
+
+from .bitstream import parse_packet
+from .codec import Codec
+from .data import IMAGE_EXTS
+
+JPEG_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+
+def msssim(a: np.ndarray, b: np.ndarray) -> float:
+    ta = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float()
+    tb = torch.from_numpy(b.copy()).permute(2, 0, 1)[None].float()
+    win = 11 if min(a.shape[:2]) > 160 else 7
+    return float(ms_ssim(ta, tb, data_range=255.0, win_size=win))
+
+
+def center_crop(image: np.ndarray, size: int = 224) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+def load_images(folder: Path, size: str) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in IMAGE_EXTS:
+            with Image.open(p) as im:
+                a = np.asarray(im.convert("RGB"))
+            out.append((p.name, center_crop(a) if size == "224" else a))
+    if not out:
+        raise FileNotFoundError(f"no images in {folder}")
+    return out
+
+
+def pillow_point(image: np.ndarray, fmt: str, quality: int) -> dict:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, quality=quality)
+    rec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    n = image.shape[0] * image.shape[1]
+    return {
+        "bpp": len(buf.getvalue()) * 8 / n,
+        "psnr": psnr(image, rec),
+        "ms_ssim": msssim(image, rec),
+    }
+
+
+def mcucoder_points(codec: Codec, image: np.ndarray) -> list[dict]:
+    """One point per k: bytes of the real packet with the first k channels."""
+    packet = parse_packet(codec.encode(image))
+    n = image.shape[0] * image.shape[1]
+    subs = [packet.with_channels(k) for k in range(1, packet.n_channels + 1)]
+    recs = []
+    for p in subs:  # one packet per k keeps memory flat at full size
+        recs.append(codec.decode(p))
+    return [
+        {
+            "k": k,
+            "bpp": len(p.to_bytes()) * 8 / n,
+            "psnr": psnr(image, r),
+            "ms_ssim": msssim(image, r),
+        }
+        for k, (p, r) in enumerate(zip(subs, recs, strict=True), 1)
+    ]
+
+
+def mean_curve(per_image: list[list[dict]], key: str) -> list[dict]:
+    """Average each operating point (k or quality) over images."""
+    out = []
+    for pts in zip(*per_image, strict=True):
+        out.append(
+            {
+                key: pts[0][key],
+                **{m: float(np.mean([p[m] for p in pts])) for m in ("bpp", "psnr", "ms_ssim")},
+            }
+        )
+    return out
+
+
+def bd_rate(anchor: list[dict], test: list[dict], metric: str) -> float | None:
+    """Bjontegaard delta rate (%) of ``test`` against ``anchor`` (negative = fewer bits),
+    cubic fit of log-rate over the metric, integrated over the overlapping quality range.
+    Points that do not improve quality are dropped (the curve must be monotonic)."""
+
+    def clean(curve: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        pts = sorted(curve, key=lambda p: p["bpp"])
+        keep, best = [], -np.inf
+        for p in pts:
+            if p[metric] > best:
+                keep.append(p)
+                best = p[metric]
+        return np.array([p[metric] for p in keep]), np.log(np.array([p["bpp"] for p in keep]))
+
+    qa, ra = clean(anchor)
+    qt, rt = clean(test)
+    if len(qa) < 2 or len(qt) < 2:
+        return None
+    lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
+    if hi <= lo:
+        return None
+    pa = np.polyfit(qa, ra, min(3, len(qa) - 1))
+    pt = np.polyfit(qt, rt, min(3, len(qt) - 1))
+    ia, it = np.polyint(pa), np.polyint(pt)
+    avg_a = (np.polyval(ia, hi) - np.polyval(ia, lo)) / (hi - lo)
+    avg_t = (np.polyval(it, hi) - np.polyval(it, lo)) / (hi - lo)
+    return float((np.exp(avg_t - avg_a) - 1) * 100)
+
+
+def evaluate(
+    images: list[tuple[str, np.ndarray]], codecs: dict[str, Codec], webp: bool = True
+) -> dict:
+    report: dict = {"n_images": len(images), "size": list(images[0][1].shape[:2]), "curves": {}}
+    for name, codec in codecs.items():
+        t = time.time()
+        report["curves"][name] = mean_curve([mcucoder_points(codec, im) for _, im in images], "k")
+        report.setdefault("model", {"name": codec.name, "model_id": codec.model_id})
+        report.setdefault("seconds", {})[name] = round(time.time() - t, 1)
+    report["curves"]["jpeg"] = mean_curve(
+        [
+            [{"quality": q, **pillow_point(im, "JPEG", q)} for q in JPEG_QUALITIES]
+            for _, im in images
+        ],
+        "quality",
+    )
+    if webp:
+        report["curves"]["webp"] = mean_curve(
+            [
+                [{"quality": q, **pillow_point(im, "WEBP", q)} for q in WEBP_QUALITIES]
+                for _, im in images
+            ],
+            "quality",
+        )
+    report["bd_rate_vs_jpeg"] = {
+        name: {m: bd_rate(report["curves"]["jpeg"], curve, m) for m in ("ms_ssim", "psnr")}
+        for name, curve in report["curves"].items()
+        if name != "jpeg"
+    }
+    return report
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric in zip(axes, ("ms_ssim", "psnr"), strict=True):
+        for name, curve in report["curves"].items():
+            pts = sorted(curve, key=lambda p: p["bpp"])
+            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", ms=3, label=name)
+        ax.set_xlabel("bits per pixel (whole packet / file)")
+        ax.set_ylabel({"ms_ssim": "MS-SSIM (RGB)", "psnr": "PSNR (dB, RGB)"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    h, w = report["size"]
+    fig.suptitle(f"{report['n_images']} images, {w}x{h}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_report(report: dict, out: Path, plot_path: Path | None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if plot_path:
+        plot(report, plot_path)
