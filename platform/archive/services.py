@@ -23,6 +23,17 @@ class StoredFrame:
     new_layers: int
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch did: one entry per distinct (device, seq), and the refused packets."""
+
+    stored: list[StoredFrame]
+    conflicts: list[tuple[Device, Packet, ArchiveConflict]]
+
+
+_IDENTITY = ("model_id", "width", "height", "frame_type")
+
+
 def _frame_fields(packet: Packet) -> dict:
     return {
         "capture_time_ms": packet.capture_time_ms,
@@ -34,37 +45,92 @@ def _frame_fields(packet: Packet) -> dict:
     }
 
 
-@transaction.atomic
-def store_packet(device: Device, packet: Packet) -> StoredFrame:
-    """Archive a frame and the layers it carries that are not archived yet.
+def _conflict(device: Device, packet: Packet, frame: Frame | Packet) -> ArchiveConflict | None:
+    for name in _IDENTITY:
+        if getattr(frame, name) != getattr(packet, name):
+            return ArchiveConflict(
+                f"frame {device.device_id}#{packet.seq} archived with {name}="
+                f"{getattr(frame, name)}, packet says {getattr(packet, name)}"
+            )
+    return None
 
-    A redelivered packet adds nothing; a later packet of the same frame with more channels
-    adds the missing layers. A packet whose header contradicts the archived frame (another
-    model or size under the same sequence number) raises ``ArchiveConflict``.
+
+@transaction.atomic
+def store_packets(items: Sequence[tuple[Device, Packet]]) -> BatchResult:
+    """Archive many packets in a few statements: frames, then every layer not archived yet.
+
+    Idempotent on (device, seq): a redelivered packet adds nothing, a later packet of the
+    same frame with more channels adds the missing layers. A packet whose header
+    contradicts the archived frame (another model or size under the same sequence number)
+    is returned in ``conflicts`` and writes nothing.
     """
-    fields = _frame_fields(packet)
-    frame, created = Frame.objects.select_for_update().get_or_create(
-        device=device, seq=packet.seq, defaults=fields
+    # Merge packets of the same frame within the batch: the one with most channels wins.
+    merged: dict[tuple[int, int], tuple[Device, Packet]] = {}
+    conflicts: list[tuple[Device, Packet, ArchiveConflict]] = []
+    for device, packet in items:
+        key = (device.pk, packet.seq)
+        if key in merged:
+            _, seen = merged[key]
+            if (problem := _conflict(device, packet, seen)) is not None:
+                conflicts.append((device, packet, problem))
+                continue
+            if packet.n_channels <= seen.n_channels:
+                continue
+        merged[key] = (device, packet)
+    if not merged:
+        return BatchResult([], conflicts)
+
+    Frame.objects.bulk_create(
+        [Frame(device=d, seq=p.seq, **_frame_fields(p)) for d, p in merged.values()],
+        ignore_conflicts=True,
     )
-    if not created:
-        for name in ("model_id", "width", "height", "frame_type"):
-            if getattr(frame, name) != fields[name]:
-                raise ArchiveConflict(
-                    f"frame {device.device_id}#{packet.seq} archived with {name}="
-                    f"{getattr(frame, name)}, packet says {fields[name]}"
-                )
-    have = set(frame.layers.values_list("index", flat=True)) if not created else set()
-    new = [
-        Layer(frame=frame, index=i, data=chunk)
-        for i, chunk in enumerate(packet.chunks)
-        if i not in have
-    ]
-    if new:
-        Layer.objects.bulk_create(new, ignore_conflicts=True)
-        n_layers = max(frame.n_layers, packet.n_channels)
-        Frame.objects.filter(pk=frame.pk).update(n_layers=n_layers)
-        frame.n_layers = n_layers
-    return StoredFrame(frame=frame, created=created, new_layers=len(new))
+    device_ids = {k[0] for k in merged}
+    seqs = {k[1] for k in merged}
+    frames = {
+        (f.device_id, f.seq): f
+        for f in Frame.objects.select_for_update()
+        .filter(device_id__in=device_ids, seq__in=seqs)
+        .defer("header")
+        if (f.device_id, f.seq) in merged
+    }
+    have: dict[int, set[int]] = {}
+    for frame_id, index in Layer.objects.filter(
+        frame_id__in=[f.pk for f in frames.values()]
+    ).values_list("frame_id", "index"):
+        have.setdefault(frame_id, set()).add(index)
+
+    stored: list[StoredFrame] = []
+    layers: list[Layer] = []
+    grown: dict[int, list[int]] = {}  # new n_layers -> frame ids
+    for key, (device, packet) in merged.items():
+        frame = frames[key]
+        if (problem := _conflict(device, packet, frame)) is not None:
+            conflicts.append((device, packet, problem))
+            continue
+        existing = have.get(frame.pk, set())
+        new = [
+            Layer(frame_id=frame.pk, index=i, data=chunk)
+            for i, chunk in enumerate(packet.chunks)
+            if i not in existing
+        ]
+        layers.extend(new)
+        if packet.n_channels > frame.n_layers:
+            grown.setdefault(packet.n_channels, []).append(frame.pk)
+            frame.n_layers = packet.n_channels
+        frame.device = device
+        stored.append(StoredFrame(frame=frame, created=not existing, new_layers=len(new)))
+    Layer.objects.bulk_create(layers, ignore_conflicts=True, batch_size=2000)
+    for n_layers, frame_ids in grown.items():
+        Frame.objects.filter(pk__in=frame_ids, n_layers__lt=n_layers).update(n_layers=n_layers)
+    return BatchResult(stored, conflicts)
+
+
+def store_packet(device: Device, packet: Packet) -> StoredFrame:
+    """Archive one packet (see ``store_packets``); raises ``ArchiveConflict`` on a mismatch."""
+    result = store_packets([(device, packet)])
+    if result.conflicts:
+        raise result.conflicts[0][2]
+    return result.stored[0]
 
 
 def archived_packet(frame: Frame, channels: int | None = None) -> Packet:

@@ -1,17 +1,22 @@
-"""The MQTT side of ingest: subscribe, hand each message to the service, acknowledge after commit.
+"""The MQTT side of ingest: subscribe, batch, hand each batch to the service, acknowledge.
 
-Messages are acknowledged manually (paho-mqtt ``manual_ack``) only once their rows are
-committed, on a persistent session: if the process dies or the database fails, the broker
-still holds the unacknowledged messages and delivers them again.
+Messages are acknowledged manually (paho-mqtt ``manual_ack``) only once the batch that holds
+them is committed, on a persistent session: if the process dies or the database fails, the
+broker still holds the unacknowledged messages and delivers them again. The network thread
+only queues messages; a writer thread drains the queue in batches (up to ``max_batch``
+messages or ``max_wait_s`` after the first), so that one transaction and one decode task
+serve many frames.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from django.db import close_old_connections, connections
@@ -20,11 +25,21 @@ from paho.mqtt.properties import Properties
 
 from devices import topics
 from devices.mqtt_url import BrokerURL
-from ingest.services import handle_message
+from ingest.services import handle_batch
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps our queue while we restart
+RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send us (MQTT 5)
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    connection: int  # acknowledgements are only valid on the connection that received it
 
 
 class IngestConsumer:
@@ -36,16 +51,23 @@ class IngestConsumer:
         client_id: str | None = None,
         share_group: str | None = topics.INGEST_SHARE_GROUP,
         mqtt5: bool = True,
+        max_batch: int = 500,
+        max_wait_s: float = 0.05,
     ) -> None:
         self.broker = broker
         self.mqtt5 = mqtt5
         self.client_id = client_id or f"strata-ingest-{socket.gethostname()}-{os.getpid()}"
         # Shared subscriptions are MQTT 5; on a 3.1.1 broker one consumer takes everything.
         self.share_group = share_group if mqtt5 else None
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
         self.processed = 0
-        self.failed = 0
+        self.batches = 0
+        self.failures = 0
         self.connected = threading.Event()
         self._stop = threading.Event()
+        self._inbox: queue.Queue[Received] = queue.Queue()
+        self._connection = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -53,12 +75,14 @@ class IngestConsumer:
             clean_session=None if mqtt5 else False,
             manual_ack=True,
         )
+        self.client.max_inflight_messages_set(RECEIVE_MAXIMUM)
         broker.configure(self.client)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
 
+    # --- network thread -------------------------------------------------------------------
     def subscriptions(self) -> list[tuple[str, int]]:
         group = self.share_group
         return [
@@ -72,6 +96,7 @@ class IngestConsumer:
         if reason_code.is_failure:
             log.error("broker %s refused ingest: %s", self.broker, reason_code)
             return
+        self._connection += 1
         client.subscribe(self.subscriptions())
         log.info(
             "ingest %s connected to %s (session present: %s)",
@@ -87,49 +112,96 @@ class IngestConsumer:
             log.warning("ingest lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(
+            Received(message.topic, message.payload, message.mid, message.qos, self._connection)
+        )
+
+    # --- writer thread --------------------------------------------------------------------
+    def _take_batch(self) -> list[Received]:
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining)
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take_batch()
+            if batch:
+                self.process(batch)
+
+    def process(self, batch: list[Received]) -> None:
+        """Archive one batch, then acknowledge it; on failure leave it all to the broker."""
         close_old_connections()
         try:
-            handle_message(message.topic, message.payload)
+            handle_batch([(m.topic, m.payload) for m in batch])
         except Exception:
-            # Not the message's fault (database down, broker for Celery down…): leave it
-            # unacknowledged and reconnect, so that the broker delivers it again.
-            self.failed += 1
-            log.exception("could not ingest a message on %s; it will be redelivered", message.topic)
+            self.failures += 1
+            log.exception(
+                "could not ingest %d messages; the broker will deliver them again", len(batch)
+            )
             for conn in connections.all():
                 conn.close_if_unusable_or_obsolete()
-            time.sleep(min(30, 2 ** min(self.failed, 5)))
-            client.disconnect()
+            self._redeliver_everything()
+            time.sleep(min(30, 2 ** min(self.failures, 5)))
             return
-        self.failed = 0
-        self.processed += 1
-        if message.qos > 0:
-            client.ack(message.mid, message.qos)
+        self.failures = 0
+        self.batches += 1
+        self.processed += len(batch)
+        for m in batch:
+            if m.qos > 0 and m.connection == self._connection:
+                self.client.ack(m.mid, m.qos)
 
+    def _redeliver_everything(self) -> None:
+        """Drop what we hold unacknowledged and reconnect: the broker sends it all again."""
+        while True:
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
+        self._connection += 1  # acks for messages of the old connection are now void
+        self.client.disconnect()
+
+    # --- lifecycle ------------------------------------------------------------------------
     def connect(self) -> None:
         if not self.mqtt5:
             self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
             return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         self.client.connect_async(
             self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props
         )
 
     def run_forever(self) -> None:
         """Block, reconnecting after every failure, until ``stop()``."""
+        writer = threading.Thread(target=self._write, name="ingest-writer", daemon=True)
+        writer.start()
         self.connect()
         while not self._stop.is_set():
             try:
                 self.client.loop_forever(retry_first_connection=True)
             except Exception:
-                log.exception("ingest loop failed; restarting it")
-                time.sleep(1)
+                log.exception("ingest network loop failed; restarting it")
             if not self._stop.is_set():
                 time.sleep(1)
                 try:
                     self.client.reconnect()
                 except OSError:
                     pass
+        writer.join(5)
 
     def start(self) -> threading.Thread:
         """Run in a background thread (the embedded demo)."""

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from archive.models import DecodedImage
-from archive.services import ArchiveConflict, store_packet
+from archive.services import store_packets
 from devices import topics
 from fleet.models import Device
 from fleet.services import mark_seen, set_online
 from ingest.models import Rejection
 from mcucoder import registry
-from mcucoder.bitstream import PacketError, parse_packet
+from mcucoder.bitstream import Packet, PacketError, parse_packet
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +42,32 @@ class FrameOutcome:
     enqueued: bool
 
 
+@dataclass
+class BatchOutcome:
+    frames: list[FrameOutcome] = field(default_factory=list)
+    rejected: Counter = field(default_factory=Counter)  # (device_id, reason) -> messages
+
+
+def record_rejections(rejections: Sequence[tuple[str, Rejected]]) -> None:
+    """Count refused messages per (device, reason); log the first of each at WARNING."""
+    grouped: dict[tuple[str, str], list[Rejected]] = defaultdict(list)
+    for device_id, rejection in rejections:
+        grouped[(device_id[:64], rejection.reason)].append(rejection)
+    for (device_id, reason), items in grouped.items():
+        row, created = Rejection.objects.get_or_create(device_id=device_id, reason=reason)
+        Rejection.objects.filter(pk=row.pk).update(
+            count=F("count") + len(items), last_detail=items[-1].detail[:2000]
+        )
+        level = logging.WARNING if created else logging.DEBUG
+        log.log(level, "rejected message from %s (%s): %s", device_id, reason, items[-1].detail)
+
+
 def record_rejection(device_id: str, reason: str, detail: str) -> None:
-    """Count a refused message; log only the first of each (device, reason) at WARNING."""
-    with transaction.atomic():
-        row, created = Rejection.objects.get_or_create(device_id=device_id[:64], reason=reason)
-        Rejection.objects.filter(pk=row.pk).update(count=F("count") + 1, last_detail=detail[:2000])
-    level = logging.WARNING if created else logging.DEBUG
-    log.log(level, "rejected message from %s (%s): %s", device_id, reason, detail)
+    record_rejections([(device_id, Rejected(reason, detail))])
 
 
-def _active_device(device_id: str) -> Device:
-    device = Device.objects.filter(device_id=device_id).first()
-    if device is None:
-        raise Rejected("unknown_device", f"no device {device_id!r} is provisioned")
-    if not device.is_active:
-        raise Rejected("inactive_device", f"device {device_id!r} is deactivated")
-    return device
-
-
-def ingest_frame(device_id: str, payload: bytes) -> FrameOutcome:
-    """Parse, check and archive one frame packet, then queue it for decoding.
-
-    Raises ``Rejected`` for packets that can never be archived; database errors propagate
-    so that the message stays unacknowledged and the broker delivers it again.
-    """
+def parse_frame(payload: bytes) -> Packet:
+    """Parse and check a frame packet on its own (no database), or raise ``Rejected``."""
     if len(payload) > settings.STRATA_MAX_PACKET_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes > {settings.STRATA_MAX_PACKET_BYTES}")
     try:
@@ -71,23 +76,81 @@ def ingest_frame(device_id: str, payload: bytes) -> FrameOutcome:
         raise Rejected(f"bad_packet:{type(exc).__name__}", str(exc)) from exc
     if packet.model_id not in registry.known_model_ids():
         raise Rejected("unknown_model", f"model id {packet.model_id:#010x} is not deployed here")
-    device = _active_device(device_id)
-    try:
-        stored = store_packet(device, packet)
-    except ArchiveConflict as exc:
-        raise Rejected("conflict", str(exc)) from exc
-    mark_seen(device)
-    frame = stored.frame
-    needs_decode = (
-        stored.new_layers > 0
-        or not DecodedImage.objects.filter(frame=frame, channels=frame.n_layers).exists()
+    return packet
+
+
+def _active_devices(device_ids: set[str]) -> dict[str, Device]:
+    return {d.device_id: d for d in Device.objects.filter(device_id__in=device_ids)}
+
+
+def _device_rejection(device_id: str, device: Device | None) -> Rejected | None:
+    if device is None:
+        return Rejected("unknown_device", f"no device {device_id!r} is provisioned")
+    if not device.is_active:
+        return Rejected("inactive_device", f"device {device_id!r} is deactivated")
+    return None
+
+
+def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
+    """Parse, check and archive a batch of frame packets in one transaction, then queue
+    the frames that need it for decoding, as one batched task.
+
+    Packets that can never be archived are counted per device and reason and dropped.
+    Database and Celery broker errors propagate, so that the caller leaves the messages
+    unacknowledged and the MQTT broker delivers them again.
+    """
+    outcome = BatchOutcome()
+    rejected: list[tuple[str, Rejected]] = []
+    parsed: list[tuple[str, Packet]] = []
+    for device_id, payload in frames:
+        try:
+            parsed.append((device_id, parse_frame(payload)))
+        except Rejected as exc:
+            rejected.append((device_id, exc))
+    devices = _active_devices({device_id for device_id, _ in parsed})
+    items: list[tuple[Device, Packet]] = []
+    for device_id, packet in parsed:
+        device = devices.get(device_id)
+        if (problem := _device_rejection(device_id, device)) is not None:
+            rejected.append((device_id, problem))
+        else:
+            items.append((device, packet))
+
+    with transaction.atomic():
+        result = store_packets(items)
+        rejected.extend(
+            (d.device_id, Rejected("conflict", str(exc))) for d, _, exc in result.conflicts
+        )
+        if rejected:
+            record_rejections(rejected)
+        seen = {s.frame.device_id for s in result.stored}
+        if seen:
+            Device.objects.filter(pk__in=seen).update(online=True, last_seen_at=timezone.now())
+
+    decoded = set(
+        DecodedImage.objects.filter(frame_id__in=[s.frame.pk for s in result.stored]).values_list(
+            "frame_id", "channels"
+        )
     )
-    if needs_decode:
+    to_decode = [
+        s.frame.pk
+        for s in result.stored
+        if s.new_layers > 0 or (s.frame.pk, s.frame.n_layers) not in decoded
+    ]
+    if to_decode:
         # Imported here: the task module pulls in Celery's app, not torch.
         from decoder_worker.tasks import decode_frames
 
-        decode_frames.delay([frame.pk])
-    return FrameOutcome(device_id, packet.seq, frame.pk, stored.new_layers, needs_decode)
+        decode_frames.delay(to_decode)
+    queued = set(to_decode)
+    outcome.frames = [
+        FrameOutcome(
+            s.frame.device.device_id, s.frame.seq, s.frame.pk, s.new_layers, s.frame.pk in queued
+        )
+        for s in result.stored
+    ]
+    outcome.rejected.update((d, r.reason) for d, r in rejected)
+    return outcome
 
 
 def ingest_status(device_id: str, payload: bytes) -> None:
@@ -108,20 +171,37 @@ def ingest_telemetry(device_id: str, payload: bytes) -> None:
         mark_seen(device)
 
 
+def handle_batch(messages: Sequence[tuple[str, bytes]]) -> BatchOutcome:
+    """Route a batch of messages by topic; frames are archived together.
+
+    Never raises for bad input (it is counted); raises only when a service we depend on
+    fails, in which case nothing of the batch may be acknowledged.
+    """
+    frames: list[tuple[str, bytes]] = []
+    rejected: list[tuple[str, Rejected]] = []
+    for topic_name, payload in messages:
+        try:
+            parsed = topics.parse(topic_name)
+        except topics.TopicError as exc:
+            rejected.append(("?", Rejected("bad_topic", str(exc))))
+            continue
+        try:
+            if parsed.kind is topics.Kind.FRAME:
+                frames.append((parsed.device_id, payload))
+            elif parsed.kind is topics.Kind.STATUS:
+                ingest_status(parsed.device_id, payload)
+            elif parsed.kind is topics.Kind.TELEMETRY:
+                ingest_telemetry(parsed.device_id, payload)
+        except Rejected as exc:
+            rejected.append((parsed.device_id, exc))
+    if rejected:
+        record_rejections(rejected)
+    outcome = ingest_frames(frames) if frames else BatchOutcome()
+    outcome.rejected.update((d, r.reason) for d, r in rejected)
+    return outcome
+
+
 def handle_message(topic_name: str, payload: bytes) -> FrameOutcome | None:
-    """Route one message by topic. Never raises for bad input: it is counted instead."""
-    try:
-        parsed = topics.parse(topic_name)
-    except topics.TopicError as exc:
-        record_rejection("?", "bad_topic", str(exc))
-        return None
-    try:
-        if parsed.kind is topics.Kind.FRAME:
-            return ingest_frame(parsed.device_id, payload)
-        if parsed.kind is topics.Kind.STATUS:
-            ingest_status(parsed.device_id, payload)
-        elif parsed.kind is topics.Kind.TELEMETRY:
-            ingest_telemetry(parsed.device_id, payload)
-    except Rejected as exc:
-        record_rejection(parsed.device_id, exc.reason, exc.detail)
-    return None
+    """One message on its own (see ``handle_batch``): the frame it archived, if any."""
+    outcome = handle_batch([(topic_name, payload)])
+    return outcome.frames[0] if outcome.frames else None
