@@ -29,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices import topics
+from devices.motion import MotionDetector
 from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FIRMWARE = "strata-sim/0.1"
 MAX_TIER = 12
 QOS = 1
+CAPTURE_MODES = ("periodic", "motion")
 
 
 class Encoder(Protocol):
@@ -62,6 +64,7 @@ class Settings:
     tier: int = MAX_TIER
     fps: float = 1.0
     max_kbps: float | None = None
+    mode: str = "periodic"  # or "motion": send only frames in which something moved
 
     def merged(self, desired: dict[str, Any]) -> Settings:
         """The settings after applying ``desired``; raises ``ValueError`` when it is invalid."""
@@ -79,7 +82,11 @@ class Settings:
             not isinstance(max_kbps, int | float) or isinstance(max_kbps, bool) or max_kbps <= 0
         ):
             raise ValueError("'max_kbps' must be a positive number or null")
-        return Settings(version, tier, float(fps), None if max_kbps is None else float(max_kbps))
+        mode = desired.get("mode", self.mode)
+        if mode not in CAPTURE_MODES:
+            raise ValueError(f"'mode' must be one of {', '.join(CAPTURE_MODES)}")
+        cap = None if max_kbps is None else float(max_kbps)
+        return Settings(version, tier, float(fps), cap, mode)
 
 
 @dataclass
@@ -95,6 +102,7 @@ class LinkStats:
     dropped_backlog: int = 0
     dropped_rate: int = 0
     frames_trimmed: int = 0  # sent with fewer channels than the tier asked for
+    frames_still: int = 0  # motion mode: looked at, nothing moved, not sent
     connects: int = 0
     disconnects: int = 0
     puback_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
@@ -131,6 +139,8 @@ class Camera:
         tier: int = MAX_TIER,
         fps: float = 1.0,
         max_kbps: float | None = None,
+        mode: str = "periodic",
+        motion: MotionDetector | None = None,
         max_backlog: int = 16,
         heartbeat_s: float = 10.0,
         keepalive_s: int = 30,
@@ -149,7 +159,10 @@ class Camera:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         self.source = source
         self.encoder = encoder
-        self.settings = Settings(tier=tier, fps=float(fps), max_kbps=max_kbps)
+        self.settings = Settings().merged(
+            {"version": 0, "tier": tier, "fps": fps, "max_kbps": max_kbps, "mode": mode}
+        )
+        self.motion = motion or MotionDetector()
         self.max_backlog = max_backlog
         self.heartbeat_s = heartbeat_s
         self.keepalive_s = keepalive_s
@@ -348,7 +361,13 @@ class Camera:
 
     def _applied(self) -> dict[str, Any]:
         s = self.settings
-        return {"version": s.version, "tier": s.tier, "fps": s.fps, "max_kbps": s.max_kbps}
+        return {
+            "version": s.version,
+            "tier": s.tier,
+            "fps": s.fps,
+            "max_kbps": s.max_kbps,
+            "mode": s.mode,
+        }
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.topic != self._topic[topics.Kind.DESIRED]:
@@ -432,7 +451,11 @@ class Camera:
         if fps <= 0 or self.source is None or self.encoder is None:
             self._next_frame = now + 1.0
         elif now >= self._next_frame:
-            self.send_frame(self.source.next_frame())
+            frame = self.source.next_frame()
+            if self.settings.mode == "motion" and not self.motion.triggered(frame, now):
+                self.stats.frames_still += 1
+            else:
+                self.send_frame(frame)
             period = 1.0 / fps
             # keep the cadence; after a stall, resynchronise instead of bursting
             self._next_frame = max(self._next_frame + period, now + period / 2)
@@ -466,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument("--tier", type=int, default=MAX_TIER)
+    parser.add_argument("--mode", choices=CAPTURE_MODES, default="periodic")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
@@ -487,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         encoder=encoder,
         tier=args.tier,
         fps=args.fps,
+        mode=args.mode,
         protocol=args.mqtt,
     )
     camera.start()

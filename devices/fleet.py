@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from devices.camera import MAX_TIER, Camera, Encoder
+from devices.camera import CAPTURE_MODES, MAX_TIER, Camera, Encoder
 from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, Size, make_source
 
@@ -82,6 +82,7 @@ class Fleet:
         *,
         fps: float = 1.0,
         tier: int = MAX_TIER,
+        mode: str = "periodic",
         source: str = "synthetic",
         size: Size = DEFAULT_SIZE,
         codec: Encoder | None = None,
@@ -104,6 +105,7 @@ class Fleet:
                 source=make_source(source, size, index=i),
                 tier=tier,
                 fps=fps,
+                mode=mode,
                 heartbeat_s=heartbeat_s,
                 max_backlog=max_backlog,
                 session_expiry_s=session_expiry_s,
@@ -219,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument("--duration", type=float, help="seconds; default: until Ctrl-C")
     parser.add_argument("--tier", type=int, default=MAX_TIER, help=f"channels 1..{MAX_TIER}")
+    parser.add_argument("--mode", choices=CAPTURE_MODES, default="periodic")
     parser.add_argument("--prefix", default="cam", help="device id prefix")
     parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version")
@@ -238,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         args.broker,
         fps=args.fps,
         tier=args.tier,
+        mode=args.mode,
         source=args.source,
         size=(width, height),
         model=args.model,
