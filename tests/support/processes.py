@@ -103,12 +103,22 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         proc.stop()
 
 
-@pytest.fixture
-def clean_redis() -> None:
-    """An empty Celery queue, so that no task of an earlier run reaches this test's worker."""
+def celery_key(name: str) -> str:
+    """The Redis key of a Celery queue of this test run (runs have their own key prefix)."""
     from django.conf import settings
 
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    return settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + name
+
+
+@pytest.fixture
+def clean_redis() -> None:
+    """Empty Celery queues, so that no task of an earlier test reaches this test's worker."""
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=celery_key("*")))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from fleet.services import provision_device
 from ingest.models import Rejection
 from ingest.services import handle_message
 from tests.support.packets import fake_packet
+from tests.support.processes import celery_key
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def test_valid_frame_is_archived_and_queued_for_decoding(clean_redis):
     assert outcome is not None and outcome.enqueued and outcome.new_layers == 12
     assert Frame.objects.filter(device=device, seq=42, n_layers=12).exists()
     # The decode task really went to the Redis broker, on the live queue.
-    assert redis.Redis.from_url(settings.REDIS_URL).llen("live") == 1
+    assert redis.Redis.from_url(settings.REDIS_URL).llen(celery_key("live")) == 1
     device.refresh_from_db()
     assert device.online and device.last_seen_at is not None
 
