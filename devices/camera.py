@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ from devices import topics
 from devices.motion import MotionDetector
 from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
+from devices.sequence import SequenceCounter, default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ class Camera:
         password: str | None = None,
         ca_certs: str | None = None,
         seq_start: int = 0,
+        state_dir: Path | None = None,
     ) -> None:
         if not topics.valid_device_id(device_id):
             raise topics.TopicError(f"invalid device id {device_id!r}")
@@ -168,7 +171,9 @@ class Camera:
         self.keepalive_s = keepalive_s
         self.session_expiry_s = session_expiry_s
         self.protocol = protocol
-        self.seq = seq_start
+        self._seq = SequenceCounter(
+            state_dir / f"{device_id}.seq" if state_dir else None, seq_start
+        )
         self.stats = LinkStats()
         self.online = False
         self.started_at = time.monotonic()
@@ -320,6 +325,11 @@ class Camera:
         self.stats.acked.append((acked_at, pending.size))
 
     @property
+    def seq(self) -> int:
+        """The seq number the next captured frame gets."""
+        return self._seq.next
+
+    @property
     def backlog(self) -> int:
         """Frames published but not yet acknowledged by the broker."""
         with self._lock:
@@ -411,8 +421,7 @@ class Camera:
         if self.encoder is None:
             raise RuntimeError("this camera has no encoder")
         now = time.monotonic()
-        seq = self.seq
-        self.seq = (self.seq + 1) & 0xFFFFFFFF  # the packet's seq field is uint32
+        seq = self._seq.take()
         self.stats.frames_captured += 1
         backlog = self.backlog
         if backlog >= self.max_backlog:
@@ -494,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5")
+    parser.add_argument(
+        "--state-dir", type=Path, default=default_state_dir(), help="where seq numbers persist"
+    )
     parser.add_argument("--no-codec", action="store_true", help="status/telemetry only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -513,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         fps=args.fps,
         mode=args.mode,
         protocol=args.mqtt,
+        state_dir=args.state_dir,
     )
     camera.start()
     if not camera.wait_online(15):

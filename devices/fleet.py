@@ -18,13 +18,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from devices import traces
 from devices.camera import CAPTURE_MODES, MAX_TIER, Camera, Encoder
+from devices.link import LinkEmulator
 from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, Size, make_source
+from devices.sequence import default_state_dir
+from devices.traces import Trace
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +96,34 @@ class Fleet:
         heartbeat_s: float = 10.0,
         max_backlog: int = 16,
         session_expiry_s: int = 3600,
+        trace: str | Trace | None = None,
+        latency_ms: float = 0.0,
+        state_dir: Path | None = None,
         credentials: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         if len(set(device_ids)) != len(device_ids):
             raise ValueError("device ids must be unique (they are MQTT client ids)")
         self.broker = BrokerURL.parse(broker_url)
+        self.link: LinkEmulator | None = None
+        device_broker = self.broker
+        if trace is not None or latency_ms:
+            # every camera's connection gets its own emulated uplink, offset in the trace
+            if self.broker.tls:
+                raise ValueError("link emulation relays plain TCP: use mqtt://, not mqtts://")
+            bandwidth = traces.parse(trace) if isinstance(trace, str) else trace
+            self.link = LinkEmulator(
+                (self.broker.host, self.broker.port),
+                bandwidth=bandwidth,
+                latency_ms=latency_ms,
+                stagger_s=37.0,
+            )
+            device_broker = replace(self.broker, host=self.link.host, port=self.link.port)
         self._codec = codec
         self._model = model
         self.cameras = [
             Camera(
                 device_id,
-                self.broker,
+                device_broker,
                 source=make_source(source, size, index=i),
                 tier=tier,
                 fps=fps,
@@ -110,6 +132,7 @@ class Fleet:
                 max_backlog=max_backlog,
                 session_expiry_s=session_expiry_s,
                 protocol=mqtt,
+                state_dir=default_state_dir() if state_dir is None else state_dir,
                 **_credentials(credentials, device_id),
             )
             for i, device_id in enumerate(device_ids)
@@ -124,6 +147,8 @@ class Fleet:
         if self._thread is not None:
             return self
         encoder = self._codec or load_codec(self._model)
+        if self.link is not None:
+            self.link.start()
         for camera in self.cameras:
             camera.encoder = encoder
             camera.start()
@@ -160,6 +185,8 @@ class Fleet:
         per_camera = max(0.2, timeout_s / max(1, len(self.cameras)))
         for camera in self.cameras:
             camera.stop(timeout_s=per_camera)
+        if self.link is not None:
+            self.link.stop()
 
     def wait_online(self, timeout_s: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -226,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version")
     parser.add_argument("--model", help="codec model (default: the codec's own)")
+    parser.add_argument(
+        "--trace",
+        help="emulated uplink per camera: kbit/s, steps:, walk:, nbiot, 3g, lte, or a file",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="emulated latency, ms")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -247,12 +279,21 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         mqtt=args.mqtt,
         heartbeat_s=args.heartbeat,
+        trace=args.trace,
+        latency_ms=args.latency,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     end = time.monotonic() + args.duration if args.duration else float("inf")
     live = sys.stdout.isatty()
-    print(f"{args.count} cameras -> {fleet.broker} (MQTT {args.mqtt}); Ctrl-C stops", flush=True)
+    via = (
+        f" through emulated links ({args.trace or 'unlimited'}, {args.latency:g} ms)"
+        if fleet.link
+        else ""
+    )
+    print(
+        f"{args.count} cameras -> {fleet.broker}{via} (MQTT {args.mqtt}); Ctrl-C stops", flush=True
+    )
     fleet.start()
     last_print = 0.0
     try:

@@ -14,7 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 
-Bandwidth = Callable[[float], float | None]  # seconds since start -> kbit/s (None: unlimited)
+from devices.broker import free_port
+
+Bandwidth = Callable[[float], float | None]  # s since start -> kbit/s (0: outage, None: no limit)
 
 
 def constant(kbps: float | None) -> Bandwidth:
@@ -22,7 +24,7 @@ def constant(kbps: float | None) -> Bandwidth:
 
 
 class LinkEmulator:
-    """Listen on ``host:port`` (0: any free port) and relay every connection to
+    """Listen on ``host:port`` (0: a free port, chosen now) and relay every connection to
     ``upstream``; ``url`` is the broker URL to give the cameras."""
 
     def __init__(
@@ -31,13 +33,16 @@ class LinkEmulator:
         *,
         bandwidth: Bandwidth | float | None = None,
         latency_ms: float = 0.0,
+        stagger_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.upstream = upstream
         self.bandwidth = bandwidth if callable(bandwidth) else constant(bandwidth)
         self.latency_ms = latency_ms
-        self.host, self.port = host, port
+        self.stagger_s = stagger_s  # connection i sees the trace from i * stagger_s: not in step
+        self.connections = 0
+        self.host, self.port = host, port or free_port(host)
         self.bytes_up = 0
         self._flowing = threading.Event()
         self._flowing.set()
@@ -89,7 +94,6 @@ class LinkEmulator:
         self._server = self._loop.run_until_complete(
             asyncio.start_server(self._relay, self.host, self.port)
         )
-        self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -102,10 +106,12 @@ class LinkEmulator:
         except OSError:
             writer.close()
             return
+        offset = self.connections * self.stagger_s
+        self.connections += 1
         try:
             await asyncio.gather(
-                self._pump(reader, up_writer, shaped=True),
-                self._pump(up_reader, writer, shaped=False),
+                self._pump(reader, up_writer, offset),
+                self._pump(up_reader, writer, None),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
@@ -114,11 +120,20 @@ class LinkEmulator:
             up_writer.close()
             writer.close()
 
+    async def _pace(self, size: int, offset: float) -> None:
+        """Take as long as ``size`` bytes need at the current rate; wait out outages (0)."""
+        while (kbps := self.bandwidth(time.monotonic() - self._started_at + offset)) == 0:
+            await asyncio.sleep(0.1)
+        if kbps:
+            await asyncio.sleep(size * 8 / 1000 / kbps)
+
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shaped: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, offset: float | None
     ) -> None:
-        """Read, pace to the bandwidth, and deliver each chunk ``latency_ms`` later
-        (deliveries pipeline, so latency does not cut throughput)."""
+        """Read, pace to the bandwidth (uplink only: ``offset`` is its time shift in the
+        trace), and deliver each chunk ``latency_ms`` later (deliveries pipeline, so latency
+        does not cut throughput)."""
+        shaped = offset is not None
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
 
@@ -137,10 +152,8 @@ class LinkEmulator:
             while data := await reader.read(1024 if shaped else 65536):
                 while not self._flowing.is_set():
                     await asyncio.sleep(0.05)
-                if shaped:
-                    kbps = self.bandwidth(time.monotonic() - self._started_at)
-                    if kbps:
-                        await asyncio.sleep(len(data) * 8 / 1000 / kbps)
+                if offset is not None:
+                    await self._pace(len(data), offset)
                     self.bytes_up += len(data)
                 queue.put_nowait((loop.time() + self.latency_ms / 1000, data))
         finally:

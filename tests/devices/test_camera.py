@@ -79,11 +79,11 @@ def test_status_desired_reported_and_clean_shutdown(
 
 
 def test_last_will_marks_a_killed_device_offline(
-    broker_url: str, device_id: str, observer: Observer
+    broker_url: str, device_id: str, observer: Observer, tmp_path: Path
 ) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devices.camera", "--device-id", device_id, "--broker", broker_url,
-         "--no-codec", "--fps", "0"],
+         "--no-codec", "--fps", "0", "--state-dir", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -159,3 +159,26 @@ def test_rate_cap_drops_trailing_channels_first(
         assert sum(len(p.to_bytes()) for p in packets) <= 1000
     finally:
         camera.stop()
+
+
+def test_outage_holds_frames_in_the_backlog_until_coverage_returns(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    broker = BrokerURL.parse(broker_url)
+    with LinkEmulator((broker.host, broker.port), latency_ms=20) as link:
+        camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(30), heartbeat_s=60)
+        try:
+            frame = SyntheticScene("launchpad", (32, 32)).next_frame()
+            link.pause()
+            assert [camera.send_frame(frame) for _ in range(3)] == ["sent"] * 3
+            time.sleep(0.5)
+            assert camera.backlog == 3 and camera.stats.frames_acked == 0
+            link.resume()
+            assert len(observer.wait_count(device_id, K.FRAME, 3)) == 3
+            deadline = time.monotonic() + 5
+            while camera.backlog and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert camera.stats.frames_acked == 3
+            assert min(camera.stats.puback_ms) > 400  # the outage is in the latency
+        finally:
+            camera.stop()

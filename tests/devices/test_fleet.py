@@ -37,7 +37,9 @@ def test_camera_publishes_packets_of_its_tier_with_increasing_seq(
     assert camera.stats.frames_acked == 3
 
 
-def test_fleet_runs_cameras_in_the_background_and_stops_cleanly(broker_url, codec) -> None:
+def test_fleet_runs_cameras_in_the_background_and_stops_cleanly(
+    broker_url, codec, tmp_path
+) -> None:
     prefix = f"tf{time.time_ns() % 10**9}"
     ids = device_ids(3, prefix)
     observers = [connect_observer(broker_url, device_id) for device_id in ids]
@@ -50,6 +52,7 @@ def test_fleet_runs_cameras_in_the_background_and_stops_cleanly(broker_url, code
         codec=codec,
         heartbeat_s=1,
         session_expiry_s=60,
+        state_dir=tmp_path,
     )
     try:
         fleet.start()
