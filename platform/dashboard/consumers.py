@@ -1,23 +1,40 @@
-"""WebSocket consumer that pushes fleet events to signed-in users."""
+"""WebSocket consumer that pushes fleet events to signed-in users, within their scope."""
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from dashboard.live import FLEET_GROUP
+from access.services import is_admin, visible_devices
+from dashboard.live import FLEET_GROUP, device_group
+
+
+@database_sync_to_async
+def groups_for(user) -> list[str]:
+    """Admins follow the whole fleet; operators each of their cameras (fixed at connect:
+    a page reconnects after an assignment changes)."""
+    if is_admin(user):
+        return [FLEET_GROUP]
+    return [device_group(d) for d in visible_devices(user).values_list("device_id", flat=True)]
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
+    groups_joined: list[str]
+
     async def connect(self) -> None:
+        self.groups_joined = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        await self.channel_layer.group_add(FLEET_GROUP, self.channel_name)
+        self.groups_joined = await groups_for(user)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def fleet_event(self, message: dict) -> None:
         await self.send_json(message["event"])

@@ -1,4 +1,9 @@
-"""Live events for the dashboard, sent through the Channels layer to open pages."""
+"""Live events for the dashboard, sent through the Channels layer to open pages.
+
+Every event goes to the fleet group (admins' pages) and to the camera's own group, which
+operators' pages join for each camera assigned to them: nobody receives a camera's frames
+who may not see the camera.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,11 @@ from django.urls import reverse
 from archive.models import DecodedImage
 
 FLEET_GROUP = "fleet"
+
+
+def device_group(device_id: str) -> str:
+    """The group of one camera's events (device ids are valid group-name characters)."""
+    return f"device.{device_id}"
 
 
 def frame_event(decoded: DecodedImage) -> dict:
@@ -24,14 +34,16 @@ def frame_event(decoded: DecodedImage) -> dict:
         "height": frame.height,
         "capture_time_ms": frame.capture_time_ms,
         "image_url": reverse("dashboard:frame-image", args=[frame.pk]) + f"?k={decoded.channels}",
+        "frame_url": reverse("dashboard:frame", args=[frame.pk]),
     }
 
 
 def announce_decoded(decoded: DecodedImage) -> None:
-    """Tell every open dashboard that a frame can be shown."""
+    """Tell every open dashboard that may see the camera that a frame can be shown."""
     layer = get_channel_layer()
     if layer is None:
         return
-    async_to_sync(layer.group_send)(
-        FLEET_GROUP, {"type": "fleet.event", "event": frame_event(decoded)}
-    )
+    event = frame_event(decoded)
+    message = {"type": "fleet.event", "event": event}
+    for group in (FLEET_GROUP, device_group(event["device_id"])):
+        async_to_sync(layer.group_send)(group, message)

@@ -1,19 +1,26 @@
-"""Read-side queries the dashboard pages share."""
+"""Read-side queries the dashboard pages share. Scoping is the caller's: pass visible devices."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models.functions import Length, TruncDate, TruncHour
+from django.utils import timezone
 
-from archive.models import DecodedImage, Frame
+from archive.models import DecodedImage, Frame, Layer
 from fleet.models import Device
+from fleet.services import Applied, Health, applied, effective_tier, health
 
 
 @dataclass(frozen=True)
 class CameraTile:
     device: Device
     latest: DecodedImage | None
+    health: Health
+    tier: int  # the tier it is asked to send
+    applied: Applied
 
 
 def latest_decoded(device: Device) -> DecodedImage | None:
@@ -27,9 +34,133 @@ def latest_decoded(device: Device) -> DecodedImage | None:
     )
 
 
-def camera_tiles() -> list[CameraTile]:
-    return [CameraTile(d, latest_decoded(d)) for d in Device.objects.all()]
+def camera_tile(device: Device, now: datetime | None = None) -> CameraTile:
+    return CameraTile(
+        device, latest_decoded(device), health(device, now), effective_tier(device), applied(device)
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    site: str = ""
+    health: str = ""
+    q: str = ""
+
+
+def camera_tiles(devices: QuerySet[Device], filters: Filters = Filters()) -> list[CameraTile]:
+    """Tiles of the given cameras, filtered; health is computed, so it filters in Python."""
+    if filters.site:
+        devices = devices.filter(site=filters.site)
+    if filters.q:
+        devices = devices.filter(device_id__icontains=filters.q) | devices.filter(
+            name__icontains=filters.q
+        )
+    now = timezone.now()
+    tiles = [camera_tile(d, now) for d in devices.order_by("site", "device_id")]
+    if filters.health:
+        tiles = [t for t in tiles if t.health == filters.health]
+    return tiles
+
+
+def group_by_site(tiles: list[CameraTile]) -> list[tuple[str, list[CameraTile]]]:
+    groups: dict[str, list[CameraTile]] = {}
+    for tile in tiles:
+        groups.setdefault(tile.device.site, []).append(tile)
+    return list(groups.items())
 
 
 def recent_frames(device: Device, limit: int = 24) -> QuerySet[Frame]:
     return Frame.objects.filter(device=device).order_by("-seq")[:limit]
+
+
+@dataclass(frozen=True)
+class Storage:
+    frames: int
+    layer_bytes: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+def storage(device: Device) -> Storage:
+    """What the archive holds for a camera, from the database (no disk scan)."""
+    frames = Frame.objects.filter(device=device).aggregate(
+        n=Count("id"), first=Min("received_at"), last=Max("received_at")
+    )
+    size = Layer.objects.filter(frame__device=device).aggregate(b=Sum(Length("data")))["b"]
+    return Storage(frames["n"], size or 0, frames["first"], frames["last"])
+
+
+# --- archive timeline: day → hour → frames --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    frames: int
+    share: float  # of the busiest bucket, for the density bar
+
+
+def _buckets(rows: dict[datetime, int], starts: list[datetime]) -> list[Bucket]:
+    busiest = max(rows.values(), default=0) or 1
+    return [Bucket(s, rows.get(s, 0), rows.get(s, 0) / busiest) for s in starts]
+
+
+def archive_days(device: Device, limit: int = 31) -> list[tuple[date, int]]:
+    """The most recent days with frames, newest first, with their frame counts."""
+    rows = (
+        Frame.objects.filter(device=device)
+        .annotate(day=TruncDate("received_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("-day")[:limit]
+    )
+    return [(r["day"], r["n"]) for r in rows]
+
+
+def day_hours(device: Device, day: date) -> list[Bucket]:
+    """24 hourly buckets of one day; empty ones are gaps (the camera was off or asleep)."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    rows = (
+        Frame.objects.filter(
+            device=device, received_at__gte=start, received_at__lt=start + timedelta(days=1)
+        )
+        .annotate(hour=TruncHour("received_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+    )
+    return _buckets(
+        {r["hour"]: r["n"] for r in rows}, [start + timedelta(hours=h) for h in range(24)]
+    )
+
+
+def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
+    return Frame.objects.filter(
+        device=device,
+        received_at__gte=hour_start,
+        received_at__lt=hour_start + timedelta(hours=1),
+    ).order_by("received_at", "seq")
+
+
+def hour_minutes(frames: list[Frame], hour_start: datetime) -> list[Bucket]:
+    """60 minute buckets of an hour's frames: the density strip above the frame list."""
+    counts: dict[datetime, int] = {}
+    for frame in frames:
+        minute = frame.received_at.replace(second=0, microsecond=0)
+        counts[minute] = counts.get(minute, 0) + 1
+    return _buckets(counts, [hour_start + timedelta(minutes=m) for m in range(60)])
+
+
+def neighbours(frame: Frame) -> tuple[Frame | None, Frame | None]:
+    """The previous and next archived frames of the same camera."""
+    same = Frame.objects.filter(device_id=frame.device_id).only("id", "seq")
+    before = same.filter(seq__lt=frame.seq).order_by("-seq").first()
+    after = same.filter(seq__gt=frame.seq).order_by("seq").first()
+    return before, after
+
+
+def decoded_channels(frame: Frame) -> list[int]:
+    return list(
+        DecodedImage.objects.filter(frame=frame)
+        .order_by("channels")
+        .values_list("channels", flat=True)
+    )

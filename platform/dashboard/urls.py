@@ -6,5 +6,10 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("devices/<str:device_id>/", views.device_detail, name="device"),
+    path("devices/<str:device_id>/controls", views.device_controls, name="device-controls"),
+    path("devices/<str:device_id>/state", views.device_state, name="device-state"),
+    path("devices/<str:device_id>/archive/", views.archive, name="archive"),
+    path("frames/<int:frame_id>/", views.frame_detail, name="frame"),
+    path("frames/<int:frame_id>/decode", views.frame_decode, name="frame-decode"),
     path("frames/<int:frame_id>/image", views.frame_image, name="frame-image"),
 ]

@@ -1,40 +1,223 @@
-"""Dashboard pages. Thin: reads come from ``dashboard.queries``."""
+"""Dashboard pages. Thin: reads come from ``dashboard.queries``, writes from services, and
+every camera, frame and image is looked up through the user's scope (``access.services``)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+import io
+from datetime import date
 
-from archive.models import DecodedImage
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from PIL import Image
+
+from access.services import is_admin, visible_devices
+from archive.models import DecodedImage, Frame
 from dashboard import queries
+from dashboard.forms import ControlsForm
+from dashboard.services import clamp_channels, decoded_at
+from fleet import services as fleet
 from fleet.models import Device
+from fleet.services import Health
+
+
+def visible_device(request: HttpRequest, device_id: str) -> Device:
+    """The camera if this user may see it; 404 otherwise, so ids of others do not leak."""
+    return get_object_or_404(visible_devices(request.user), device_id=device_id)
+
+
+def visible_frame(request: HttpRequest, frame_id: int) -> Frame:
+    return get_object_or_404(
+        Frame.objects.select_related("device"),
+        pk=frame_id,
+        device__in=visible_devices(request.user),
+    )
+
+
+def image_url(frame_id: int, k: int) -> str:
+    return f"{reverse('dashboard:frame-image', args=[frame_id])}?k={k}"
 
 
 @login_required
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/overview.html", {"tiles": queries.camera_tiles()})
+    devices = visible_devices(request.user)
+    filters = queries.Filters(
+        site=request.GET.get("site", ""),
+        health=request.GET.get("health", ""),
+        q=request.GET.get("q", "").strip(),
+    )
+    tiles = queries.camera_tiles(devices, filters)
+    context = {
+        "groups": queries.group_by_site(tiles),
+        "count": len(tiles),
+        "filters": filters,
+        "sites": devices.exclude(site="").values_list("site", flat=True).distinct().order_by(),
+        "health_choices": [h.value for h in Health],
+    }
+    return render(request, "dashboard/overview.html", context)
+
+
+def _device_page(
+    request: HttpRequest, device: Device, form: ControlsForm | None = None, status: int = 200
+) -> HttpResponse:
+    can_admin = is_admin(request.user)
+    if can_admin and form is None:
+        form = ControlsForm(initial=fleet.controls(device))
+    context = {
+        "tile": queries.camera_tile(device),
+        "device": device,
+        "storage": queries.storage(device),
+        "frames": queries.recent_frames(device),
+        "desired": fleet.desired_payload(device),
+        "grace": fleet.grace_period(device),
+        "can_admin": can_admin,
+        "form": form if can_admin else None,
+    }
+    return render(request, "dashboard/device.html", context, status=status)
 
 
 @login_required
 @require_GET
 def device_detail(request: HttpRequest, device_id: str) -> HttpResponse:
-    device = get_object_or_404(Device, device_id=device_id)
+    return _device_page(request, visible_device(request, device_id))
+
+
+@login_required
+@require_POST
+def device_controls(request: HttpRequest, device_id: str) -> HttpResponse:
+    """An admin saves a camera's limits: stored, audited, published as desired state."""
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins change camera settings.")
+    device = visible_device(request, device_id)
+    form = ControlsForm(request.POST)
+    if form.is_valid():
+        try:
+            payload = fleet.update_controls(device, request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except (ConnectionError, OSError) as exc:
+            messages.error(request, f"Saved, but the broker could not be reached: {exc}")
+            return redirect("dashboard:device", device.device_id)
+        else:
+            if payload is None:
+                messages.info(request, "Nothing changed.")
+            else:
+                messages.success(request, f"Sent to the camera as version {payload['version']}.")
+            return redirect("dashboard:device", device.device_id)
+    return _device_page(request, device, form, status=400)
+
+
+@login_required
+@require_GET
+def device_state(request: HttpRequest, device_id: str) -> JsonResponse:
+    """What the camera page polls: health and desired vs reported state."""
+    device = visible_device(request, device_id)
+    state = fleet.applied(device)
+    return JsonResponse(
+        {
+            "device_id": device.device_id,
+            "health": fleet.health(device),
+            "last_seen_at": device.last_seen_at,
+            "desired": fleet.desired_payload(device),
+            "reported": device.reported,
+            "reported_at": device.reported_at,
+            "pending": state.pending,
+            "rejected": state.rejected,
+        }
+    )
+
+
+def _day(value: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(value) if value else default
+    except ValueError:
+        raise Http404("day must be YYYY-MM-DD") from None
+
+
+@login_required
+@require_GET
+def archive(request: HttpRequest, device_id: str) -> HttpResponse:
+    """The camera's timeline: days with frames, the hours of one day, the frames of one hour."""
+    device = visible_device(request, device_id)
+    days = queries.archive_days(device)
+    day = _day(request.GET.get("day"), days[0][0] if days else timezone.localdate())
+    hours = queries.day_hours(device, day)
+    hour_param = request.GET.get("hour")
+    if hour_param is not None and hour_param.isdigit() and int(hour_param) < 24:
+        hour = hours[int(hour_param)]
+    else:  # the latest hour with frames
+        hour = next((b for b in reversed(hours) if b.frames), hours[-1])
+    frames = list(queries.hour_frames(device, hour.start))
     context = {
         "device": device,
-        "latest": queries.latest_decoded(device),
-        "frames": queries.recent_frames(device),
+        "days": days,
+        "day": day,
+        "hours": hours,
+        "hour": hour,
+        "minutes": queries.hour_minutes(frames, hour.start),
+        "frames": frames,
     }
-    return render(request, "dashboard/device.html", context)
+    return render(request, "dashboard/archive.html", context)
+
+
+@login_required
+@require_GET
+def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
+    """One archived frame with the quality slider (k = 1 .. layers received)."""
+    frame = visible_frame(request, frame_id)
+    default_k = frame.n_layers
+    k = request.GET.get("k", "")
+    k = clamp_channels(frame, int(k)) if k.isdigit() else default_k
+    previous, following = queries.neighbours(frame)
+    hour = timezone.localtime(frame.received_at)
+    context = {
+        "frame": frame,
+        "device": frame.device,
+        "k": k,
+        "ks": range(1, frame.n_layers + 1),
+        "decoded": decoded_at(frame, k) if frame.n_layers else None,
+        "previous": previous,
+        "following": following,
+        "day": hour.date(),
+        "hour": hour.hour,
+    }
+    return render(request, "dashboard/frame.html", context)
+
+
+@login_required
+@require_GET
+def frame_decode(request: HttpRequest, frame_id: int) -> JsonResponse:
+    """Polled by the slider: is the frame at ``?k=`` ready, and where is it?"""
+    frame = visible_frame(request, frame_id)
+    k = request.GET.get("k", "")
+    if not k.isdigit() or frame.n_layers == 0:
+        raise Http404("k must be a channel count of a frame with layers")
+    k = clamp_channels(frame, int(k))
+    decoded = decoded_at(frame, k)
+    return JsonResponse(
+        {
+            "frame_id": frame.pk,
+            "channels": k,
+            "ready": decoded is not None,
+            "image_url": image_url(frame.pk, k) if decoded else None,
+            "decode_ms": decoded.decode_ms if decoded else None,
+        }
+    )
 
 
 @login_required
 @require_GET
 def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
-    """The decoded image of a frame at ``?k=`` channels (default: the best decoded)."""
-    decoded = DecodedImage.objects.filter(frame_id=frame_id)
+    """The decoded image of a frame at ``?k=`` channels (default: the best decoded);
+    ``?format=png`` downloads it as PNG."""
+    frame = visible_frame(request, frame_id)
+    decoded = DecodedImage.objects.filter(frame=frame)
     k = request.GET.get("k")
     if k is not None:
         if not k.isdigit():
@@ -43,6 +226,13 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
     image = decoded.order_by("-channels").first()
     if image is None:
         raise Http404("no decoded image for this frame yet")
-    response = HttpResponse(bytes(image.image), content_type=image.content_type)
+    if request.GET.get("format") == "png":
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(bytes(image.image))).save(buf, format="PNG")
+        response = HttpResponse(buf.getvalue(), content_type="image/png")
+        name = f"{frame.device.device_id}-{frame.seq}-k{image.channels}.png"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+    else:
+        response = HttpResponse(bytes(image.image), content_type=image.content_type)
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response

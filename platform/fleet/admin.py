@@ -5,15 +5,9 @@ from fleet.models import Device
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = (
-        "device_id",
-        "name",
-        "site",
-        "is_active",
-        "online",
-        "last_seen_at",
-        "desired_tier",
-        "max_kbps",
-    )
+    """Identity and site only: limits go through the dashboard, which publishes and audits."""
+
+    list_display = ("device_id", "name", "site", "is_active", "online", "last_seen_at")
     list_filter = ("is_active", "online", "site")
     search_fields = ("device_id", "name", "site")
+    fields = ("device_id", "name", "site", "is_active", "checkin_interval_s")

@@ -1,4 +1,4 @@
-"""A camera in the fleet and what the platform knows of its connection."""
+"""A camera in the fleet, what the platform knows of its connection, and the limits admins set."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 MAX_TIER = 12  # latent channels of MCUCoder
+MAX_FPS = 30  # what a device accepts (devices.camera.Settings)
 
 device_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     "Letters, digits, '.', '_' and '-' only (it is an MQTT topic level).",
 )
+tier_validators = [MinValueValidator(1), MaxValueValidator(MAX_TIER)]
 
 
 class Device(models.Model):
@@ -22,18 +24,59 @@ class Device(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Inactive devices are refused at ingest; their archive stays."
     )
-    online = models.BooleanField(default=False)
+    online = models.BooleanField(default=False, help_text="Its retained status says connected.")
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    checkin_interval_s = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="How often it is expected to send something (heartbeat or duty-cycle wake-up); "
+        "it counts as up for a grace period of a few intervals after it was last seen.",
+    )
+    # --- admin limits and the desired state the platform publishes (retained, versioned) ---
     desired_tier = models.PositiveSmallIntegerField(
-        default=MAX_TIER, validators=[MinValueValidator(1), MaxValueValidator(MAX_TIER)]
+        default=MAX_TIER,
+        validators=tier_validators,
+        help_text="The tier the automatic controller chose; limits below still apply.",
+    )
+    min_tier = models.PositiveSmallIntegerField(default=1, validators=tier_validators)
+    max_tier = models.PositiveSmallIntegerField(default=MAX_TIER, validators=tier_validators)
+    tier_override = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=tier_validators,
+        help_text="A fixed tier set by an admin; empty lets the controller choose.",
     )
     max_kbps = models.PositiveIntegerField(
         null=True, blank=True, help_text="Admin bitrate cap in kbit/s; empty for none."
     )
+    fps = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_FPS)],
+        help_text="Frames per second; 0 pauses capture.",
+    )
+    capture_mode = models.CharField(
+        max_length=16,
+        choices=[("periodic", "Periodic"), ("motion", "On motion")],
+        default="periodic",
+        help_text="Periodic sends every frame; on motion only frames in which something moved.",
+    )
+    desired_version = models.PositiveBigIntegerField(
+        default=0, help_text="Version of the last desired state published."
+    )
+    desired_at = models.DateTimeField(null=True, blank=True)
+    # --- what the device says it applied (its retained ``reported`` message) ---
+    reported = models.JSONField(null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["device_id"]
+        ordering = ["site", "device_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(min_tier__lte=models.F("max_tier")),
+                name="device_min_tier_le_max_tier",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name or self.device_id

@@ -1,12 +1,30 @@
-"""Writes to the fleet: provisioning and connection state."""
+"""Writes to the fleet: provisioning, connection state, admin limits and the desired state.
+
+The desired state is the device's shadow on the platform side: a retained, versioned JSON
+message on ``strata/v1/dev/{id}/desired`` that the device applies and echoes on
+``reported``. Every change (an admin's, or the tier controller's) goes through
+``publish_desired`` so that versions only ever increase.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
+import paho.mqtt.client as mqtt
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from devices import topics
+from devices.mqtt_url import BrokerURL
 from fleet.models import Device
 
 
@@ -35,3 +53,184 @@ def set_online(device_id: str, online: bool, at: datetime | None = None) -> bool
     if online:
         fields["last_seen_at"] = at or timezone.now()
     return Device.objects.filter(device_id=device_id).update(**fields) > 0
+
+
+# --- health ----------------------------------------------------------------------------------
+
+GRACE_INTERVALS = 3  # missed check-ins before a camera counts as down
+MIN_GRACE = timedelta(seconds=60)
+
+
+class Health(StrEnum):
+    ONLINE = "online"  # connected and heard from recently
+    SLEEPING = "sleeping"  # disconnected, but within its grace period (duty-cycled cameras)
+    OFFLINE = "offline"  # not heard from within the grace period
+    NEVER = "never"  # never heard from
+
+
+def grace_period(device: Device) -> timedelta:
+    """How long after it was last seen a camera still counts as up: a few check-in intervals
+    (heartbeat or duty cycle), so that a camera that sleeps between frames is not "broken"."""
+    return max(MIN_GRACE, timedelta(seconds=GRACE_INTERVALS * device.checkin_interval_s))
+
+
+def health(device: Device, now: datetime | None = None) -> Health:
+    if device.last_seen_at is None:
+        return Health.NEVER
+    if (now or timezone.now()) - device.last_seen_at > grace_period(device):
+        return Health.OFFLINE
+    return Health.ONLINE if device.online else Health.SLEEPING
+
+
+# --- desired and reported state --------------------------------------------------------------
+
+
+def effective_tier(device: Device) -> int:
+    """The tier to send: the admin's override, else the controller's choice, within limits."""
+    tier = device.tier_override or device.desired_tier
+    return max(device.min_tier, min(device.max_tier, tier))
+
+
+def desired_payload(device: Device) -> dict[str, Any]:
+    """The JSON the device accepts (``devices.camera.Settings.merged``)."""
+    return {
+        "version": device.desired_version,
+        "tier": effective_tier(device),
+        "fps": device.fps,
+        "max_kbps": device.max_kbps,
+        "mode": device.capture_mode,
+    }
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Whether the device runs what was last asked of it."""
+
+    pending: bool  # a newer version was published than the device has reported
+    rejected: str  # the device's error for the last desired state, if it refused it
+    reported_version: int | None
+
+
+def applied(device: Device) -> Applied:
+    reported = device.reported or {}
+    version = reported.get("version")
+    version = version if isinstance(version, int) else None
+    behind = device.desired_version > 0 and (version is None or version < device.desired_version)
+    return Applied(
+        pending=behind, rejected=str(reported.get("error", "")), reported_version=version
+    )
+
+
+class Publisher:
+    """Publishes retained desired state. One short-lived MQTT connection per change: changes
+    are rare (an admin's save, a controller's tier switch) and this keeps no thread around."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None  # None: settings.MQTT_URL
+        self.protocol = mqtt.MQTTv5
+
+    def use(self, url: str, *, mqtt5: bool = True) -> None:
+        """Point at another broker (the demo's embedded one, which speaks MQTT 3.1.1)."""
+        self.url, self.protocol = url, mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
+
+    def publish(self, device_id: str, payload: dict[str, Any], timeout_s: float = 10.0) -> None:
+        broker = BrokerURL.parse(self.url or settings.MQTT_URL or settings.EMBEDDED_MQTT_URL)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=self.protocol)
+        broker.configure(client)
+        connected = threading.Event()
+        client.on_connect = lambda *args: connected.set()
+        client.connect(broker.host, broker.port, keepalive=30)
+        client.loop_start()
+        try:
+            if not connected.wait(timeout_s):
+                raise ConnectionError(f"MQTT broker {broker} did not accept the connection")
+            info = client.publish(
+                topics.topic(device_id, topics.Kind.DESIRED),
+                json.dumps(payload),
+                qos=1,
+                retain=True,
+            )
+            info.wait_for_publish(timeout_s)
+            if not info.is_published():
+                raise ConnectionError(f"MQTT broker {broker} did not acknowledge the publish")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
+publisher = Publisher()
+
+
+def publish_desired(device: Device) -> dict[str, Any]:
+    """Give the desired state a new version, store it and publish it (retained, QoS 1).
+
+    The version is taken atomically in the database, so concurrent publishers (an admin and
+    the controller) never reuse one. The publish happens after commit; if the broker is
+    down it raises, and the next change (or a retry) publishes the latest state again.
+    """
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(
+            desired_version=F("desired_version") + 1, desired_at=timezone.now()
+        )
+        device.refresh_from_db(fields=["desired_version", "desired_at"])
+        payload = desired_payload(device)
+    publisher.publish(device.device_id, payload)
+    return payload
+
+
+CONTROL_FIELDS = ("max_kbps", "min_tier", "max_tier", "tier_override", "fps", "capture_mode")
+
+
+def controls(device: Device) -> dict[str, Any]:
+    return {name: getattr(device, name) for name in CONTROL_FIELDS}
+
+
+def update_controls(
+    device: Device, by: AbstractBaseUser | None, **changes: Any
+) -> dict[str, Any] | None:
+    """Apply an admin's limits, record them in the audit log and publish the new desired state.
+
+    Returns the published payload, or None when nothing changed. Raises ``ValidationError``
+    for limits that contradict each other.
+    """
+    from access.services import audit  # access depends on fleet, not the other way round
+
+    unknown = set(changes) - set(CONTROL_FIELDS)
+    if unknown:
+        raise ValueError(f"not a control: {', '.join(sorted(unknown))}")
+    before = controls(device)
+    for name, value in changes.items():
+        setattr(device, name, value)
+    after = controls(device)
+    if after == before:
+        return None
+    device.full_clean(exclude=["device_id"])
+    if device.min_tier > device.max_tier:
+        raise ValidationError({"min_tier": "The minimum tier is above the maximum."})
+    if device.tier_override and not device.min_tier <= device.tier_override <= device.max_tier:
+        raise ValidationError({"tier_override": "The fixed tier is outside min..max."})
+    with transaction.atomic():
+        device.save(update_fields=list(CONTROL_FIELDS))
+        audit(by, "device.controls", f"device:{device.device_id}", before, after)
+    return publish_desired(device)
+
+
+def record_reported(device_id: str, reported: dict[str, Any], at: datetime | None = None) -> bool:
+    """Store what a device says it applied (its retained ``reported`` message).
+
+    For ingest to call on ``strata/v1/dev/{id}/reported``. An older version than the one
+    stored is ignored (retained replays arrive out of order). Returns False when ignored.
+    """
+    version = reported.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return False
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(device_id=device_id).first()
+        if device is None:
+            return False
+        stored = (device.reported or {}).get("version")
+        if isinstance(stored, int) and version < stored:
+            return False
+        device.reported, device.reported_at = reported, at or timezone.now()
+        device.save(update_fields=["reported", "reported_at"])
+    return True

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "archive",
     "ingest",
     "dashboard",
+    "access",
 ]
 
 MIDDLEWARE = [

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from access.services import assign
 from devices.mqtt_url import BrokerURL
-from fleet.services import provision_device
+from fleet.services import provision_device, publisher
 from ingest.consumer import IngestConsumer
 
 DEMO_PASSWORD = "strata-demo"
@@ -26,16 +27,20 @@ DEMO_CAMERAS = [
     ("demo-yard-2", "Barn yard", "North farm"),
     ("demo-road-3", "Access road", "Depot"),
 ]
+DEMO_OPERATOR_SITE = "North farm"
 
 
 def ensure_demo_users() -> None:
-    """An admin and an operator with a known password, printed at start-up."""
+    """An admin and an operator with a known password, printed at start-up; the operator
+    sees the cameras of one site only."""
     users = get_user_model()
     for username, staff in (("admin", True), ("operator", False)):
         user, _ = users.objects.get_or_create(username=username)
         user.is_staff = user.is_superuser = staff
         user.set_password(DEMO_PASSWORD)
         user.save()
+        if not staff:
+            assign(user, site=DEMO_OPERATOR_SITE)
 
 
 class Command(BaseCommand):
@@ -66,6 +71,7 @@ class Command(BaseCommand):
         else:
             broker = EmbeddedBroker("127.0.0.1", free_port()).start()
             broker_url, mqtt5 = broker.url, False  # amqtt speaks MQTT 3.1.1
+        publisher.use(broker_url, mqtt5=mqtt5)  # admins' changes reach the cameras here
 
         worker = None
         if settings.REDIS_URL:
@@ -78,7 +84,7 @@ class Command(BaseCommand):
                     "decoder_worker",
                     "worker",
                     "-Q",
-                    "live",
+                    "live,archive",
                     "--pool",
                     "solo",
                     "--loglevel",
@@ -98,7 +104,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"\nStrata demo is up.\n"
                 f"  Dashboard: http://{host}:{port}/\n"
-                f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD})\n"
+                f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD}: {DEMO_OPERATOR_SITE} only)\n"
                 f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
                 f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
                 f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"

@@ -1,4 +1,5 @@
 // Live dashboard: replaces a camera's frame when the platform announces a new decoded one.
+// The server only sends events of cameras this user may see.
 (function () {
   "use strict";
   const state = document.getElementById("live-state");
@@ -10,11 +11,12 @@
       let img = el.querySelector("img.live-frame");
       const box = el.querySelector(".frame");
       if (!img && box) {
-        box.innerHTML = "";
+        const placeholder = box.querySelector(".placeholder");
+        if (placeholder) placeholder.remove();
         img = document.createElement("img");
         img.className = "live-frame";
         img.alt = "Latest frame of " + event.device_id;
-        box.appendChild(img);
+        box.prepend(img);
       }
       if (img) {
         img.src = event.image_url;
@@ -22,9 +24,13 @@
         img.dataset.seq = event.seq;
       }
       const seq = el.querySelector('[data-field="seq"]');
-      if (seq) seq.textContent = "#" + event.seq + " · k=" + event.channels;
-      const status = el.querySelector(".status");
+      if (seq) seq.textContent = "#" + event.seq;
+      const tier = el.querySelector('[data-field="tier"]');
+      if (tier) tier.textContent = "k=" + event.channels + "/12";
+      const status = el.querySelector('[data-field="health"]') || document.querySelector('h1 [data-field="health"]');
       if (status) { status.textContent = "online"; status.className = "status online"; }
+      const seen = el.querySelector('[data-field="last-seen"]');
+      if (seen) seen.textContent = "seen just now";
     });
   }
 

@@ -1,0 +1,111 @@
+"""Roles, per-camera scoping, login rate limiting and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from access.models import AuditEntry, LoginFailure
+from access.services import (
+    LIMITS,
+    assign,
+    audit,
+    can_view,
+    login_retry_after,
+    record_login_failure,
+    visible_devices,
+)
+from fleet.services import provision_device
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cameras():
+    return {
+        "gate": provision_device("acc-gate", site="North farm"),
+        "barn": provision_device("acc-barn", site="North farm"),
+        "road": provision_device("acc-road", site="Depot"),
+    }
+
+
+def make_user(username: str, staff: bool = False):
+    return get_user_model().objects.create_user(username, password="pw-for-tests", is_staff=staff)
+
+
+def test_admin_sees_every_camera(cameras):
+    admin = make_user("boss", staff=True)
+    assert set(visible_devices(admin)) == set(cameras.values())
+
+
+def test_operator_sees_only_assigned_cameras_and_sites(cameras):
+    operator = make_user("op")
+    assert not visible_devices(operator).exists()
+    assign(operator, device=cameras["road"])
+    assert list(visible_devices(operator)) == [cameras["road"]]
+    assign(operator, site="North farm")
+    assign(operator, site="North farm")  # idempotent
+    assert set(visible_devices(operator)) == set(cameras.values())
+    later = provision_device("acc-new", site="North farm")
+    assert can_view(operator, later)  # a site assignment covers cameras added later
+
+
+def test_inactive_user_sees_nothing(cameras):
+    operator = make_user("gone")
+    assign(operator, site="Depot")
+    operator.is_active = False
+    assert not visible_devices(operator).exists()
+
+
+def test_assign_needs_exactly_one_target(cameras):
+    with pytest.raises(ValueError):
+        assign(make_user("x"), device=cameras["gate"], site="Depot")
+
+
+def test_failures_lock_the_username_then_the_window_passes():
+    for _ in range(LIMITS.per_username - 1):
+        record_login_failure("Alice", "10.0.0.1")
+    assert login_retry_after("alice", "10.0.0.2") == 0
+    record_login_failure("alice", "10.0.0.1")
+    retry = login_retry_after("ALICE", "10.0.0.2")
+    assert 0 < retry <= LIMITS.window.total_seconds()
+    LoginFailure.objects.update(at=LoginFailure.objects.first().at - LIMITS.window)
+    assert login_retry_after("alice", "10.0.0.2") == 0
+
+
+def test_failures_from_one_address_lock_it_for_every_username():
+    for i in range(LIMITS.per_ip):
+        record_login_failure(f"user{i}", "10.9.9.9")
+    assert login_retry_after("someone-else", "10.9.9.9") > 0
+    assert login_retry_after("someone-else", "10.1.1.1") == 0
+
+
+def test_login_view_refuses_with_429_after_too_many_failures():
+    make_user("carol")
+    client = Client()
+    for _ in range(LIMITS.per_username):
+        response = client.post("/login/", {"username": "carol", "password": "wrong"})
+        assert response.status_code == 200
+    # Locked: even the right password is refused, without being checked.
+    response = client.post("/login/", {"username": "carol", "password": "pw-for-tests"})
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert b"Too many failed sign-ins" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_successful_login_forgives_earlier_mistakes():
+    make_user("dave")
+    client = Client()
+    client.post("/login/", {"username": "dave", "password": "wrong"})
+    response = client.post("/login/", {"username": "dave", "password": "pw-for-tests"})
+    assert response.status_code == 302
+    assert not LoginFailure.objects.filter(username="dave").exists()
+
+
+def test_audit_keeps_only_what_changed():
+    admin = make_user("auditor", staff=True)
+    entry = audit(admin, "device.controls", "device:x", {"a": 1, "b": 2}, {"a": 1, "b": 3})
+    assert (entry.before, entry.after, entry.username) == ({"b": 2}, {"b": 3}, "auditor")
+    assert AuditEntry.objects.count() == 1

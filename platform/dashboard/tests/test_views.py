@@ -1,0 +1,180 @@
+"""Every dashboard page, the image endpoint and the decode endpoint respect the user's scope;
+admins' controls save, audit and publish."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from PIL import Image
+
+from access.services import assign
+from archive.services import record_decoded, store_packet
+from fleet.models import Device
+from fleet.services import provision_device
+from mcucoder.bitstream import parse_packet
+from tests.support.packets import fake_packet
+
+pytestmark = pytest.mark.django_db
+
+
+def webp(color: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(buf, format="WEBP")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def world():
+    """Two cameras with one decoded frame each; an operator assigned only the first."""
+    tag = uuid.uuid4().hex[:6]
+    mine = provision_device(f"view-mine-{tag}", name="Paddock gate", site="North farm")
+    other = provision_device(f"view-other-{tag}", name="Depot road", site="Depot")
+    frames = {}
+    for device in (mine, other):
+        frame = store_packet(device, parse_packet(fake_packet(seq=1, channels=6))).frame
+        record_decoded(frame.pk, 6, webp((200, 30, 30)), "image/webp", 3.0)
+        frames[device.device_id] = frame
+    users = get_user_model()
+    operator = users.objects.create_user("view-op", password="pw")
+    assign(operator, device=mine)
+    admin = users.objects.create_user("view-admin", password="pw", is_staff=True)
+    return mine, other, frames[mine.device_id], frames[other.device_id], operator, admin
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_sign_in(world):
+    mine, *_ = world
+    for url in ("/", f"/devices/{mine.device_id}/", f"/devices/{mine.device_id}/archive/"):
+        response = Client().get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_operator_sees_only_assigned_cameras_everywhere(world):
+    mine, other, my_frame, other_frame, operator, _ = world
+    client = client_for(operator)
+    page = client.get("/").content.decode()
+    assert "Paddock gate" in page and "Depot road" not in page
+    for url in (
+        f"/devices/{mine.device_id}/",
+        f"/devices/{mine.device_id}/state",
+        f"/devices/{mine.device_id}/archive/",
+        f"/frames/{my_frame.pk}/",
+        f"/frames/{my_frame.pk}/decode?k=6",
+        f"/frames/{my_frame.pk}/image?k=6",
+    ):
+        assert client.get(url).status_code == 200, url
+    for url in (
+        f"/devices/{other.device_id}/",
+        f"/devices/{other.device_id}/state",
+        f"/devices/{other.device_id}/archive/",
+        f"/frames/{other_frame.pk}/",
+        f"/frames/{other_frame.pk}/decode?k=6",
+        f"/frames/{other_frame.pk}/image?k=6",
+        f"/frames/{other_frame.pk}/image",
+    ):
+        assert client.get(url).status_code == 404, url
+
+
+def test_operator_cannot_change_settings(world):
+    mine, *_, operator, _ = world
+    response = client_for(operator).post(
+        f"/devices/{mine.device_id}/controls",
+        {"max_kbps": "10", "min_tier": "1", "max_tier": "12", "fps": "1"},
+    )
+    assert response.status_code == 403
+    assert Device.objects.get(pk=mine.pk).max_kbps is None
+    assert b"Save and send" not in client_for(operator).get(f"/devices/{mine.device_id}/").content
+
+
+def test_admin_sees_everything_and_filters(world):
+    mine, other, *_, admin = world
+    client = client_for(admin)
+    page = client.get("/").content.decode()
+    assert "Paddock gate" in page and "Depot road" in page
+    page = client.get("/", {"site": "Depot"}).content.decode()
+    assert "Paddock gate" not in page and "Depot road" in page
+    page = client.get("/", {"health": "online"}).content.decode()
+    assert "No camera matches" in page  # neither has been seen
+    assert client.get(f"/devices/{other.device_id}/").status_code == 200
+
+
+def test_admin_controls_are_saved_audited_and_published(world):
+    mine, *_, admin = world
+    client = client_for(admin)
+    form = {
+        "max_kbps": "48",
+        "min_tier": "2",
+        "max_tier": "10",
+        "tier_override": "",
+        "fps": "2",
+        "capture_mode": "motion",
+    }
+    response = client.post(f"/devices/{mine.device_id}/controls", form, follow=True)
+    assert b"Sent to the camera as version 1" in response.content
+    mine.refresh_from_db()
+    assert (mine.max_kbps, mine.min_tier, mine.max_tier, mine.fps) == (48, 2, 10, 2.0)
+    state = client.get(f"/devices/{mine.device_id}/state").json()
+    assert state["desired"] == {
+        "version": 1,
+        "tier": 10,
+        "fps": 2.0,
+        "max_kbps": 48,
+        "mode": "motion",
+    }
+    assert state["pending"] and state["reported"] is None
+    bad = client.post(
+        f"/devices/{mine.device_id}/controls", {**form, "min_tier": "11"}, follow=True
+    )
+    assert bad.status_code == 400 and b"minimum tier is above" in bad.content
+
+
+def test_frame_page_has_a_slider_up_to_the_layers_received(world):
+    mine, _, my_frame, _, operator, _ = world
+    page = client_for(operator).get(f"/frames/{my_frame.pk}/").content.decode()
+    assert 'type="range"' in page and 'max="6"' in page and 'value="6"' in page
+
+
+def test_decode_endpoint_requests_a_missing_k_once(world, monkeypatch):
+    _, _, my_frame, _, operator, _ = world
+    requested: list[tuple[int, int]] = []
+
+    class FakeTask:
+        @staticmethod
+        def delay(frame_id: int, channels: int) -> None:
+            requested.append((frame_id, channels))
+
+    monkeypatch.setattr("decoder_worker.tasks.redecode", FakeTask, raising=False)
+    from django.core.cache import cache
+
+    cache.clear()
+    client = client_for(operator)
+    assert client.get(f"/frames/{my_frame.pk}/decode?k=3").json()["ready"] is False
+    assert client.get(f"/frames/{my_frame.pk}/decode?k=3").json()["ready"] is False
+    assert requested == [(my_frame.pk, 3)]
+    # k above the layers received is capped; the stored k=6 is served at once.
+    ready = client.get(f"/frames/{my_frame.pk}/decode?k=12").json()
+    assert ready["ready"] and ready["channels"] == 6
+    assert ready["image_url"] == f"/frames/{my_frame.pk}/image?k=6"
+
+
+def test_png_download(world):
+    _, _, my_frame, _, operator, _ = world
+    response = client_for(operator).get(f"/frames/{my_frame.pk}/image?k=6&format=png")
+    assert response["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).size == (64, 48)
+
+
+def test_archive_timeline_lists_the_hour(world):
+    mine, _, my_frame, _, operator, _ = world
+    page = client_for(operator).get(f"/devices/{mine.device_id}/archive/").content.decode()
+    assert f'href="/frames/{my_frame.pk}/"' in page
+    assert page.count('class="bucket') >= 24 + 60
