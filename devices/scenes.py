@@ -258,13 +258,18 @@ class ImageFolder:
 
 
 class VideoFile:
-    """Decode a video file with PyAV, looping at the end like a camera that never stops."""
+    """Decode a video file with PyAV, looping at the end like a camera that never stops;
+    ``/dev/videoN`` opens a live webcam (Video4Linux) instead, which does not loop."""
 
-    def __init__(self, path: str | Path, size: Size = DEFAULT_SIZE) -> None:
+    def __init__(self, path: str | Path, size: Size = DEFAULT_SIZE, start_frame: int = 0) -> None:
         self.path, self.size = Path(path), size
+        self.live = str(path).startswith("/dev/video")
         self.loops = 0
-        frames = self._open()
+        frames = itertools.islice(self._open(), start_frame, None)
         first = next(frames, None)  # fail now, not at the first capture, on a bad file
+        if first is None and start_frame:  # a clip shorter than the offset: start at 0
+            frames = self._open()
+            first = next(frames, None)
         if first is None:
             raise ValueError(f"no video frames in {self.path}")
         self._frames: Iterator[np.ndarray] = itertools.chain([first], frames)
@@ -272,7 +277,7 @@ class VideoFile:
     def _open(self) -> Iterator[np.ndarray]:
         import av  # PyAV: only needed for video sources
 
-        with av.open(str(self.path)) as container:
+        with av.open(str(self.path), format="v4l2" if self.live else None) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
@@ -283,6 +288,8 @@ class VideoFile:
             frame = next(self._frames, None)
             if frame is not None:
                 return frame
+            if self.live:
+                break
             self._frames = self._open()
             self.loops += 1
         raise ValueError(f"no video frames in {self.path}")
@@ -290,7 +297,8 @@ class VideoFile:
 
 def make_source(spec: str = "synthetic", size: Size = DEFAULT_SIZE, index: int = 0) -> FrameSource:
     """A source from a CLI spec: ``synthetic`` (scene chosen by ``index`` so neighbouring
-    cameras differ), ``synthetic:SCENE``, a folder of images, or a video file."""
+    cameras differ), ``synthetic:SCENE``, a folder of images, a video file (camera ``index``
+    starts ``5 * index`` frames in) or a webcam ``/dev/videoN``."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         scene = spec.partition(":")[2] or SCENE_NAMES[index % len(SCENE_NAMES)]
         # each camera starts at a different moment of its scene, with its own noise
@@ -299,5 +307,7 @@ def make_source(spec: str = "synthetic", size: Size = DEFAULT_SIZE, index: int =
     if path.is_dir():
         return ImageFolder(path, size)
     if path.is_file():
+        return VideoFile(path, size, start_frame=5 * index)
+    if spec.startswith("/dev/video") and path.exists():
         return VideoFile(path, size)
-    raise ValueError(f"source {spec!r} is not 'synthetic', a folder or a video file")
+    raise ValueError(f"source {spec!r} is not 'synthetic', a folder, a video file or a webcam")

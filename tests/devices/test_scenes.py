@@ -61,12 +61,17 @@ def test_video_file_loops(tmp_path) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=5)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(5):
+        for _ in range(10):
             frame = av.VideoFrame.from_ndarray(scene.next_frame(), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     source = make_source(str(path), (32, 24))
     assert isinstance(source, VideoFile)
-    frames = [source.next_frame() for _ in range(12)]
+    frames = [source.next_frame() for _ in range(22)]
     assert all(f.shape == (24, 32, 3) for f in frames)
-    assert source.loops >= 2
+    assert source.loops == 2
+    np.testing.assert_array_equal(frames[0], frames[10])
+    assert not np.array_equal(frames[0], frames[5])
+    # the next camera starts elsewhere in the clip, so cameras are not in lockstep
+    np.testing.assert_array_equal(make_source(str(path), (32, 24), index=1).next_frame(), frames[5])
+    np.testing.assert_array_equal(make_source(str(path), (32, 24), index=3).next_frame(), frames[0])
