@@ -270,8 +270,8 @@ class Camera:
         self._next_heartbeat = time.monotonic()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.online:
-            self.stats.disconnects += 1
+        if self.online and not self._stopped.is_set():
+            self.stats.disconnects += 1  # links lost, not our own goodbye
         self.online = False
         if not self._stopped.is_set():
             log.info("%s: disconnected (%s), reconnecting", self.device_id, reason_code)
