@@ -182,3 +182,27 @@ def test_outage_holds_frames_in_the_backlog_until_coverage_returns(
             assert min(camera.stats.puback_ms) > 400  # the outage is in the latency
         finally:
             camera.stop()
+
+
+def test_reconnects_after_the_link_drops_and_delivers_what_was_queued(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    broker = BrokerURL.parse(broker_url)
+    upstream = (broker.host, broker.port)
+    link = LinkEmulator(upstream).start()
+    camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(30), heartbeat_s=60)
+    try:
+        frame = SyntheticScene("cafe", (32, 32)).next_frame()
+        assert camera.send_frame(frame) == "sent"
+        link.stop()  # the radio link drops: no DISCONNECT reaches the broker
+        will = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
+        assert will["reason"] == "connection-lost"
+        assert [camera.send_frame(frame) for _ in range(2)] == ["sent", "sent"]  # queued
+        link = LinkEmulator(upstream, port=link.port).start()
+        observer.wait_count(device_id, K.FRAME, 3, timeout_s=15)
+        assert (camera.stats.connects, camera.stats.disconnects) == (2, 1)
+        statuses = [m.payload for m in observer.wait_count(device_id, K.STATUS, 3)]
+        assert b'"online"' in statuses[2]  # back online after the Will
+    finally:
+        camera.stop()
+        link.stop()
