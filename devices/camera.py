@@ -427,7 +427,8 @@ class Camera:
         if backlog >= self.max_backlog:
             return self._drop("backlog")
         tier = self.settings.tier
-        channels = tier if backlog < self.max_backlog // 2 else max(1, tier // 2)
+        congested = backlog >= max(1, self.max_backlog // 2)
+        channels = max(1, tier // 2) if congested else tier
         packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=_now_ms())
         budget = self._rate_budget(now)
         while len(packet) > budget and channels > 1:

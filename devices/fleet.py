@@ -182,9 +182,11 @@ class Fleet:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        per_camera = max(0.2, timeout_s / max(1, len(self.cameras)))
+        deadline = time.monotonic() + timeout_s
+        while any(c.online and c.backlog for c in self.cameras) and time.monotonic() < deadline:
+            time.sleep(0.05)  # let in-flight frames land before the goodbyes
         for camera in self.cameras:
-            camera.stop(timeout_s=per_camera)
+            camera.stop(timeout_s=0.5)
         if self.link is not None:
             self.link.stop()
 
