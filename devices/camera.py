@@ -335,12 +335,17 @@ class Camera:
         with self._lock:
             return sum(p.is_frame for p in self._pending.values())
 
+    def telemetry_latencies(self) -> list[float]:
+        """Recent publish-to-PUBACK latencies, ms (a copy: the network thread appends)."""
+        with self._lock:
+            return list(self.stats.puback_ms)
+
     def telemetry(self) -> dict[str, Any]:
         """The heartbeat payload: link statistics as the device itself measures them."""
         now = time.monotonic()
         stats = self.stats
+        latencies = sorted(self.telemetry_latencies())
         with self._lock:
-            latencies = sorted(stats.puback_ms)
             throughput = stats.throughput_kbps(now)
         counters = {
             f.name: getattr(stats, f.name)

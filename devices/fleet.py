@@ -10,9 +10,11 @@ codec is loaded once and encodes never run concurrently on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import csv
 import heapq
 import json
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -51,10 +53,14 @@ class SerializedEncoder:
 
 
 def load_codec(model: str | None = None) -> SerializedEncoder:
-    """Load the shared codec once (imports torch: seconds, hence lazily)."""
+    """Load the shared codec once (imports torch: seconds, hence lazily). The INT8 encoder
+    is the one MCUs run; without its .tflite the float encoder stands in, with a warning."""
     from mcucoder.codec import Codec
 
-    return SerializedEncoder(Codec.load(model))
+    codec = Codec.load(model)
+    if getattr(codec, "int8", None) is None:
+        log.warning("codec %s has no INT8 encoder: cameras encode in float", codec.name)
+    return SerializedEncoder(codec)
 
 
 @dataclass(frozen=True)
@@ -203,8 +209,10 @@ class Fleet:
         now = time.monotonic()
         frames = sum(c.stats.frames_sent for c in self.cameras)
         sent = sum(c.stats.bytes_sent for c in self.cameras)
-        t0, frames0, sent0 = (self._started_at, 0, 0) if since_start else self._last
-        self._last = (now, frames, sent)
+        if since_start:
+            t0, frames0, sent0 = self._started_at, 0, 0
+        else:
+            (t0, frames0, sent0), self._last = self._last, (now, frames, sent)
         dt = max(now - t0, 1e-6)
         n = max(1, len(self.cameras))
         return FleetStatus(
@@ -217,6 +225,26 @@ class Fleet:
             frames_sent=frames,
             frames_dropped=sum(c.stats.frames_dropped for c in self.cameras),
         )
+
+    def summary(self) -> dict[str, float | int]:
+        """Figures of the whole run so far (for benchmarks: one JSON line)."""
+        status = self.status(since_start=True)
+        stats = [c.stats for c in self.cameras]
+        latencies = [ms for c in self.cameras for ms in c.telemetry_latencies()]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        elapsed = time.monotonic() - self._started_at
+        return {
+            **asdict(status),
+            "target_fps": sum(c.settings.fps for c in self.cameras),
+            "duration_s": round(elapsed, 2),
+            "frames_acked": sum(s.frames_acked for s in stats),
+            "frames_trimmed": sum(s.frames_trimmed for s in stats),
+            "dropped_backlog": sum(s.dropped_backlog for s in stats),
+            "dropped_rate": sum(s.dropped_rate for s in stats),
+            "puback_ms_mean": round(sum(latencies) / len(latencies), 2) if latencies else None,
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        }
 
     def __enter__(self) -> Fleet:
         return self.start()
@@ -232,6 +260,28 @@ def _credentials(
         return {}
     username, password = credentials(device_id)
     return {"username": username, "password": password}
+
+
+def load_credentials(path: Path) -> Callable[[str], tuple[str, str]]:
+    """Per-device credentials from a CSV of ``device_id,password`` (the username is the
+    device id, as the broker ACL expects) or ``device_id,username,password`` rows."""
+    table: dict[str, tuple[str, str]] = {}
+    for row in csv.reader(path.read_text().splitlines()):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) == 2:
+            table[row[0]] = (row[0], row[1])
+        elif len(row) == 3:
+            table[row[0]] = (row[1], row[2])
+        else:
+            raise ValueError(f"{path}: rows are device_id,password or device_id,username,password")
+
+    def lookup(device_id: str) -> tuple[str, str]:
+        if device_id not in table:
+            raise KeyError(f"no credentials for {device_id} in {path}")
+        return table[device_id]
+
+    return lookup
 
 
 def device_ids(count: int, prefix: str = "cam") -> list[str]:
@@ -260,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         help="emulated uplink per camera: kbit/s, steps:, walk:, nbiot, 3g, lte, or a file",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="emulated latency, ms")
+    parser.add_argument(
+        "--credentials", type=Path, help="CSV of device_id,password (or device_id,user,password)"
+    )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -283,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_s=args.heartbeat,
         trace=args.trace,
         latency_ms=args.latency,
+        credentials=load_credentials(args.credentials) if args.credentials else None,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -313,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if live:
             print()
+        summary = fleet.summary()
         fleet.stop()
-    print(json.dumps(asdict(fleet.status(since_start=True))), flush=True)
+    print(json.dumps(summary), flush=True)
     return 0
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from devices import topics
 from devices.camera import Camera
-from devices.fleet import Fleet, device_ids
+from devices.fleet import Fleet, device_ids, load_credentials
 from devices.scenes import make_source
 from mcucoder.bitstream import parse_packet
 from tests.devices.conftest import clear_retained, connect_observer
@@ -64,6 +66,9 @@ def test_fleet_runs_cameras_in_the_background_and_stops_cleanly(
         assert status.online == 3 and status.mean_tier == 3
         assert status.frames_sent >= 6 and status.fps > 0 and status.kbps > 0
         assert "online 3/3" in status.line()
+        summary = fleet.summary()
+        assert summary["target_fps"] == 12 and summary["frames_acked"] >= 6
+        assert summary["puback_ms_mean"] > 0 and summary["cpu_s"] > 0
     finally:
         fleet.stop()
     try:
@@ -81,3 +86,16 @@ def test_fleet_runs_cameras_in_the_background_and_stops_cleanly(
             clear_retained(obs, device_id)
             obs.client.disconnect()
             obs.client.loop_stop()
+
+
+def test_credentials_file(tmp_path) -> None:
+    path = tmp_path / "creds.csv"
+    path.write_text("# device,password\ncam-000,s3cret\ncam-001,ops,pa,ss\n")
+    with pytest.raises(ValueError):
+        load_credentials(path)
+    path.write_text("# device,password\ncam-000,s3cret\ncam-001,ops,pass\n")
+    lookup = load_credentials(path)
+    assert lookup("cam-000") == ("cam-000", "s3cret")
+    assert lookup("cam-001") == ("ops", "pass")
+    with pytest.raises(KeyError):
+        lookup("cam-002")
