@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from devices import topics
 from devices.broker import EmbeddedBroker
@@ -51,3 +55,28 @@ def test_camera_session_on_the_embedded_broker(embedded: EmbeddedBroker, device_
     for client in (observer.client, late.client, neighbour.client):
         client.disconnect()
         client.loop_stop()
+
+
+def test_amqtt_limits_that_docs_mqtt_md_states(embedded: EmbeddedBroker, device_id: str) -> None:
+    """If these start failing, amqtt grew MQTT 5 or shared subscriptions: update the docs."""
+    v5_connected = threading.Event()
+    v5 = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{device_id}-v5", protocol=mqtt.MQTTv5)
+    v5.on_connect = lambda c, u, f, rc, p: rc.is_failure or v5_connected.set()
+    v5.connect_async("127.0.0.1", embedded.port)
+    v5.loop_start()
+
+    share_filter = topics.subscription(K.FRAME, device_id, share_group=topics.INGEST_SHARE_GROUP)
+    shared = connect_observer(embedded.url, device_id)
+    shared.client.subscribe(share_filter, qos=1)
+    publisher = connect_observer(embedded.url, device_id)
+    time.sleep(0.3)
+    publisher.client.publish(topics.topic(device_id, K.FRAME), b"x", qos=1).wait_for_publish(5)
+    assert len(publisher.wait_count(device_id, K.FRAME, 1)) == 1  # the plain filter matches
+    try:
+        assert not v5_connected.wait(1.5), "amqtt accepted an MQTT 5 CONNECT"
+        assert len(shared.of(device_id, K.FRAME)) == 1, "amqtt delivered via $share/"
+    finally:
+        v5.loop_stop()
+        for obs in (shared, publisher):
+            obs.client.disconnect()
+            obs.client.loop_stop()
