@@ -198,6 +198,50 @@ def _cmd_decode_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    """Checkpoint -> registered model + INT8 encoder + dev-set evaluation + model card."""
+    from .codec import Codec
+    from .data import RandomCrops, cache_dir, image_list, prepare_dev
+    from .evaluate import evaluate, load_images, write_report
+    from .export import build_tables, export_int8, export_model, load_checkpoint
+    from .model_card import write
+
+    net, ck = load_checkpoint(args.checkpoint)
+    crops = RandomCrops(image_list("train"), 256, seed=99)
+    tables = build_tables(net, crops.batch(128))
+    info = {
+        "steps": ck.get("step"),
+        "train_wall_s": round(ck.get("elapsed_s", 0.0)),
+        "train_config": ck.get("config"),
+    }
+    model_id = export_model(net, args.name, tables, info)
+    print(f"{args.name}: model_id {model_id}")
+    try:
+        export_int8(args.name, RandomCrops(image_list("train"), 224, seed=7).batch(200))
+    except (FileNotFoundError, OSError) as e:
+        print(f"no INT8 encoder: {e}", file=sys.stderr)
+    dev = prepare_dev(cache_dir() / "dev768")
+    reports = {}
+    rdir = Path(__file__).parent / "weights" / "reports"
+    for size in args.sizes.split(","):
+        codecs = {"mcucoder-float": Codec.load(args.name, encoder="float")}
+        try:
+            codecs["mcucoder-int8"] = Codec.load(args.name, encoder="int8")
+        except FileNotFoundError:
+            pass
+        report = evaluate(load_images(dev, size), codecs)
+        out = rdir / f"dev-{size}.json"
+        write_report(report, out, rdir / f"rd-dev-{size}.png")
+        reports[f"dev {size}"] = out
+        print(size, report["bd_rate_vs_jpeg"])
+    print(f"model card: {write(args.name, reports)}")
+    return 0
+
+
+def _flag(v: str) -> bool:
+    return v.lower() in ("1", "true", "yes", "on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -212,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(TrainConfig):
         if f.name != "out":
             t.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=None
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                type=_flag if isinstance(f.default, bool) else type(f.default),
+                default=None,
             )
     t.set_defaults(fn=_cmd_train)
     e = sub.add_parser("export", help="register a checkpoint as a model in mcucoder/weights")
@@ -255,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--channels", type=int, default=None)
     dv.add_argument("--model")
     dv.set_defaults(fn=_cmd_decode_video)
+    rel = sub.add_parser("release", help="export + INT8 + evaluate + model card")
+    rel.add_argument("checkpoint")
+    rel.add_argument("--name", default="mcucoder-s")
+    rel.add_argument("--sizes", default="224,full")
+    rel.set_defaults(fn=_cmd_release)
     v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
     v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")
     v.add_argument("--size", choices=("224", "full"), default="full")

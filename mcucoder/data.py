@@ -334,8 +334,16 @@ def dev_image(path: Path | str, size: str = "full") -> np.ndarray:
 class RandomCrops:
     """Endless random crops at random scales, flipped, from an in-memory set of photos."""
 
-    def __init__(self, paths: list[Path], crop: int, seed: int = 0, max_side: int = 1600):
+    def __init__(
+        self,
+        paths: list[Path],
+        crop: int,
+        seed: int = 0,
+        max_side: int = 1600,
+        colour: bool = False,
+    ):
         self.crop = crop
+        self.colour = colour
         self.rng = np.random.default_rng(seed)
         self.images: list[Image.Image] = []
         for p in paths:
@@ -368,6 +376,19 @@ class RandomCrops:
         a = np.asarray(patch)
         if self.rng.random() < 0.5:
             a = a[:, ::-1]
+        if self.colour:
+            a = self._colour(a)
+        return a
+
+    def _colour(self, a: np.ndarray) -> np.ndarray:
+        """Colour augmentation: few training photos are strongly saturated (flowers,
+        meadows), so permute RGB and boost saturation now and then."""
+        if self.rng.random() < 0.5:
+            a = a[:, :, self.rng.permutation(3)]
+        if self.rng.random() < 0.3:
+            f = a.astype(np.float32)
+            grey = f.mean(axis=2, keepdims=True)
+            a = np.clip(grey + (f - grey) * self.rng.uniform(1.0, 1.8), 0, 255).astype(np.uint8)
         return a
 
     def batch(self, n: int) -> np.ndarray:

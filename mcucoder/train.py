@@ -37,6 +37,7 @@ class TrainConfig:
     log_every: int = 25
     val_every: int = 1000
     threads: int = 1
+    colour_aug: bool = True
     seed: int = 0
 
 
@@ -92,7 +93,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
         print(f"resumed {ckpt_path} at step {step} ({elapsed / 3600:.2f} h)", flush=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     torch.manual_seed(cfg.seed + step)
-    crops = RandomCrops(image_list("train"), cfg.crop, seed=cfg.seed + step)
+    crops = RandomCrops(image_list("train"), cfg.crop, seed=cfg.seed + step, colour=cfg.colour_aug)
     val_x = _val_set()
     log = (out / "log.jsonl").open("a")
     rng = np.random.default_rng(cfg.seed + step)

@@ -1,0 +1,84 @@
+"""The model card (``mcucoder/weights/README.md``), written from the manifest and the
+evaluation reports so that its numbers are never typed by hand."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from .registry import WEIGHTS_DIR, model_entry
+
+
+def _table(report: dict, curve: str) -> str:
+    rows = ["| k | bpp | PSNR (dB) | MS-SSIM |", "|---:|---:|---:|---:|"]
+    for p in report["curves"][curve]:
+        rows.append(f"| {p['k']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |")
+    return "\n".join(rows)
+
+
+def _bd(report: dict) -> str:
+    rows = ["| codec | BD-rate MS-SSIM | BD-rate PSNR |", "|---|---:|---:|"]
+    for name, bd in report["bd_rate_vs_jpeg"].items():
+        cells = [
+            ("n/a (no overlap)" if v is None else f"{v:+.1f} %")
+            for v in (bd["ms_ssim"], bd["psnr"])
+        ]
+        rows.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
+
+
+def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
+    _, e = model_entry(name)
+    cfg = e.get("train_config") or {}
+    hours = (e.get("train_wall_s") or 0) / 3600
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"- **model_id**: `{e['model_id']}` (`{e['model_id']:#010x}`), CRC-32 of `{e['weights']}` + `{e['tables']}`",
+        f"- **encoder**: the published MCUCoder encoder (3 convolutions, 10,524 parameters), "
+        f"INT8 TFLite: `{e.get('tflite')}`",
+        f"- **decoder**: {cfg.get('blocks')} residual blocks of width {cfg.get('width')} on the latent grid, "
+        "three transposed convolutions with bottleneck blocks (about 1.1 M parameters)",
+        "- **entropy coding**: per-channel static rANS tables (12-bit), from the learned Laplace "
+        "prior blended with training-latent histograms",
+        f"- **training**: {e.get('steps')} steps, {hours:.2f} h wall time on 1 CPU thread "
+        f"({platform.processor() or platform.machine()}, a 2-core machine shared with other work), "
+        f"batch {cfg.get('batch')} x {cfg.get('crop')}x{cfg.get('crop')} random crops, Adam lr {cfg.get('lr')}, "
+        f"loss (1 - MS-SSIM) + {cfg.get('mse_weight')} MSE + {cfg.get('lam')} bpp, stochastic tail drop "
+        f"(k uniform in 1..12 per sample), straight-through rounding, INT8 fake quantisation "
+        f"of the encoder from step {cfg.get('qat_start')}",
+        "- **data**: the training sources of `shared/data/SOURCES.md` (`python -m mcucoder data`), "
+        "random scale / crop / flip; never the development set",
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        "python -m mcucoder data",
+        f"python -m mcucoder train --out runs/main   # then --resume; steps above, lr {cfg.get('lr')}",
+        f"python -m mcucoder release runs/main/last.pt --name {name}",
+        "```",
+        "",
+    ]
+    for label, rep in reports.items():
+        h, w = rep["size"]
+        lines += [
+            f"## {label}: {rep['n_images']} development photos at {w}x{h}",
+            "",
+            "bpp counts the whole packet (header and CRC included).",
+            "",
+            _bd(rep),
+            "",
+        ]
+        curve = "mcucoder-int8" if "mcucoder-int8" in rep["curves"] else "mcucoder-float"
+        lines += [f"`{curve}` at every k:", "", _table(rep, curve), ""]
+    if notes:
+        lines += [notes, ""]
+    return "\n".join(lines)
+
+
+def write(name: str, report_paths: dict[str, Path], notes: str = "") -> Path:
+    reports = {k: json.loads(Path(v).read_text()) for k, v in report_paths.items()}
+    out = WEIGHTS_DIR / "README.md"
+    out.write_text(render(name, reports, notes))
+    return out
