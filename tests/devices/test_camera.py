@@ -88,7 +88,10 @@ def test_last_will_marks_a_killed_device_offline(
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        assert "online" in proc.stdout.readline(), "camera process did not come online"
+        lines = [proc.stdout.readline() for _ in range(1)]
+        while lines[-1] and f"{device_id}: online" not in lines[-1] and len(lines) < 50:
+            lines.append(proc.stdout.readline())  # skip any log lines before it
+        assert f"{device_id}: online" in lines[-1], f"camera did not come online: {lines}"
         observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
     finally:
         proc.kill()  # SIGKILL: no DISCONNECT, the broker must publish the Will
