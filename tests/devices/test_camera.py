@@ -88,10 +88,12 @@ def test_last_will_marks_a_killed_device_offline(
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(1)]
-        while lines[-1] and f"{device_id}: online" not in lines[-1] and len(lines) < 50:
-            lines.append(proc.stdout.readline())  # skip any log lines before it
-        assert f"{device_id}: online" in lines[-1], f"camera did not come online: {lines}"
+        seen = []
+        while (line := proc.stdout.readline()) and len(seen) < 50:  # log lines may come first
+            seen.append(line)
+            if f"{device_id}: online" in line:
+                break
+        assert seen and f"{device_id}: online" in seen[-1], f"camera did not come online: {seen}"
         observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
     finally:
         proc.kill()  # SIGKILL: no DISCONNECT, the broker must publish the Will
