@@ -3,13 +3,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format services venv venv-dev clean
+.PHONY: demo test lint format services browser venv venv-dev clean
 
 demo: $(VENV)/.runtime  ## Run the platform + a simulated fleet on the embedded default
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 
-test: $(VENV)/.dev services  ## Lint, then the whole suite against real PostgreSQL, Redis, Mosquitto
+test: $(VENV)/.dev services browser  ## Lint, then the whole suite against real PostgreSQL, Redis, Mosquitto, Chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -22,6 +22,9 @@ format: $(VENV)/.dev
 
 services:
 	bash scripts/ensure_services.sh
+
+browser:  ## Debian's Chromium for the browser tests (apt; never `playwright install`)
+	bash scripts/ensure_browser.sh
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet, Sum
 from django.db.models.functions import Length, TruncDate, TruncHour
 from django.utils import timezone
 
@@ -134,11 +134,16 @@ def day_hours(device: Device, day: date) -> list[Bucket]:
 
 
 def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
-    return Frame.objects.filter(
-        device=device,
-        received_at__gte=hour_start,
-        received_at__lt=hour_start + timedelta(hours=1),
-    ).order_by("received_at", "seq")
+    """The frames of one hour, each marked ``is_decoded`` (else there is no image to show)."""
+    return (
+        Frame.objects.filter(
+            device=device,
+            received_at__gte=hour_start,
+            received_at__lt=hour_start + timedelta(hours=1),
+        )
+        .annotate(is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))))
+        .order_by("received_at", "seq")
+    )
 
 
 def hour_minutes(frames: list[Frame], hour_start: datetime) -> list[Bucket]:

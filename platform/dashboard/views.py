@@ -180,6 +180,7 @@ def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
         "frame": frame,
         "device": frame.device,
         "k": k,
+        "compare_k": max(1, k // 3),
         "ks": range(1, frame.n_layers + 1),
         "decoded": decoded_at(frame, k) if frame.n_layers else None,
         "previous": previous,

@@ -10,7 +10,7 @@
   function render(s) {
     const health = document.querySelector('h1 [data-field="health"]');
     if (health) { health.textContent = s.health; health.className = "status " + s.health; }
-    ["version", "tier", "max_kbps", "fps"].forEach(function (key) {
+    ["version", "tier", "max_kbps", "fps", "mode"].forEach(function (key) {
       const d = root.querySelector('[data-desired="' + key + '"]');
       const r = root.querySelector('[data-reported="' + key + '"]');
       if (d) d.textContent = text(s.desired[key], "none");
