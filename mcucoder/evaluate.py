@@ -35,6 +35,8 @@ def msssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def center_crop(image: np.ndarray, size: int = 224) -> np.ndarray:
     h, w = image.shape[:2]
+    if min(h, w) < size:
+        raise ValueError(f"image {w}x{h} is smaller than the {size}x{size} crop")
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(image[top : top + size, left : left + size])
 
