@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet, Sum
-from django.db.models.functions import Length, TruncDate, TruncHour
+from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, QuerySet, Sum
+from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
 from archive.models import DecodedImage, Frame, Layer
@@ -21,6 +21,7 @@ class CameraTile:
     health: Health
     tier: int  # the tier it is asked to send
     applied: Applied
+    activity: Activity
 
 
 def latest_decoded(device: Device) -> DecodedImage | None:
@@ -36,7 +37,12 @@ def latest_decoded(device: Device) -> DecodedImage | None:
 
 def camera_tile(device: Device, now: datetime | None = None) -> CameraTile:
     return CameraTile(
-        device, latest_decoded(device), health(device, now), effective_tier(device), applied(device)
+        device,
+        latest_decoded(device),
+        health(device, now),
+        effective_tier(device),
+        applied(device),
+        activity(device, now=now),
     )
 
 
@@ -168,4 +174,48 @@ def decoded_channels(frame: Frame) -> list[int]:
         DecodedImage.objects.filter(frame=frame)
         .order_by("channels")
         .values_list("channels", flat=True)
+    )
+
+
+# --- recent activity, per minute, from the archive (what the camera delivered) ------------
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The last ``len(frames)`` minutes of a camera, oldest first; None where nothing came."""
+
+    frames: list[int]
+    tier: list[float | None]  # mean layers per frame: the tier that really arrived
+    kbps: list[float]  # archived bytes per minute as kbit/s
+
+    @property
+    def mean_kbps(self) -> float:
+        busy = [v for v in self.kbps if v]
+        return sum(busy) / len(busy) if busy else 0.0
+
+
+def activity(device: Device, minutes: int = 60, now: datetime | None = None) -> Activity:
+    end = (now or timezone.now()).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - timedelta(minutes=minutes)
+    frames = (
+        Frame.objects.filter(device=device, received_at__gte=start, received_at__lt=end)
+        .annotate(minute=TruncMinute("received_at"))
+        .values("minute")
+        .annotate(n=Count("id"), tier=Avg("n_layers"))
+    )
+    sizes = (
+        Layer.objects.filter(
+            frame__device=device, frame__received_at__gte=start, frame__received_at__lt=end
+        )
+        .annotate(minute=TruncMinute("frame__received_at"))
+        .values("minute")
+        .annotate(b=Sum(Length("data")))
+    )
+    by_minute = {r["minute"]: r for r in frames}
+    size = {r["minute"]: r["b"] or 0 for r in sizes}
+    slots = [start + timedelta(minutes=m) for m in range(minutes)]
+    return Activity(
+        frames=[by_minute[m]["n"] if m in by_minute else 0 for m in slots],
+        tier=[by_minute[m]["tier"] if m in by_minute else None for m in slots],
+        kbps=[size.get(m, 0) * 8 / 60 / 1000 for m in slots],
     )

@@ -12,4 +12,5 @@ urlpatterns = [
     path("frames/<int:frame_id>/", views.frame_detail, name="frame"),
     path("frames/<int:frame_id>/decode", views.frame_decode, name="frame-decode"),
     path("frames/<int:frame_id>/image", views.frame_image, name="frame-image"),
+    path("frames/<int:frame_id>/latents.png", views.frame_latents, name="frame-latents"),
 ]

@@ -20,6 +20,7 @@ from access.services import is_admin, visible_devices
 from archive.models import DecodedImage, Frame
 from dashboard import queries
 from dashboard.forms import ControlsForm
+from dashboard.latents import latent_sheet
 from dashboard.services import clamp_channels, decoded_at
 from fleet import services as fleet
 from fleet.models import Device
@@ -210,6 +211,18 @@ def frame_decode(request: HttpRequest, frame_id: int) -> JsonResponse:
             "decode_ms": decoded.decode_ms if decoded else None,
         }
     )
+
+
+@login_required
+@require_GET
+def frame_latents(request: HttpRequest, frame_id: int) -> HttpResponse:
+    """The frame's 12 latent channel maps as one PNG."""
+    frame = visible_frame(request, frame_id)
+    if frame.n_layers == 0:
+        raise Http404("this frame has no layers")
+    response = HttpResponse(latent_sheet(frame), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"  # more layers of the frame may arrive
+    return response
 
 
 @login_required

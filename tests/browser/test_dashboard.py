@@ -88,6 +88,9 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     page.wait_for_selector('.pane.compare img[data-k="4"]', timeout=60_000)
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('.pane.compare img'))")
     screenshot(page, "3-frame-compare")
+    page.click("summary")  # the 12 latent channel maps, loaded when opened
+    page.wait_for_function(f"() => ({LOADED})(document.querySelector('.latents img'))")
+    screenshot(page, "3b-frame-latents")
 
     # An admin caps the bitrate; the camera applies it and reports it back.
     with ReportedBridge(device_id, service_env["MQTT_URL"]):
@@ -108,6 +111,9 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     screenshot(page, "5-archive")
     page.goto(f"{web}/")
     screenshot(page, "6-overview")
+    page.set_viewport_size({"width": 768, "height": 1024})  # the tablet, portrait
+    page.goto(f"{web}/devices/{device_id}/")
+    screenshot(page, "6b-camera-portrait")
     camera.stop()
 
 

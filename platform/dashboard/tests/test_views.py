@@ -178,3 +178,21 @@ def test_archive_timeline_lists_the_hour(world):
     page = client_for(operator).get(f"/devices/{mine.device_id}/archive/").content.decode()
     assert f'href="/frames/{my_frame.pk}/"' in page
     assert page.count('class="bucket') >= 24 + 60
+
+
+def test_activity_charts_come_from_the_archive(world):
+    from dashboard.queries import activity
+    from dashboard.templatetags.strata import sparkline
+
+    mine, _, my_frame, _, operator, _ = world
+    recent = activity(mine, minutes=5)
+    assert sum(recent.frames) == 1 and recent.tier[-1] == 6.0
+    layer_bytes = sum(3 + i for i in range(6))  # fake_packet's chunk sizes
+    assert recent.kbps[-1] == pytest.approx(layer_bytes * 8 / 60 / 1000)
+    assert recent.tier[:-1] == [None] * 4
+    drawn = sparkline([None, 2.0, 4.0, None, 12.0, 20.0], top=12)
+    assert [h for _, _, h in drawn["bars"]] == pytest.approx(
+        [22 * 2 / 12, 22 * 4 / 12, 22, 22], abs=0.01
+    )
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert page.count('<svg class="spark wide"') == 3
