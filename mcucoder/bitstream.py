@@ -23,7 +23,8 @@ FRAME_TYPES = {FRAME_INTRA: "intra", FRAME_PREDICTED: "predicted"}
 
 CODING_RAW = 0  # each latent value as one int8 byte (debugging, conformance)
 CODING_RANS = 1  # per-channel static-table rANS (docs/bitstream.md)
-CODINGS = {CODING_RAW: "raw-int8", CODING_RANS: "rans-static"}
+CODING_RANS_CTX = 2  # static rANS tables selected by a left/top spatial context
+CODINGS = {CODING_RAW: "raw-int8", CODING_RANS: "rans-static", CODING_RANS_CTX: "rans-context"}
 
 # magic, version, frame_type, model_id, seq, capture_time_ms, width, height,
 # coding, quant, ref, n_channels

@@ -223,6 +223,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
     dev = prepare_dev(cache_dir() / "dev768")
     reports = {}
     rdir = Path(__file__).parent / "weights" / "reports"
+    for stale in rdir.glob("*"):  # reports of the previous weights
+        stale.unlink()
     for size in args.sizes.split(","):
         codecs = {"mcucoder-float": Codec.load(args.name, encoder="float")}
         try:

@@ -53,6 +53,9 @@ class Codec:
         self.device = torch.device(device)
         self.int8 = int8  # an Int8Encoder, or None for the float encoder
         self.n_channels = N_CHANNELS
+        self.coding = (
+            bs.CODING_RANS_CTX if all(t.ctx_freq is not None for t in tables) else bs.CODING_RANS
+        )
         self._lo = np.array([t.lo for t in tables]).reshape(-1, 1, 1)
         self._hi = np.array([t.hi for t in tables]).reshape(-1, 1, 1)
 
@@ -117,7 +120,8 @@ class Codec:
             raise ValueError(f"channels must be in 1..{self.n_channels}")
         h, w = np.asarray(image).shape[:2]
         q = self.symbols(image)
-        chunks = [rans_encode(q[c], self.tables[c]) for c in range(channels)]
+        ctx = self.coding == bs.CODING_RANS_CTX
+        chunks = [rans_encode(q[c], self.tables[c], ctx) for c in range(channels)]
         return bs.build_packet(
             model_id=self.model_id,
             width=w,
@@ -125,6 +129,7 @@ class Codec:
             chunks=chunks,
             seq=seq,
             capture_time_ms=capture_time_ms,
+            coding=self.coding,
         )
 
     # -- decoding -------------------------------------------------------------------------
@@ -155,8 +160,11 @@ class Codec:
             if p.coding == bs.CODING_RAW:
                 y[c] = np.frombuffer(chunk, np.int8).reshape(h, w)
                 continue
+            if p.coding == bs.CODING_RANS_CTX and self.tables[c].ctx_freq is None:
+                raise bs.UnsupportedFeature("this model has no context tables")
+            ctx = p.coding == bs.CODING_RANS_CTX
             try:
-                y[c] = rans_decode(chunk, h * w, self.tables[c]).reshape(h, w)
+                y[c] = rans_decode(chunk, h * w, self.tables[c], w, ctx).reshape(h, w)
             except RansError as e:
                 raise bs.Inconsistent(f"channel {c}: {e}") from None
         return y

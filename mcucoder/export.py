@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .entropy import ChannelTable, table_from_laplace, tables_to_json
+from .entropy import ChannelTable, context_tables, table_from_laplace, tables_to_json
 from .models import MCUCoder
 from .registry import MANIFEST, WEIGHTS_DIR, model_id_of
 from .registry import manifest as registry_manifest
@@ -25,31 +25,31 @@ def load_checkpoint(path: Path | str) -> tuple[MCUCoder, dict]:
 
 
 @torch.no_grad()
-def latent_histograms(
-    net: MCUCoder, images: np.ndarray, int8_like: bool = True
-) -> tuple[np.ndarray, int]:
-    """Counts of each rounded latent value per channel: (12, n_values), offset."""
+def training_symbols(net: MCUCoder, images: np.ndarray, int8_like: bool = True) -> np.ndarray:
+    """Rounded latents (N, 12, H, W) of training crops, through the INT8-like encoder."""
     net.encoder.set_qat(int8_like)
     x = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float() / 255
     q = torch.cat([torch.round(net.encoder(b)) for b in x.split(8)]).numpy().astype(np.int64)
     net.encoder.set_qat(False)
-    lo, hi = int(q.min()), int(q.max())
-    counts = np.stack(
-        [np.bincount(q[:, c].ravel() - lo, minlength=hi - lo + 1) for c in range(q.shape[1])]
-    )
-    return counts, lo
+    return q
 
 
 def build_tables(net: MCUCoder, images: np.ndarray | None = None) -> list[ChannelTable]:
     """Per-channel integer tables from the learned Laplace prior, sharpened by measured
-    histograms of the training latents when images are given."""
+    histograms of the training latents when images are given (which also give the
+    per-context tables of coding method 2)."""
     mu = net.prior.mu.detach().numpy()
     b = net.prior.log_b.detach().exp().numpy()
-    counts, off = latent_histograms(net, images) if images is not None else (None, 0)
-    return [
-        table_from_laplace(float(mu[c]), float(b[c]), None if counts is None else counts[c], off)
-        for c in range(len(mu))
-    ]
+    if images is None:
+        return [table_from_laplace(float(mu[c]), float(b[c])) for c in range(len(mu))]
+    q = training_symbols(net, images)
+    lo = int(q.min())
+    tables = []
+    for c in range(len(mu)):
+        counts = np.bincount(q[:, c].ravel() - lo)
+        t = table_from_laplace(float(mu[c]), float(b[c]), counts, lo)
+        tables.append(context_tables(t, np.clip(q[:, c], t.lo, t.hi) - t.lo))
+    return tables
 
 
 def export_model(

@@ -70,6 +70,19 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
             _bd(rep),
             "",
         ]
+        ent = rep.get("entropy_coding")
+        if ent:
+            lines += [
+                "Entropy coding, all 12 channels of the same symbols (chunk bits only):",
+                "",
+                "| coder | bpp | saved vs per-channel Huffman |",
+                "|---|---:|---:|",
+                *[
+                    f"| {n} | {v['bpp']:.4f} | {v['saved_vs_huffman_pct']:+.1f} % |"
+                    for n, v in ent.items()
+                ],
+                "",
+            ]
         curve = "mcucoder-int8" if "mcucoder-int8" in rep["curves"] else "mcucoder-float"
         lines += [f"`{curve}` at every k:", "", _table(rep, curve), ""]
     if notes:
