@@ -53,6 +53,7 @@ class IngestConsumer:
         mqtt5: bool = True,
         max_batch: int = 500,
         max_wait_s: float = 0.05,
+        session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
         self.broker = broker
         self.mqtt5 = mqtt5
@@ -61,6 +62,7 @@ class IngestConsumer:
         self.share_group = share_group if mqtt5 else None
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.session_expiry_s = session_expiry_s
         self.processed = 0
         self.batches = 0
         self.failures = 0
@@ -144,6 +146,7 @@ class IngestConsumer:
     def process(self, batch: list[Received]) -> None:
         """Archive one batch, then acknowledge it; on failure leave it all to the broker."""
         close_old_connections()
+        started = time.perf_counter()
         try:
             handle_batch([(m.topic, m.payload) for m in batch])
         except Exception:
@@ -156,6 +159,9 @@ class IngestConsumer:
             self._redeliver_everything()
             time.sleep(min(30, 2 ** min(self.failures, 5)))
             return
+        log.debug(
+            "ingested %d messages in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3
+        )
         self.failures = 0
         self.batches += 1
         self.processed += len(batch)
@@ -179,7 +185,7 @@ class IngestConsumer:
             self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
             return
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         self.client.connect_async(
             self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props

@@ -154,7 +154,12 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
 
 
 def ingest_status(device_id: str, payload: bytes) -> None:
-    """Apply a retained online/offline status message (the Last Will says offline)."""
+    """Apply a retained online/offline status message (the Last Will says offline).
+
+    An empty payload is MQTT's way of deleting a retained message, not a status.
+    """
+    if not payload:
+        return
     try:
         state = json.loads(payload.decode("utf-8"))["state"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:

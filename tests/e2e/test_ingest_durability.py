@@ -21,7 +21,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def ingest_args(client_id: str, group: str) -> list[str]:
-    return [sys.executable, "manage.py", "ingest", "--client-id", client_id, "--share-group", group]
+    return [
+        sys.executable,
+        "manage.py",
+        "ingest",
+        "--client-id",
+        client_id,
+        "--share-group",
+        group,
+        "--session-expiry",
+        "120",
+    ]
 
 
 def publish_all(device_id: str, payloads: list[bytes], broker_port: int = 1883) -> None:

@@ -132,6 +132,8 @@ def ingest_process(service_env, spawn, clean_redis) -> Proc:
             "--client-id",
             f"strata-ingest-test-{os.getpid()}",
             # A group of its own: another ingest on the same broker must not take our frames.
+            "--session-expiry",
+            "120",
             "--share-group",
             f"strata-test-{os.getpid()}",
         ],

@@ -85,3 +85,5 @@ def test_status_and_last_will_set_online_state():
     assert not device.online
     handle_message(status, b"{broken")
     assert rejections(device.device_id) == {"bad_status": 1}
+    handle_message(status, b"")  # a deleted retained message is not a status
+    assert rejections(device.device_id) == {"bad_status": 1}

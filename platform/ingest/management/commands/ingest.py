@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from devices import topics
 from devices.mqtt_url import BrokerURL
-from ingest.consumer import IngestConsumer
+from ingest.consumer import SESSION_EXPIRY_S, IngestConsumer
 
 
 class Command(BaseCommand):
@@ -26,6 +26,13 @@ class Command(BaseCommand):
             help="MQTT 5 shared-subscription group that the ingest processes split traffic in.",
         )
         parser.add_argument(
+            "--session-expiry",
+            type=int,
+            default=SESSION_EXPIRY_S,
+            help="Seconds the broker keeps our session and queue while we are away "
+            "(a short one for throwaway consumers: every session of every group gets a copy).",
+        )
+        parser.add_argument(
             "--no-share", action="store_true", help="Plain subscription (brokers without MQTT 5)."
         )
 
@@ -35,6 +42,7 @@ class Command(BaseCommand):
         broker: str | None,
         client_id: str | None,
         share_group: str,
+        session_expiry: int,
         no_share: bool,
         **options,
     ) -> None:
@@ -44,7 +52,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         consumer = IngestConsumer(
-            broker_url, client_id=client_id, share_group=None if no_share else share_group
+            broker_url,
+            client_id=client_id,
+            share_group=None if no_share else share_group,
+            session_expiry_s=session_expiry,
         )
         signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
         self.stdout.write(f"ingest {consumer.client_id} consuming from {broker_url}")
