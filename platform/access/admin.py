@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from access.models import Assignment, AuditEntry
 
@@ -27,3 +29,23 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class AssignmentInline(admin.TabularInline):
+    """An operator's cameras and sites, edited on the user's page."""
+
+    model = Assignment
+    extra = 1
+    autocomplete_fields = ("device",)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StrataUserAdmin(UserAdmin):
+    """Users with their camera assignments. Staff users are Strata admins and see every camera."""
+
+    inlines = [AssignmentInline]
+    list_display = ("username", "email", "is_staff", "is_active", "last_login")

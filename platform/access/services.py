@@ -118,3 +118,8 @@ def audit(
         before={k: before.get(k) for k in changed},
         after={k: after.get(k) for k in changed},
     )
+
+
+def audit_trail(target: str, limit: int = 10) -> list[AuditEntry]:
+    """The latest changes to one target, newest first."""
+    return list(AuditEntry.objects.filter(target=target)[:limit])

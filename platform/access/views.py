@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
@@ -17,13 +18,13 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-class RateLimitedAuthenticationForm(AuthenticationForm):
-    """Refuses to even check the password while too many recent attempts failed."""
+class RateLimitMixin:
+    """For sign-in forms: refuses to even check the password while too many recent attempts
+    failed, and counts each failure."""
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "locked": "Too many failed sign-ins. Try again in %(minutes)d minute(s).",
-    }
+    request: HttpRequest | None
+
+    locked_message = "Too many failed sign-ins. Try again in %(minutes)d minute(s)."
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
@@ -31,7 +32,7 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
         self.retry_after = services.login_retry_after(username, ip)
         if self.retry_after:
             raise forms.ValidationError(
-                self.error_messages["locked"],
+                self.locked_message,
                 code="locked",
                 params={"minutes": max(1, (self.retry_after + 59) // 60)},
             )
@@ -42,6 +43,14 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
             raise
         services.clear_login_failures(username)
         return cleaned
+
+
+class RateLimitedAuthenticationForm(RateLimitMixin, AuthenticationForm):
+    """The dashboard's sign-in form."""
+
+
+class RateLimitedAdminAuthenticationForm(RateLimitMixin, AdminAuthenticationForm):
+    """The admin site's sign-in form: the same limits, so it is no way around them."""
 
 
 class LoginView(auth_views.LoginView):

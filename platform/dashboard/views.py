@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
-from access.services import is_admin, visible_devices
+from access.services import audit_trail, is_admin, visible_devices
 from archive.models import DecodedImage, Frame
 from dashboard import queries
 from dashboard.forms import ControlsForm
@@ -79,6 +79,7 @@ def _device_page(
         "grace": fleet.grace_period(device),
         "can_admin": can_admin,
         "form": form if can_admin else None,
+        "changes": audit_trail(f"device:{device.device_id}", 5) if can_admin else [],
     }
     return render(request, "dashboard/device.html", context, status=status)
 
@@ -167,21 +168,24 @@ def archive(request: HttpRequest, device_id: str) -> HttpResponse:
     return render(request, "dashboard/archive.html", context)
 
 
+def _channels(request: HttpRequest, name: str, frame: Frame, default: int) -> int:
+    value = request.GET.get(name, "")
+    return clamp_channels(frame, int(value)) if value.isdigit() else default
+
+
 @login_required
 @require_GET
 def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
     """One archived frame with the quality slider (k = 1 .. layers received)."""
     frame = visible_frame(request, frame_id)
-    default_k = frame.n_layers
-    k = request.GET.get("k", "")
-    k = clamp_channels(frame, int(k)) if k.isdigit() else default_k
+    k = _channels(request, "k", frame, frame.n_layers)
     previous, following = queries.neighbours(frame)
     hour = timezone.localtime(frame.received_at)
     context = {
         "frame": frame,
         "device": frame.device,
         "k": k,
-        "compare_k": max(1, k // 3),
+        "compare_k": _channels(request, "compare_k", frame, max(1, k // 3)),
         "ks": range(1, frame.n_layers + 1),
         "decoded": decoded_at(frame, k) if frame.n_layers else None,
         "previous": previous,

@@ -88,6 +88,14 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     page.wait_for_selector('.pane.compare img[data-k="4"]', timeout=60_000)
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('.pane.compare img'))")
     screenshot(page, "3-frame-compare")
+    page.reload()  # now that later frames are archived, there is a next one
+    page.locator('a[rel="next"]').wait_for()
+    page.click(".hint")  # arrows on the focused slider change k; elsewhere they scrub
+    page.keyboard.press("ArrowRight")  # the next frame, at the same k
+    page.wait_for_url(lambda url: f"/frames/{frame_id}/" not in url and url.endswith("?k=3"))
+    assert page.locator("#k-value").inner_text() == "k = 3 of 12"
+    page.wait_for_function(f"() => ({LOADED})(document.getElementById('frame-image'))")
+    page.click("#compare")
     page.click("summary")  # the 12 latent channel maps, loaded when opened
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('.latents img'))")
     screenshot(page, "3b-frame-latents")

@@ -109,3 +109,23 @@ def test_audit_keeps_only_what_changed():
     entry = audit(admin, "device.controls", "device:x", {"a": 1, "b": 2}, {"a": 1, "b": 3})
     assert (entry.before, entry.after, entry.username) == ({"b": 2}, {"b": 3}, "auditor")
     assert AuditEntry.objects.count() == 1
+
+
+def test_admin_site_sign_in_is_rate_limited_too():
+    make_user("eve", staff=True)
+    client = Client()
+    for _ in range(LIMITS.per_username):
+        client.post("/admin/login/", {"username": "eve", "password": "wrong"})
+    response = client.post("/admin/login/", {"username": "eve", "password": "pw-for-tests"})
+    assert b"Too many failed sign-ins" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_user_admin_edits_assignments(cameras):
+    admin = get_user_model().objects.create_superuser("root", password="pw-for-tests")
+    operator = make_user("field-op")
+    assign(operator, site="Depot")
+    client = Client()
+    client.force_login(admin)
+    page = client.get(f"/admin/auth/user/{operator.pk}/change/").content.decode()
+    assert "assignments-TOTAL_FORMS" in page and 'value="Depot"' in page

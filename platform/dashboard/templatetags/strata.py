@@ -22,6 +22,11 @@ def ago(value: datetime | None) -> str:
 
 
 @register.filter
+def get_item(mapping: dict, key: str) -> object:
+    return mapping.get(key)
+
+
+@register.filter
 def seconds(value: timedelta) -> str:
     """A grace period as people say it: "90 s", "15 min", "2 h"."""
     total = int(value.total_seconds())

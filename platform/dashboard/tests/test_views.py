@@ -131,6 +131,8 @@ def test_admin_controls_are_saved_audited_and_published(world):
         "mode": "motion",
     }
     assert state["pending"] and state["reported"] is None
+    page = client.get(f"/devices/{mine.device_id}/").content.decode()
+    assert "view-admin</strong>: " in page and "max_kbps none → 48" in page  # recent changes
     bad = client.post(
         f"/devices/{mine.device_id}/controls", {**form, "min_tier": "11"}, follow=True
     )

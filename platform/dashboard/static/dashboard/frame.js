@@ -49,6 +49,17 @@
     return function load() { if (img.dataset.k !== String(wanted)) request(wanted, 0); };
   }
 
+  // Scrub through the camera's frames with the arrow keys, keeping the chosen k.
+  document.addEventListener("keydown", function (e) {
+    if (e.target instanceof HTMLInputElement || e.altKey || e.ctrlKey || e.metaKey) return;
+    const rel = { ArrowLeft: "prev", ArrowRight: "next" }[e.key];
+    const link = rel && document.querySelector('a[rel="' + rel + '"]');
+    if (!link) return;
+    const url = new URL(link.href);
+    url.search = location.search;
+    location.href = url;
+  });
+
   const panes = viewer.querySelectorAll(".pane");
   const loadMain = wire(panes[0], true);
   const loadCompare = wire(panes[1], false);
