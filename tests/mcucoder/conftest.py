@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+# The machine has 2 cores shared with training and other work: one thread is faster here.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
