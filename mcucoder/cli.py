@@ -4,6 +4,7 @@ evaluate. Heavy imports happen inside each command."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -12,11 +13,13 @@ import numpy as np
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .data import fetch, prepare_dev
+    from .data import fetch, prepare_dev, prepare_dev_video
 
     res = fetch()
     if res.get("dev"):
         print(f"dev set (768x512): {prepare_dev()}")
+    video = prepare_dev_video()
+    print(f"dev clip frames (384x288): {video or 'MISSING (opencv-doc)'}")
     return 0 if res.get("train") else 1
 
 
@@ -201,7 +204,7 @@ def _cmd_decode_video(args: argparse.Namespace) -> int:
 def _cmd_release(args: argparse.Namespace) -> int:
     """Checkpoint -> registered model + INT8 encoder + dev-set evaluation + model card."""
     from .codec import Codec
-    from .data import RandomCrops, cache_dir, image_list, prepare_dev
+    from .data import RandomCrops, cache_dir, image_list, prepare_dev, prepare_dev_video
     from .evaluate import evaluate, load_images, write_report
     from .export import build_tables, export_int8, export_model, load_checkpoint
     from .model_card import write
@@ -231,12 +234,23 @@ def _cmd_release(args: argparse.Namespace) -> int:
             codecs["mcucoder-int8"] = Codec.load(args.name, encoder="int8")
         except FileNotFoundError:
             pass
-        report = evaluate(load_images(dev, size), codecs)
-        out = rdir / f"dev-{size}.json"
-        write_report(report, out, rdir / f"rd-dev-{size}.png")
-        reports[f"dev {size}"] = out
+        folder = prepare_dev_video() if size == "video" else dev
+        if folder is None:
+            print("no dev clip: skipped", file=sys.stderr)
+            continue
+        report = evaluate(load_images(folder, "224" if size == "224" else "full"), codecs)
+        label = "dev-vtest" if size == "video" else f"dev-{size}"
+        write_report(report, rdir / f"{label}.json", rdir / f"rd-{label}.png")
+        reports[label] = rdir / f"{label}.json"
         print(size, report["bd_rate_vs_jpeg"])
-    print(f"model card: {write(args.name, reports)}")
+    if args.throughput:
+        from .benchmark import throughput
+
+        tp = throughput(Codec.load(args.name, encoder="float"))
+        (rdir / "throughput.json").write_text(json.dumps(tp, indent=2) + "\n")
+    history = Path(__file__).parent / "weights" / "TRAINING.md"
+    notes = history.read_text() if history.exists() else ""
+    print(f"model card: {write(args.name, reports, notes.replace('# ', '## ', 1))}")
     return 0
 
 
@@ -307,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     rel = sub.add_parser("release", help="export + INT8 + evaluate + model card")
     rel.add_argument("checkpoint")
     rel.add_argument("--name", default="mcucoder-s")
-    rel.add_argument("--sizes", default="224,full")
+    rel.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
+    rel.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
     rel.set_defaults(fn=_cmd_release)
     v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
     v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")

@@ -304,6 +304,22 @@ def prepare_dev(out: Path | None = None) -> Path:
     return out
 
 
+def prepare_dev_video(out: Path | None = None, n: int = 24) -> Path | None:
+    """The static-camera dev clip (opencv-doc vtest.avi): ``n`` evenly spaced frames,
+    2x area-downscaled (384x288), as PNGs. None when the package is missing."""
+    src = next((cache_dir() / "pkg" / "opencv-doc").rglob("vtest.avi"), None)
+    if src is None:
+        return None
+    out = out or cache_dir() / "dev-vtest"
+    if len(list(out.glob("*.png"))) >= n:
+        return out
+    for p in _extract_frames(src, out / "full", n):
+        with Image.open(p) as im:
+            im.convert("RGB").reduce(2).save(out / p.name)
+    shutil.rmtree(out / "full")
+    return out
+
+
 def image_list(role: str = "train") -> list[Path]:
     """The cached image list for ``role``; raises with instructions when not fetched."""
     index = cache_dir() / f"{role}.txt"

@@ -55,15 +55,20 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
         "",
         "```",
         "python -m mcucoder data",
-        f"python -m mcucoder train --out runs/main   # then --resume; steps above, lr {cfg.get('lr')}",
+        "python -m mcucoder train --out runs/main   # then --resume, per the history below",
         f"python -m mcucoder release runs/main/last.pt --name {name}",
         "```",
         "",
     ]
     for label, rep in reports.items():
         h, w = rep["size"]
+        what = (
+            "frames of the static-camera clip (vtest.avi, 2x down)"
+            if "vtest" in label
+            else "photos"
+        )
         lines += [
-            f"## {label}: {rep['n_images']} development photos at {w}x{h}",
+            f"## {label}: {rep['n_images']} development {what} at {w}x{h}",
             "",
             "bpp counts the whole packet (header and CRC included).",
             "",
@@ -85,6 +90,21 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
             ]
         curve = "mcucoder-int8" if "mcucoder-int8" in rep["curves"] else "mcucoder-float"
         lines += [f"`{curve}` at every k:", "", _table(rep, curve), ""]
+    tp_path = WEIGHTS_DIR / "reports" / "throughput.json"
+    if tp_path.exists():
+        lines += [
+            "## Decoder throughput (entropy decoding included)",
+            "",
+            "| frame | batch | frames/s | device | torch threads |",
+            "|---|---:|---:|---|---:|",
+            *[
+                f"| {r['size']} | {r['batch']} | {r['frames_per_s']} | {r['device']} | {r['threads']} |"
+                for r in json.loads(tp_path.read_text())
+            ],
+            "",
+            "Measured on the shared 2-core development machine while training ran on one core.",
+            "",
+        ]
     if notes:
         lines += [notes, ""]
     return "\n".join(lines)
