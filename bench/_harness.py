@@ -84,3 +84,36 @@ def machine() -> str:
 def report(figures: dict) -> None:
     """Print the figures as the last line, as one JSON object."""
     print(json.dumps(figures, sort_keys=True))
+
+
+@contextmanager
+def mosquitto_broker() -> Iterator[str]:
+    """A private Mosquitto on a free port, queueing like our deployed broker (a subscriber
+    that falls behind is queued for, not dropped), so a benchmark measures us."""
+    import shutil
+    import socket
+    import tempfile
+
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 1000000\nmax_inflight_messages 0\nmessage_size_limit 262144\n"
+    )
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

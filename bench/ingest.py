@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 
-from _harness import child, report, setup_django, wait_for_log
+from _harness import child, mosquitto_broker, report, setup_django, wait_for_log
 
 
 def publish(device_ids: list[str], packet: bytes, frames: int, port: int) -> None:
@@ -78,6 +78,9 @@ def main() -> None:
 
     group = f"bench-{run}"
     procs = []
+    broker = mosquitto_broker()
+    env["MQTT_URL"] = broker_url = broker.__enter__()
+    port = int(broker_url.rsplit(":", 1)[1])
     try:
         for i in range(args.ingest):
             cm = child(
@@ -99,12 +102,13 @@ def main() -> None:
         for i in range(args.ingest):
             wait_for_log(f"ingest-{i}", "connected to")
         publisher = mp.get_context("spawn").Process(
-            target=publish, args=(device_ids, packet, args.frames, 1883)
+            target=publish, args=(device_ids, packet, args.frames, port)
         )
         started = time.monotonic()
         publisher.start()
         samples = []
         first_at = None
+        last_change = (time.monotonic(), 0)
         while time.monotonic() - started < args.timeout:
             count = Frame.objects.filter(device__in=devices).count()
             now = time.monotonic()
@@ -112,14 +116,17 @@ def main() -> None:
                 first_at, first_count = now, count
             samples.append((now, count))
             print(f"\r{count}/{args.frames} frames archived", end="", file=sys.stderr, flush=True)
-            if count >= args.frames:
+            if count != last_change[1]:
+                last_change = (now, count)
+            if count >= args.frames or now - last_change[0] > 30:
                 break
             time.sleep(0.5)
         publisher.join(60)
-        done_at, done = samples[-1]
+        done_at, done = last_change
     finally:
         for cm, _ in procs:
             cm.__exit__(None, None, None)
+        broker.__exit__(None, None, None)
 
     with connection.cursor() as cur:
         cur.execute(

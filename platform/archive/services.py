@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from archive.models import DecodedImage, Frame, Layer
 from fleet.models import Device
@@ -119,10 +119,28 @@ def store_packets(items: Sequence[tuple[Device, Packet]]) -> BatchResult:
             frame.n_layers = packet.n_channels
         frame.device = device
         stored.append(StoredFrame(frame=frame, created=not existing, new_layers=len(new)))
-    Layer.objects.bulk_create(layers, ignore_conflicts=True, batch_size=2000)
+    _insert_layers(layers)
     for n_layers, frame_ids in grown.items():
         Frame.objects.filter(pk__in=frame_ids, n_layers__lt=n_layers).update(n_layers=n_layers)
     return BatchResult(stored, conflicts)
+
+
+def _insert_layers(layers: list[Layer]) -> None:
+    """Insert layers that are known to be new (their frames are locked by the caller).
+
+    On PostgreSQL through COPY, several times faster than INSERT for thousands of rows.
+    """
+    if not layers:
+        return
+    if connection.vendor != "postgresql":
+        Layer.objects.bulk_create(layers, ignore_conflicts=True, batch_size=2000)
+        return
+    table = Layer._meta.db_table
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor, in this transaction
+        with raw.copy(f'COPY "{table}" (frame_id, index, data) FROM STDIN') as copy:
+            for layer in layers:
+                copy.write_row((layer.frame_id, layer.index, layer.data))
 
 
 def store_packet(device: Device, packet: Packet) -> StoredFrame:
