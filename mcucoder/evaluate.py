@@ -17,7 +17,7 @@ from .bitstream import parse_packet
 from .codec import Codec
 from .data import IMAGE_EXTS
 
-JPEG_QUALITIES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
+JPEG_QUALITIES = (1, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
 
@@ -123,6 +123,13 @@ def mean_curve(per_image: list[list[dict]], key: str) -> list[dict]:
     return out
 
 
+def overlap(anchor: list[dict], test: list[dict], metric: str) -> list[float] | None:
+    """The quality interval both curves cover: the range a BD-rate integrates over."""
+    lo = max(min(p[metric] for p in anchor), min(p[metric] for p in test))
+    hi = min(max(p[metric] for p in anchor), max(p[metric] for p in test))
+    return [round(lo, 4), round(hi, 4)] if hi > lo else None
+
+
 def bd_rate(anchor: list[dict], test: list[dict], metric: str) -> float | None:
     """Bjontegaard delta rate (%) of ``test`` against ``anchor`` (negative = fewer bits),
     cubic fit of log-rate over the metric, integrated over the overlapping quality range.
@@ -179,11 +186,13 @@ def evaluate(
         )
     first = next(iter(codecs.values()))
     report["entropy_coding"] = entropy_comparison(codecs.get("mcucoder-int8", first), images)
+    jpeg = report["curves"]["jpeg"]
+    others = {n: c for n, c in report["curves"].items() if n != "jpeg"}
+    metrics = ("ms_ssim", "psnr")
     report["bd_rate_vs_jpeg"] = {
-        name: {m: bd_rate(report["curves"]["jpeg"], curve, m) for m in ("ms_ssim", "psnr")}
-        for name, curve in report["curves"].items()
-        if name != "jpeg"
+        n: {m: bd_rate(jpeg, c, m) for m in metrics} for n, c in others.items()
     }
+    report["bd_range"] = {n: {m: overlap(jpeg, c, m) for m in metrics} for n, c in others.items()}
     return report
 
 

@@ -70,7 +70,8 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
         lines += [
             f"## {label}: {rep['n_images']} development {what} at {w}x{h}",
             "",
-            "bpp counts the whole packet (header and CRC included).",
+            "bpp counts the whole packet (header and CRC included). JPEG: Pillow, quality "
+            "1-95; BD-rates integrate over the quality range both curves cover (shown).",
             "",
             _bd(rep),
             "",
