@@ -108,8 +108,9 @@ class Codec:
             return self.encoder(x.to(self.device))[0].cpu().numpy()
 
     def symbols(self, image: np.ndarray) -> np.ndarray:
-        """The integers the packet carries: rounded latent clamped to each table's range."""
-        q = np.rint(self.latent(image)).astype(np.int64)
+        """The integers the packet carries: latent rounded half up (floor(y + 0.5), as the
+        firmware's lookup table does) and clamped to each table's range."""
+        q = np.floor(self.latent(image) + np.float32(0.5)).astype(np.int64)
         return np.clip(q, self._lo, self._hi)
 
     def encode(
