@@ -15,8 +15,17 @@ import multiprocessing as mp
 import sys
 import time
 import uuid
+from pathlib import Path
 
-from _harness import child, mosquitto_broker, report, setup_django, wait_for_log
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._harness import (
+    child,
+    mosquitto_broker,
+    report,
+    setup_django,
+    wait_for_log,
+)
 
 
 def publish(device_ids: list[str], packet: bytes, frames: int, port: int) -> None:
