@@ -258,6 +258,19 @@ def _flag(v: str) -> bool:
     return v.lower() in ("1", "true", "yes", "on")
 
 
+def _cmd_firmware_tables(args: argparse.Namespace) -> int:
+    from .codec import Codec
+    from .firmware_tables import c_header
+
+    codec = Codec.load(args.model, encoder="int8")
+    out = codec.int8.interpreter.get_output_details()[0]
+    scale, zp = out["quantization"]
+    text = c_header(codec.model_id, codec.tables, float(scale), int(zp))
+    Path(args.o).write_text(text)
+    print(f"wrote {args.o} for model_id {codec.model_id:#010x}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -318,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--channels", type=int, default=None)
     dv.add_argument("--model")
     dv.set_defaults(fn=_cmd_decode_video)
+    fw = sub.add_parser("firmware-tables", help="C header: entropy tables + int8 lookup")
+    fw.add_argument("-o", required=True)
+    fw.add_argument("--model")
+    fw.set_defaults(fn=_cmd_firmware_tables)
     rel = sub.add_parser("release", help="export + INT8 + evaluate + model card")
     rel.add_argument("checkpoint")
     rel.add_argument("--name", default="mcucoder-s")

@@ -30,3 +30,16 @@ def test_int8_packets_decode_with_the_same_model(codec, int8_codecs, photo):
     data = int8_codecs[1].encode(photo[:50, :70])
     assert codec.decode(data).shape == (50, 70, 3)
     assert int8_codecs[1].encode(photo[:50, :70]) == data  # deterministic
+
+
+def test_firmware_lookup_gives_the_codec_symbols(int8_codecs, photo):
+    from mcucoder.codec import pad_to_multiple
+    from mcucoder.firmware_tables import c_header, symbol_luts
+
+    c = int8_codecs[1]
+    v, scale, zp = c.int8.int8_latent(pad_to_multiple(photo[:40, :64]))
+    lut = symbol_luts(c.tables, scale, zp)
+    mcu = np.stack([lut[ch][v[..., ch].astype(np.int64) + 128] for ch in range(12)])
+    assert np.array_equal(mcu, c.symbols(photo[:40, :64]))
+    header = c_header(c.model_id, c.tables, scale, zp)
+    assert f"0x{c.model_id:08x}u" in header and "mcucoder_symbol[12][256]" in header
