@@ -1,10 +1,12 @@
-"""Command line: data, train, export, export-int8, encode, decode, encode-video, decode-video,
-evaluate. Heavy imports happen inside each command."""
+"""Command line (``python -m mcucoder --help``): data, train, export, export-int8, release,
+firmware-tables, encode, decode, encode-video, decode-video, evaluate. Heavy imports happen
+inside each command, so ``--help`` and packet tools stay quick."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -35,22 +37,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _register(checkpoint: str, name: str, histogram_crops: int = 128) -> int:
+    """Checkpoint -> weights + entropy tables + manifest entry; returns the model_id."""
     from .data import RandomCrops, image_list
     from .export import build_tables, export_model, load_checkpoint
 
-    net, ck = load_checkpoint(args.checkpoint)
+    net, ck = load_checkpoint(checkpoint)
     images = None
-    if not args.no_histograms:
-        images = RandomCrops(image_list("train"), 256, seed=99).batch(args.histogram_crops)
-    tables = build_tables(net, images)
+    if histogram_crops:
+        images = RandomCrops(image_list("train"), 256, seed=99).batch(histogram_crops)
     info = {
         "steps": ck.get("step"),
         "train_wall_s": round(ck.get("elapsed_s", 0.0)),
         "train_config": ck.get("config"),
     }
-    model_id = export_model(net, args.name, tables, info)
-    print(f"{args.name}: model_id {model_id} ({model_id:#010x})")
+    model_id = export_model(net, name, build_tables(net, images), info)
+    print(f"{name}: model_id {model_id} ({model_id:#010x})")
+    return model_id
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _register(args.checkpoint, args.name, 0 if args.no_histograms else args.histogram_crops)
     return 0
 
 
@@ -206,22 +213,13 @@ def _cmd_release(args: argparse.Namespace) -> int:
     from .codec import Codec
     from .data import RandomCrops, cache_dir, image_list, prepare_dev, prepare_dev_video
     from .evaluate import evaluate, load_images, write_report
-    from .export import build_tables, export_int8, export_model, load_checkpoint
+    from .export import export_int8
     from .model_card import write
 
-    net, ck = load_checkpoint(args.checkpoint)
-    crops = RandomCrops(image_list("train"), 256, seed=99)
-    tables = build_tables(net, crops.batch(128))
-    info = {
-        "steps": ck.get("step"),
-        "train_wall_s": round(ck.get("elapsed_s", 0.0)),
-        "train_config": ck.get("config"),
-    }
-    model_id = export_model(net, args.name, tables, info)
-    print(f"{args.name}: model_id {model_id}")
+    _register(args.checkpoint, args.name)
     try:
         export_int8(args.name, RandomCrops(image_list("train"), 224, seed=7).batch(200))
-    except (FileNotFoundError, OSError) as e:
+    except (OSError, subprocess.CalledProcessError) as e:
         print(f"no INT8 encoder: {e}", file=sys.stderr)
     dev = prepare_dev(cache_dir() / "dev768")
     reports = {}
