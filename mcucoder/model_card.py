@@ -18,13 +18,18 @@ def _table(report: dict, curve: str) -> str:
 
 
 def _bd(report: dict) -> str:
-    rows = ["| codec | BD-rate MS-SSIM | BD-rate PSNR |", "|---|---:|---:|"]
+    rows = [
+        "| codec | BD-rate MS-SSIM | over MS-SSIM | BD-rate PSNR | over PSNR (dB) |",
+        "|---|---:|---|---:|---|",
+    ]
+    ranges = report.get("bd_range", {})
     for name, bd in report["bd_rate_vs_jpeg"].items():
-        cells = [
-            ("n/a (no overlap)" if v is None else f"{v:+.1f} %")
-            for v in (bd["ms_ssim"], bd["psnr"])
-        ]
-        rows.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        cells = []
+        for m in ("ms_ssim", "psnr"):
+            v, r = bd[m], ranges.get(name, {}).get(m)
+            cells.append("n/a (no overlap)" if v is None else f"{v:+.1f} %")
+            cells.append(f"{r[0]:.4g}-{r[1]:.4g}" if r else "")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -40,13 +45,14 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
         f"INT8 TFLite: `{e.get('tflite')}`",
         f"- **decoder**: {cfg.get('blocks')} residual blocks of width {cfg.get('width')} on the latent grid, "
         "three transposed convolutions with bottleneck blocks (about 1.1 M parameters)",
-        "- **entropy coding**: per-channel static rANS tables (12-bit), from the learned Laplace "
-        "prior blended with training-latent histograms",
+        "- **entropy coding**: rANS with static 12-bit tables per channel and, by default "
+        "(coding 2), per left/top spatial context; from the learned Laplace prior blended with "
+        "histograms of training latents",
         f"- **training**: {e.get('steps')} steps, {hours:.2f} h wall time on 1 CPU thread "
         f"({platform.processor() or platform.machine()}, a 2-core machine shared with other work), "
         f"batch {cfg.get('batch')} x {cfg.get('crop')}x{cfg.get('crop')} random crops, Adam lr {cfg.get('lr')}, "
         f"loss (1 - MS-SSIM) + {cfg.get('mse_weight')} MSE + {cfg.get('lam')} bpp, stochastic tail drop "
-        f"(k uniform in 1..12 per sample), straight-through rounding, INT8 fake quantisation "
+        f"(k in 1..12 per sample, p(12) = {1 + cfg.get('k_tilt', 0)} p(1)), straight-through rounding, INT8 fake quantisation "
         f"of the encoder from step {cfg.get('qat_start')}",
         "- **data**: the training sources of `shared/data/SOURCES.md` (`python -m mcucoder data`), "
         "random scale / crop / flip; never the development set",
