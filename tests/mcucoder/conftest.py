@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-# The machine has 2 cores shared with training and other work: one thread is faster here.
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The machine has 2 cores shared with training and other work: one thread is faster
+    here. Restored afterwards so other test packages are not affected."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
