@@ -83,19 +83,16 @@ def login_retry_after(username: str, ip: str | None, limits: LoginLimits = LIMIT
     return max(0, int((until - now).total_seconds() + 0.999))
 
 
-def record_login_failure(username: str, ip: str | None) -> None:
+def record_login_failure(username: str, ip: str | None, limits: LoginLimits = LIMITS) -> None:
+    """Count a failed sign-in; failures that no longer count are dropped on the way, so the
+    table stays as small as the window."""
+    LoginFailure.objects.filter(at__lt=timezone.now() - limits.window).delete()
     LoginFailure.objects.create(username=username.lower()[:150], ip=ip or None)
 
 
 def clear_login_failures(username: str) -> None:
     """A successful sign-in forgives the username's earlier mistakes (not the address's)."""
     LoginFailure.objects.filter(username=username.lower()).delete()
-
-
-def prune_login_failures(limits: LoginLimits = LIMITS) -> int:
-    """Drop failures older than the window; they no longer count."""
-    deleted, _ = LoginFailure.objects.filter(at__lt=timezone.now() - limits.window).delete()
-    return deleted
 
 
 # --- audit log -------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db.models import Sum
+from django.db.models.functions import Length
 from django.urls import reverse
 
-from archive.models import DecodedImage
+from archive.models import DecodedImage, Layer
 
 FLEET_GROUP = "fleet"
 
@@ -22,8 +24,12 @@ def device_group(device_id: str) -> str:
 
 
 def frame_event(decoded: DecodedImage) -> dict:
-    """The JSON a page receives for a newly decoded frame."""
+    """The JSON a page receives for a newly decoded frame; ``bytes`` (what its layers
+    weigh) lets a page show the camera's bitrate as frames arrive."""
     frame = decoded.frame
+    size = Layer.objects.filter(frame=frame, index__lt=decoded.channels).aggregate(
+        b=Sum(Length("data"))
+    )["b"]
     return {
         "type": "frame",
         "device_id": frame.device.device_id,
@@ -33,6 +39,7 @@ def frame_event(decoded: DecodedImage) -> dict:
         "width": frame.width,
         "height": frame.height,
         "capture_time_ms": frame.capture_time_ms,
+        "bytes": size or 0,
         "image_url": reverse("dashboard:frame-image", args=[frame.pk]) + f"?k={decoded.channels}",
         "frame_url": reverse("dashboard:frame", args=[frame.pk]),
     }

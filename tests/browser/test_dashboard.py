@@ -69,6 +69,9 @@ def test_live_frame_quality_slider_and_bitrate_cap(
         timeout=30_000,
     )
     assert "k=12" in live.get_attribute("src")
+    page.wait_for_function(  # the bitrate follows the frames as they arrive
+        "() => document.querySelector('[data-field=kbps]').textContent !== '0.0 kbit/s'"
+    )
     frame_id = live.get_attribute("data-frame-id")
     screenshot(page, "1-camera-live")
 

@@ -51,6 +51,7 @@ def test_events_reach_only_users_who_may_see_the_camera():
         await database_sync_to_async(announce_decoded)(mine)
         event = await op_ws.receive_json_from(timeout=10)
         assert event["device_id"] == mine.frame.device.device_id  # not the other camera's
+        assert event["bytes"] == sum(3 + i for i in range(12))  # fake_packet's layers
         seen = set()
         while len(seen) < 2:  # admins see both (and perhaps other runs' cameras)
             seen.add((await admin_ws.receive_json_from(timeout=10))["device_id"])

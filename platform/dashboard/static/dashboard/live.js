@@ -4,9 +4,22 @@
   "use strict";
   const state = document.getElementById("live-state");
   let delay = 1000;
+  const WINDOW_MS = 60000;
+  const arrivals = {}; // device id -> [[time, bytes]] of the last minute
+
+  function kbps(deviceId, bytes) {
+    const now = Date.now();
+    const list = (arrivals[deviceId] = (arrivals[deviceId] || []).filter(function (a) { return a[0] > now - WINDOW_MS; }));
+    list.push([now, bytes]);
+    if (list.length < 2) return null;
+    const span = Math.max(1000, now - list[0][0]);
+    const sum = list.slice(1).reduce(function (s, a) { return s + a[1]; }, 0);
+    return (sum * 8) / span; // bytes per ms * 8 = kbit/s
+  }
 
   function apply(event) {
     if (event.type !== "frame") return;
+    const rate = kbps(event.device_id, event.bytes || 0);
     document.querySelectorAll('[data-device="' + CSS.escape(event.device_id) + '"]').forEach(function (el) {
       let img = el.querySelector("img.live-frame");
       const box = el.querySelector(".frame");
@@ -29,6 +42,8 @@
       if (tier) tier.textContent = "k=" + event.channels + "/12";
       const status = el.querySelector('[data-field="health"]') || document.querySelector('h1 [data-field="health"]');
       if (status) { status.textContent = "online"; status.className = "status online"; }
+      const bitrate = el.querySelector('[data-field="kbps"]');
+      if (bitrate && rate !== null) bitrate.textContent = rate.toFixed(1) + " kbit/s";
       const seen = el.querySelector('[data-field="last-seen"]');
       if (seen) seen.textContent = "seen just now";
     });
