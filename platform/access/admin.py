@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
+from access.auditing import AuditedAdmin
 from access.models import Assignment, AuditEntry
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(AuditedAdmin):
     list_display = ("user", "device", "site")
     list_filter = ("site",)
     search_fields = ("user__username", "device__device_id", "site")
@@ -44,7 +45,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StrataUserAdmin(UserAdmin):
+class StrataUserAdmin(AuditedAdmin, UserAdmin):
     """Users with their camera assignments. Staff users are Strata admins and see every camera."""
 
     inlines = [AssignmentInline]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -129,3 +131,44 @@ def test_user_admin_edits_assignments(cameras):
     client.force_login(admin)
     page = client.get(f"/admin/auth/user/{operator.pk}/change/").content.decode()
     assert "assignments-TOTAL_FORMS" in page and 'value="Depot"' in page
+
+
+def test_admin_site_changes_are_audited(cameras):
+    root = get_user_model().objects.create_superuser("root2", password="pw-for-tests")
+    client = Client()
+    client.force_login(root)
+    gate = cameras["gate"]
+    form = {
+        "device_id": gate.device_id,
+        "name": "Renamed gate",
+        "site": gate.site,
+        "is_active": "on",
+        "checkin_interval_s": "300",
+    }
+    assert client.post(f"/admin/fleet/device/{gate.pk}/change/", form).status_code == 302
+    entry = AuditEntry.objects.get(action="fleet.device.change")
+    assert entry.target == f"device:{gate.device_id}" and entry.username == "root2"
+    assert entry.before == {"name": "acc-gate", "checkin_interval_s": 30}
+    assert entry.after == {"name": "Renamed gate", "checkin_interval_s": 300}
+
+    operator = make_user("inline-op")
+    page = client.get(f"/admin/auth/user/{operator.pk}/change/").content.decode()
+    fields = dict(re.findall(r'name="([^"]+)"[^>]*value="([^"]*)"', page))
+    fields = {k: v for k, v in fields.items() if not k.startswith("assignments-")}
+    fields.update(
+        {
+            "username": "inline-op",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "assignments-TOTAL_FORMS": "1",
+            "assignments-INITIAL_FORMS": "0",
+            "assignments-0-site": "Depot",
+            "assignments-0-device": "",
+        }
+    )
+    response = client.post(f"/admin/auth/user/{operator.pk}/change/", fields)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = AuditEntry.objects.get(action="access.assignment.add")
+    assert added.after["site"] == "Depot" and added.after["user"] == operator.pk
+    assert can_view(operator, cameras["road"])
