@@ -7,9 +7,16 @@ same frame adds to it.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db import models
+from django.utils import timezone
 
 from fleet.models import Device
+
+
+def utc_today() -> date:
+    return timezone.now().date()
 
 
 class Frame(models.Model):
@@ -42,6 +49,9 @@ class Layer(models.Model):
     frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="layers")
     index = models.PositiveSmallIntegerField(help_text="0 = most important channel.")
     data = models.BinaryField()
+    received_on = models.DateField(
+        default=utc_today, help_text="UTC day of arrival: the partition key on PostgreSQL."
+    )
 
     class Meta:
         constraints = [

@@ -138,9 +138,10 @@ def _insert_layers(layers: list[Layer]) -> None:
     table = Layer._meta.db_table
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own cursor, in this transaction
-        with raw.copy(f'COPY "{table}" (frame_id, index, data) FROM STDIN') as copy:
+        columns = "frame_id, index, data, received_on"
+        with raw.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
             for layer in layers:
-                copy.write_row((layer.frame_id, layer.index, layer.data))
+                copy.write_row((layer.frame_id, layer.index, layer.data, layer.received_on))
 
 
 def store_packet(device: Device, packet: Packet) -> StoredFrame:

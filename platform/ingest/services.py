@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from archive.models import DecodedImage
+from archive.partitions import ensure_layer_partitions
 from archive.services import store_packets
 from devices import topics
 from fleet.models import Device
@@ -116,6 +117,7 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
         else:
             items.append((device, packet))
 
+    ensure_layer_partitions()
     with transaction.atomic():
         result = store_packets(items)
         rejected.extend(

@@ -56,25 +56,28 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(service_env, spawn, cle
     device_id = f"dur-{uuid.uuid4().hex[:8]}"
     device = provision_device(device_id)
     client_id, group = f"ingest-dur-{os.getpid()}", f"dur-{uuid.uuid4().hex[:6]}"
-    n = 600
+    n = 900  # under Mosquitto's default queue of 1,000 messages for an offline session
 
+    # Open the persistent session, then go away: the broker queues the stream for us.
     first = spawn("ingest-1", ingest_args(client_id, group), service_env)
     first.wait_for("connected to", 60)
+    first.stop(signal.SIGKILL)
     # A few garbage messages in the stream must not stop anything either.
     payloads = [fake_packet(seq=i, channels=1 + i % 12) for i in range(n)]
     payloads[10] = b"garbage"
     payloads[20] = payloads[20][:-3]
     publish_all(device_id, payloads)
 
+    second = spawn("ingest-2", ingest_args(client_id, group), service_env)
     deadline = time.monotonic() + 60
-    while Frame.objects.filter(device=device).count() < 50 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    first.stop(signal.SIGKILL)  # mid-stream, no chance to clean up
+    while not Frame.objects.filter(device=device).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second.stop(signal.SIGKILL)  # mid-stream, no chance to clean up
     archived_at_kill = Frame.objects.filter(device=device).count()
     assert 0 < archived_at_kill < n - 2, "the kill should land mid-stream"
 
-    second = spawn("ingest-2", ingest_args(client_id, group), service_env)
-    second.wait_for("connected to", 60)
+    third = spawn("ingest-3", ingest_args(client_id, group), service_env)
+    third.wait_for("connected to", 60)
     deadline = time.monotonic() + 120
     while Frame.objects.filter(device=device).count() < n - 2 and time.monotonic() < deadline:
         time.sleep(0.2)
