@@ -132,7 +132,13 @@ CELERY_TASK_ROUTES = {
     "decoder_worker.tasks.decode_frames": {"queue": "live"},
     "decoder_worker.tasks.redecode": {"queue": "archive"},
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# A task a dead worker held (late acknowledgement) goes back to the queue after this long:
+# longer than the slowest batch decode, short enough that a crash costs little latency.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("STRATA_TASK_VISIBILITY_S", 300)),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 
 # --- Strata ---------------------------------------------------------------------------------
 # Which codec model to decode with when a packet names none we know; None = the default model.
