@@ -104,6 +104,7 @@ class Fleet:
         session_expiry_s: int = 3600,
         trace: str | Trace | None = None,
         latency_ms: float = 0.0,
+        loss: float = 0.0,
         state_dir: Path | None = None,
         credentials: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
@@ -112,7 +113,7 @@ class Fleet:
         self.broker = BrokerURL.parse(broker_url)
         self.link: LinkEmulator | None = None
         device_broker = self.broker
-        if trace is not None or latency_ms:
+        if trace is not None or latency_ms or loss:
             # every camera's connection gets its own emulated uplink, offset in the trace
             if self.broker.tls:
                 raise ValueError("link emulation relays plain TCP: use mqtt://, not mqtts://")
@@ -121,6 +122,7 @@ class Fleet:
                 (self.broker.host, self.broker.port),
                 bandwidth=bandwidth,
                 latency_ms=latency_ms,
+                loss=loss,
                 stagger_s=37.0,
             )
             device_broker = replace(self.broker, host=self.link.host, port=self.link.port)
@@ -311,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--latency", type=float, default=0.0, help="emulated latency, ms")
     parser.add_argument(
+        "--loss", type=float, default=0.0, help="emulated segment loss probability (TCP resends)"
+    )
+    parser.add_argument(
         "--credentials", type=Path, help="CSV of device_id,password (or device_id,user,password)"
     )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
@@ -336,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_s=args.heartbeat,
         trace=args.trace,
         latency_ms=args.latency,
+        loss=args.loss,
         credentials=load_credentials(args.credentials) if args.credentials else None,
     )
     stop = threading.Event()
@@ -343,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     end = time.monotonic() + args.duration if args.duration else float("inf")
     live = sys.stdout.isatty()
     via = (
-        f" through emulated links ({args.trace or 'unlimited'}, {args.latency:g} ms)"
+        f" through emulated links ({args.trace or 'unlimited'}, {args.latency:g} ms, "
+        f"{args.loss:.1%} loss)"
         if fleet.link
         else ""
     )

@@ -2,14 +2,19 @@
 uplink (limited bandwidth, added latency, outages), so backlog, PUBACK latency and the
 device's local fallback can be exercised against a real broker.
 
-Bandwidth limits the device-to-broker direction (the camera's uplink); latency applies
-to both directions. ``pause()`` stalls the link without closing it, as a radio losing
+Bandwidth limits the device-to-broker direction (the camera's uplink); latency and loss
+apply to both directions. MQTT runs over TCP, so a lost segment is never lost to MQTT: TCP
+sends it again after a retransmission timeout, and everything behind it waits (head-of-line
+blocking). The emulator reproduces exactly that: each relayed segment (≤ 1 KB) is lost with
+probability ``loss``, arrives ``rto_ms`` late, costs its bandwidth twice, and holds back the
+segments after it. ``pause()`` stalls the link without closing it, as a radio losing
 coverage would: TCP stays up, nothing moves, the device's backlog grows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +38,9 @@ class LinkEmulator:
         *,
         bandwidth: Bandwidth | float | None = None,
         latency_ms: float = 0.0,
+        loss: float = 0.0,
+        rto_ms: float = 200.0,
+        seed: int | None = None,
         stagger_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -40,6 +48,12 @@ class LinkEmulator:
         self.upstream = upstream
         self.bandwidth = bandwidth if callable(bandwidth) else constant(bandwidth)
         self.latency_ms = latency_ms
+        if not 0.0 <= loss < 1.0:
+            raise ValueError("loss is a probability in [0, 1)")
+        self.loss = loss
+        self.rto_ms = rto_ms  # Linux's minimum TCP retransmission timeout is 200 ms
+        self.segments_lost = 0
+        self._random = random.Random(seed)
         self.stagger_s = stagger_s  # connection i sees the trace from i * stagger_s: not in step
         self.connections = 0
         self.host, self.port = host, port or free_port(host)
@@ -155,7 +169,14 @@ class LinkEmulator:
                 if offset is not None:
                     await self._pace(len(data), offset)
                     self.bytes_up += len(data)
-                queue.put_nowait((loop.time() + self.latency_ms / 1000, data))
+                delay = self.latency_ms / 1000
+                if self.loss and self._random.random() < self.loss:
+                    self.segments_lost += 1
+                    delay += self.rto_ms / 1000  # found missing, sent again
+                    if offset is not None:
+                        await self._pace(len(data), offset)
+                # FIFO delivery: segments behind a late one wait for it, as in TCP.
+                queue.put_nowait((loop.time() + delay, data))
         finally:
             queue.put_nowait(None)
             await delivery

@@ -166,6 +166,27 @@ def test_rate_cap_drops_trailing_channels_first(
         camera.stop()
 
 
+def test_lossy_link_delays_frames_but_loses_none(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    broker = BrokerURL.parse(broker_url)
+    with LinkEmulator((broker.host, broker.port), loss=0.3, rto_ms=150, seed=7) as link:
+        camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(3000), heartbeat_s=60)
+        try:
+            frame = SyntheticScene("launchpad", (32, 32)).next_frame()
+            for _ in range(6):
+                assert camera.send_frame(frame) == "sent"
+            assert len(observer.wait_count(device_id, K.FRAME, 6)) == 6  # TCP resends them all
+            deadline = time.monotonic() + 5
+            while camera.backlog and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert camera.stats.frames_acked == 6
+            assert link.segments_lost > 0
+            assert max(camera.stats.puback_ms) >= 150  # a resend is in the latency
+        finally:
+            camera.stop()
+
+
 def test_outage_holds_frames_in_the_backlog_until_coverage_returns(
     broker_url: str, device_id: str, observer: Observer
 ) -> None:
