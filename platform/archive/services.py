@@ -31,7 +31,9 @@ class BatchResult:
     conflicts: list[tuple[Device, Packet, ArchiveConflict]]
 
 
-_IDENTITY = ("model_id", "width", "height", "frame_type")
+# What makes a redelivery the same frame. A device that reuses a sequence number for a new
+# capture (a counter reset) must not have its layers merged into the old frame.
+_IDENTITY = ("capture_time_ms", "model_id", "width", "height", "frame_type")
 
 
 def _frame_fields(packet: Packet) -> dict:

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from archive.models import Frame, Layer
@@ -44,6 +46,15 @@ def test_conflicting_header_is_refused(device):
     store_packet(device, parse_packet(fake_packet(seq=9, width=64)))
     with pytest.raises(ArchiveConflict, match="width"):
         store_packet(device, parse_packet(fake_packet(seq=9, width=96)))
+
+
+def test_reused_sequence_number_is_not_merged(device):
+    store_packet(device, parse_packet(fake_packet(seq=4)))
+    first = parse_packet(fake_packet(seq=4))
+    reset = replace(first, capture_time_ms=first.capture_time_ms + 60_000)
+    with pytest.raises(ArchiveConflict, match="capture_time_ms"):
+        store_packet(device, reset)
+    assert Layer.objects.filter(frame__device=device).count() == 12
 
 
 @pytest.mark.parametrize("k", [1, 5, 12])
