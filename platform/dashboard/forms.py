@@ -38,3 +38,9 @@ class ControlsForm(forms.Form):
         if fixed and low and high and not low <= fixed <= high:
             self.add_error("tier_override", "The fixed tier is outside the minimum and maximum.")
         return data
+
+
+class ExportForm(forms.Form):
+    start = forms.DateTimeField()
+    end = forms.DateTimeField()
+    channels = forms.TypedChoiceField(label="Quality", choices=TIERS, coerce=int)

@@ -13,4 +13,8 @@ urlpatterns = [
     path("frames/<int:frame_id>/decode", views.frame_decode, name="frame-decode"),
     path("frames/<int:frame_id>/image", views.frame_image, name="frame-image"),
     path("frames/<int:frame_id>/latents.png", views.frame_latents, name="frame-latents"),
+    path("devices/<str:device_id>/exports", views.export_create, name="export-create"),
+    path("exports/", views.export_list, name="exports"),
+    path("exports/<int:export_id>/video", views.export_video, name="export-video"),
+    path("exports/<int:export_id>/delete", views.export_delete, name="export-delete"),
 ]

@@ -4,11 +4,12 @@ every camera, frame and image is looked up through the user's scope (``access.se
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,11 +20,13 @@ from PIL import Image
 from access.services import audit_trail, is_admin, visible_devices
 from archive.models import DecodedImage, Frame
 from dashboard import queries
-from dashboard.forms import ControlsForm
+from dashboard.exports import ExportError, request_export
+from dashboard.forms import ControlsForm, ExportForm
 from dashboard.latents import latent_sheet
+from dashboard.models import Export
 from dashboard.services import clamp_channels, decoded_at
 from fleet import services as fleet
-from fleet.models import Device
+from fleet.models import MAX_TIER, Device
 from fleet.services import Health
 
 
@@ -163,6 +166,8 @@ def archive(request: HttpRequest, device_id: str) -> HttpResponse:
         "hours": hours,
         "hour": hour,
         "minutes": queries.hour_minutes(frames, hour.start),
+        "hour_end": hour.start + timedelta(hours=1),
+        "ks": range(1, MAX_TIER + 1),
         "frames": frames,
     }
     return render(request, "dashboard/archive.html", context)
@@ -254,3 +259,58 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
         response = HttpResponse(bytes(image.image), content_type=image.content_type)
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+def visible_exports(request: HttpRequest) -> QuerySet[Export]:
+    """Exports of the cameras this user may see."""
+    return Export.objects.filter(device__in=visible_devices(request.user)).select_related(
+        "device", "created_by"
+    )
+
+
+@login_required
+@require_POST
+def export_create(request: HttpRequest, device_id: str) -> HttpResponse:
+    device = visible_device(request, device_id)
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Export not started: " + form.errors.as_text())
+        return redirect("dashboard:archive", device.device_id)
+    try:
+        request_export(request.user, device, **form.cleaned_data)
+    except ExportError as exc:
+        messages.error(request, f"Export not started: {exc}")
+        return redirect("dashboard:archive", device.device_id)
+    messages.success(request, "Export started; it is kept here until you delete it.")
+    return redirect("dashboard:exports")
+
+
+@login_required
+@require_GET
+def export_list(request: HttpRequest) -> HttpResponse:
+    exports = list(visible_exports(request).defer("video")[:100])
+    busy = any(e.status in (Export.Status.QUEUED, Export.Status.RUNNING) for e in exports)
+    return render(request, "dashboard/exports.html", {"exports": exports, "busy": busy})
+
+
+@login_required
+@require_GET
+def export_video(request: HttpRequest, export_id: int) -> HttpResponse:
+    export = get_object_or_404(visible_exports(request), pk=export_id, status=Export.Status.DONE)
+    response = HttpResponse(bytes(export.video), content_type="video/mp4")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    return response
+
+
+@login_required
+@require_POST
+def export_delete(request: HttpRequest, export_id: int) -> HttpResponse:
+    export = get_object_or_404(visible_exports(request).defer("video"), pk=export_id)
+    if export.created_by_id != request.user.pk and not is_admin(request.user):
+        raise PermissionDenied("Only its author or an admin deletes an export.")
+    export.delete()
+    messages.info(request, "Export deleted.")
+    return redirect("dashboard:exports")

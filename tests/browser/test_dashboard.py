@@ -120,6 +120,11 @@ def test_live_frame_quality_slider_and_bitrate_cap(
         "() => [...document.querySelectorAll('.thumb img')].every(i => i.complete)"
     )
     screenshot(page, "5-archive")
+    page.select_option('select[name="channels"]', "6")
+    page.click(".export-form button")  # an MP4 of this hour at k=6, built by the worker
+    page.wait_for_url(f"{web}/exports/")
+    page.locator("a.button", has_text="MP4").wait_for(timeout=60_000)  # the page refreshes
+    screenshot(page, "5b-exports")
     page.goto(f"{web}/")
     screenshot(page, "6-overview")
     page.set_viewport_size({"width": 768, "height": 1024})  # the tablet, portrait
