@@ -14,6 +14,7 @@ from django.db.models.functions import Length
 from django.urls import reverse
 
 from archive.models import DecodedImage, Layer
+from dashboard.services import image_url
 
 FLEET_GROUP = "fleet"
 
@@ -40,7 +41,7 @@ def frame_event(decoded: DecodedImage) -> dict:
         "height": frame.height,
         "capture_time_ms": frame.capture_time_ms,
         "bytes": size or 0,
-        "image_url": reverse("dashboard:frame-image", args=[frame.pk]) + f"?k={decoded.channels}",
+        "image_url": image_url(frame.pk, decoded.channels),
         "frame_url": reverse("dashboard:frame", args=[frame.pk]),
     }
 

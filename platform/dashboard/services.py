@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 from django.core.cache import cache
+from django.urls import reverse
+from PIL import Image
 
 from archive.models import DecodedImage, Frame
 
@@ -35,3 +39,15 @@ def decoded_at(frame: Frame, k: int) -> DecodedImage | None:
         redecode.delay(frame.pk, k)
         return _stored(frame, k)  # decoded already when tasks run eagerly
     return None
+
+
+def image_url(frame_id: int, k: int) -> str:
+    """Where a page finds a frame decoded at k (the image endpoint)."""
+    return f"{reverse('dashboard:frame-image', args=[frame_id])}?k={k}"
+
+
+def as_png(decoded: DecodedImage) -> bytes:
+    """A stored image (WebP) as PNG, for downloads people open anywhere."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(bytes(decoded.image))).save(buf, format="PNG")
+    return buf.getvalue()

@@ -3,7 +3,6 @@ every camera, frame and image is looked up through the user's scope (``access.se
 
 from __future__ import annotations
 
-import io
 from datetime import date, timedelta
 
 from django.contrib import messages
@@ -12,10 +11,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from PIL import Image
 
 from access.services import audit_trail, is_admin, visible_devices
 from archive.models import DecodedImage, Frame
@@ -24,7 +21,7 @@ from dashboard.exports import ExportError, request_export
 from dashboard.forms import ControlsForm, ExportForm
 from dashboard.latents import latent_sheet
 from dashboard.models import Export
-from dashboard.services import clamp_channels, decoded_at
+from dashboard.services import as_png, clamp_channels, decoded_at, image_url
 from fleet import services as fleet
 from fleet.models import MAX_TIER, Device
 from fleet.services import Health
@@ -41,10 +38,6 @@ def visible_frame(request: HttpRequest, frame_id: int) -> Frame:
         pk=frame_id,
         device__in=visible_devices(request.user),
     )
-
-
-def image_url(frame_id: int, k: int) -> str:
-    return f"{reverse('dashboard:frame-image', args=[frame_id])}?k={k}"
 
 
 @login_required
@@ -250,9 +243,7 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
     if image is None:
         raise Http404("no decoded image for this frame yet")
     if request.GET.get("format") == "png":
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(bytes(image.image))).save(buf, format="PNG")
-        response = HttpResponse(buf.getvalue(), content_type="image/png")
+        response = HttpResponse(as_png(image), content_type="image/png")
         name = f"{frame.device.device_id}-{frame.seq}-k{image.channels}.png"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
     else:
