@@ -90,8 +90,10 @@ class IngestConsumer:
         return [
             (topics.subscription(topics.Kind.FRAME, share_group=group), 1),
             (topics.subscription(topics.Kind.TELEMETRY, share_group=group), 1),
-            # Status is retained, and retained messages are not sent to shared subscriptions.
+            # Status and reported state are retained, and retained messages are not sent to
+            # shared subscriptions: every ingest process applies them (idempotent).
             (topics.subscription(topics.Kind.STATUS), 1),
+            (topics.subscription(topics.Kind.REPORTED), 1),
         ]
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -18,7 +18,7 @@ from archive.partitions import ensure_layer_partitions
 from archive.services import store_packets
 from devices import topics
 from fleet.models import Device
-from fleet.services import mark_seen, set_online
+from fleet.services import mark_seen, record_reported, set_online
 from ingest.models import Rejection
 from mcucoder import registry
 from mcucoder.bitstream import Packet, PacketError, parse_packet
@@ -171,6 +171,19 @@ def ingest_status(device_id: str, payload: bytes) -> None:
     set_online(device_id, state == "online")
 
 
+def ingest_reported(device_id: str, payload: bytes) -> None:
+    """Store what a device says it applied of its desired state (retained, versioned)."""
+    if not payload:
+        return  # a deleted retained message
+    try:
+        reported = json.loads(payload.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected("bad_reported", f"{payload[:100]!r}: {exc}") from exc
+    if not isinstance(reported, dict) or not isinstance(reported.get("version"), int):
+        raise Rejected("bad_reported", f"no integer version in {payload[:100]!r}")
+    record_reported(device_id, reported)
+
+
 def ingest_telemetry(device_id: str, payload: bytes) -> None:
     """A telemetry message is a heartbeat; its statistics feed the tier controller."""
     device = Device.objects.filter(device_id=device_id, is_active=True).first()
@@ -199,6 +212,8 @@ def handle_batch(messages: Sequence[tuple[str, bytes]]) -> BatchOutcome:
                 ingest_status(parsed.device_id, payload)
             elif parsed.kind is topics.Kind.TELEMETRY:
                 ingest_telemetry(parsed.device_id, payload)
+            elif parsed.kind is topics.Kind.REPORTED:
+                ingest_reported(parsed.device_id, payload)
         except Rejected as exc:
             rejected.append((parsed.device_id, exc))
     if rejected:

@@ -87,3 +87,15 @@ def test_status_and_last_will_set_online_state():
     assert rejections(device.device_id) == {"bad_status": 1}
     handle_message(status, b"")  # a deleted retained message is not a status
     assert rejections(device.device_id) == {"bad_status": 1}
+
+
+def test_reported_state_is_stored_newest_version_wins():
+    device = provision_device("cam-reported")
+    reported = topics.topic(device.device_id, topics.Kind.REPORTED)
+    handle_message(reported, json.dumps({"version": 3, "tier": 6}).encode())
+    handle_message(reported, json.dumps({"version": 2, "tier": 12}).encode())  # a late replay
+    device.refresh_from_db()
+    assert device.reported["version"] == 3 and device.reported["tier"] == 6
+    handle_message(reported, b"[]")
+    handle_message(reported, b"")  # deleted retained message: ignored
+    assert rejections(device.device_id) == {"bad_reported": 1}
