@@ -139,7 +139,8 @@ def main() -> None:
 
     with connection.cursor() as cur:
         cur.execute(
-            "select pg_total_relation_size('archive_layer') + pg_total_relation_size('archive_frame')"
+            "select (select sum(pg_total_relation_size(relid)) from pg_partition_tree('archive_layer'))"
+            " + pg_total_relation_size('archive_frame')"
         )
         total_bytes = cur.fetchone()[0]
         all_frames = Frame.objects.count()
