@@ -198,3 +198,12 @@ def test_activity_charts_come_from_the_archive(world):
     )
     page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
     assert page.count('<svg class="spark wide"') == 3
+
+
+def test_overview_activity_is_two_queries_for_all_cameras(world, django_assert_num_queries):
+    from dashboard.queries import activities
+
+    mine, other, *_ = world
+    with django_assert_num_queries(2):
+        recent = activities([mine, other], minutes=3)
+    assert sum(recent[mine.pk].frames) == 1 and sum(recent[other.pk].frames) == 1
