@@ -92,3 +92,40 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(service_env, spawn, cle
     reasons = dict(Rejection.objects.filter(device_id=device_id).values_list("reason", "count"))
     # Garbage archived before the kill may be counted again after redelivery: at least once.
     assert set(reasons) == {"bad_packet:BadMagic", "bad_packet:Truncated"}
+
+
+def test_database_connection_lost_mid_stream_loses_nothing(service_env, spawn, clean_redis):
+    """PostgreSQL drops ingest's connections (as on a database restart) while frames flow:
+    the failed batch stays unacknowledged, is delivered again, and lands exactly once."""
+    from django.db import connection
+
+    device_id = f"dbl-{uuid.uuid4().hex[:8]}"
+    device = provision_device(device_id)
+    client_id, group = f"ingest-dbl-{os.getpid()}", f"dbl-{uuid.uuid4().hex[:6]}"
+    n = 900
+    ingest = spawn("ingest", ingest_args(client_id, group), service_env)
+    ingest.wait_for("connected to", 60)
+    ingest.stop(signal.SIGKILL)
+    publish_all(device_id, [fake_packet(seq=i) for i in range(n)])  # queued by the broker
+
+    ingest = spawn("ingest-again", ingest_args(client_id, group), service_env)
+    terminated = 0
+    deadline = time.monotonic() + 60
+    while terminated < 3 and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()"
+            )
+            terminated += cursor.fetchone()[0]
+        time.sleep(0.05)
+    assert terminated >= 3, "ingest never connected to the database"
+
+    deadline = time.monotonic() + 120
+    while Frame.objects.filter(device=device).count() < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(Frame.objects.filter(device=device).values_list("seq", flat=True)) == list(
+        range(n)
+    )
+    assert Layer.objects.filter(frame__device=device).count() == 12 * n
+    assert "will deliver them again" in ingest.output()
