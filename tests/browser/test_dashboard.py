@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.browser.helpers import ReportedBridge, screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -103,13 +103,12 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('.latents img'))")
     screenshot(page, "3b-frame-latents")
 
-    # An admin caps the bitrate; the camera applies it and reports it back.
-    with ReportedBridge(device_id, service_env["MQTT_URL"]):
-        page.goto(f"{web}/devices/{device_id}/")
-        page.fill('input[name="max_kbps"]', "24")
-        page.click("text=Save and send to the camera")
-        page.wait_for_selector("text=Sent to the camera as version 1")
-        page.wait_for_selector("#applied .ok", timeout=30_000)
+    # An admin caps the bitrate; the camera applies it and reports it back (through ingest).
+    page.goto(f"{web}/devices/{device_id}/")
+    page.fill('input[name="max_kbps"]', "24")
+    page.click("text=Save and send to the camera")
+    page.wait_for_selector("text=Sent to the camera as version 1")
+    page.wait_for_selector("#applied .ok", timeout=30_000)
     assert page.locator('[data-reported="max_kbps"]').inner_text() == "24"
     assert page.locator('[data-reported="version"]').inner_text() == "1"
     reported = Device.objects.get(device_id=device_id).reported
