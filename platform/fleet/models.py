@@ -38,6 +38,10 @@ class Device(models.Model):
         validators=tier_validators,
         help_text="The tier the automatic controller chose; limits below still apply.",
     )
+    tier_reason = models.JSONField(
+        default=dict, blank=True, help_text="The inputs of the controller's last decision."
+    )
+    tier_decided_at = models.DateTimeField(null=True, blank=True)
     min_tier = models.PositiveSmallIntegerField(default=1, validators=tier_validators)
     max_tier = models.PositiveSmallIntegerField(default=MAX_TIER, validators=tier_validators)
     tier_override = models.PositiveSmallIntegerField(

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from devices import topics
 from devices.mqtt_url import BrokerURL
-from fleet.models import Device
+from fleet.models import MAX_TIER, Device
 
 
 def provision_device(device_id: str, *, name: str = "", site: str = "") -> Device:
@@ -212,6 +212,26 @@ def update_controls(
     with transaction.atomic():
         device.save(update_fields=list(CONTROL_FIELDS))
         audit(by, "device.controls", f"device:{device.device_id}", before, after)
+    return publish_desired(device)
+
+
+def apply_controller_tier(
+    device: Device, tier: int, reason: dict[str, Any], at: datetime | None = None
+) -> dict[str, Any] | None:
+    """The tier controller's decision: store it with its inputs (the camera page shows why)
+    and publish a new desired state when the tier the camera should send changes.
+
+    The admin's limits and override still apply (``effective_tier``). Returns the published
+    payload, or None when the camera keeps its tier.
+    """
+    if not 1 <= tier <= MAX_TIER:
+        raise ValueError(f"tier must be 1..{MAX_TIER}")
+    before = effective_tier(device)
+    device.desired_tier, device.tier_reason = tier, reason
+    device.tier_decided_at = at or timezone.now()
+    device.save(update_fields=["desired_tier", "tier_reason", "tier_decided_at"])
+    if effective_tier(device) == before and device.desired_version > 0:
+        return None
     return publish_desired(device)
 
 

@@ -207,3 +207,12 @@ def test_overview_activity_is_two_queries_for_all_cameras(world, django_assert_n
     with django_assert_num_queries(2):
         recent = activities([mine, other], minutes=3)
     assert sum(recent[mine.pk].frames) == 1 and sum(recent[other.pk].frames) == 1
+
+
+def test_camera_page_says_why_the_controller_chose_its_tier(world):
+    from fleet.services import apply_controller_tier
+
+    mine, *_, operator, _ = world
+    apply_controller_tier(mine, 7, {"policy": "robust-mpc", "throughput_kbps": 31.2})
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert "Why tier 7?" in page and "robust-mpc" in page and "31.2" in page

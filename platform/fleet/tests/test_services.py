@@ -132,3 +132,19 @@ def test_desired_payload_matches_the_device_contract(device):
     set_online(device.device_id, True)
     device.refresh_from_db()
     assert health(device) is Health.ONLINE
+
+
+def test_controller_tier_is_published_when_it_changes_and_explained(device):
+    from fleet.services import apply_controller_tier
+
+    reason = {"throughput_kbps": 18.5, "bytes_per_frame_at_k": {"6": 1900}}
+    first = apply_controller_tier(device, 6, reason)
+    assert first["tier"] == 6 and first["version"] == 1
+    assert apply_controller_tier(device, 6, reason) is None  # same tier: nothing to send
+    update_controls(device, None, max_tier=4)  # the admin's limit wins: version 2, tier 4
+    assert apply_controller_tier(device, 5, reason) is None  # still 4 within the limit
+    device.refresh_from_db()
+    assert device.tier_reason == reason and device.desired_tier == 5
+    assert retained_desired(device.device_id)["tier"] == 4
+    with pytest.raises(ValueError):
+        apply_controller_tier(device, 13, reason)
