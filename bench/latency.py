@@ -107,25 +107,9 @@ def main() -> None:
             "--session-expiry",
             "60",
         ]
-        worker = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "decoder_worker",
-            "worker",
-            "-Q",
-            "live",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"lat-{run}@%h",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        from decoder_worker.celery import worker_command
+
+        worker = worker_command("live", name=f"lat-{run}@%h")
         with child(ingest, env, "lat-ingest"), child(worker, env, "lat-worker"):
             wait_for_log("lat-ingest", "connected to")
             wait_for_log("lat-worker", "ready.", 240)

@@ -23,3 +23,16 @@ django.setup()
 
 app = Celery("strata", include=["decoder_worker.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def worker_command(
+    queues: str = "live,archive", *, name: str | None = None, loglevel: str = "INFO"
+) -> list[str]:
+    """The command line that starts a decode worker, for launchers (demo, tests, benchmarks).
+
+    One process with the solo pool: torch already uses every core for one batch.
+    """
+    args = [sys.executable, "-m", "celery", "-A", "decoder_worker", "worker", "-Q", queues]
+    args += ["--pool", "solo", "--loglevel", loglevel]
+    args += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+    return args + (["-n", name] if name else [])

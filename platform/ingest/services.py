@@ -16,6 +16,7 @@ from django.utils import timezone
 from archive.models import DecodedImage
 from archive.partitions import ensure_layer_partitions
 from archive.services import store_packets
+from control.services import record_telemetry
 from devices import topics
 from fleet.models import Device
 from fleet.services import mark_seen, record_reported, set_online
@@ -185,10 +186,15 @@ def ingest_reported(device_id: str, payload: bytes) -> None:
 
 
 def ingest_telemetry(device_id: str, payload: bytes) -> None:
-    """A telemetry message is a heartbeat; its statistics feed the tier controller."""
+    """A telemetry message is a heartbeat, and a link sample for the tier controller."""
     device = Device.objects.filter(device_id=device_id, is_active=True).first()
-    if device is not None:
-        mark_seen(device)
+    if device is None:
+        return
+    mark_seen(device)
+    try:
+        record_telemetry(device, json.loads(payload.decode("utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:  # BadTelemetry is a ValueError
+        raise Rejected("bad_telemetry", f"{payload[:100]!r}: {exc}") from exc
 
 
 def handle_batch(messages: Sequence[tuple[str, bytes]]) -> BatchOutcome:

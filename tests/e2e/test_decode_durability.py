@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 
 import numpy as np
@@ -22,11 +21,9 @@ N_FRAMES = 48
 
 
 def worker_args(name: str) -> list[str]:
-    return [
-        sys.executable, "-m", "celery", "-A", "decoder_worker", "worker", "-Q", "live",
-        "--pool", "solo", "--loglevel", "INFO", "-n", f"{name}@%h",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
+    from decoder_worker.celery import worker_command
+
+    return worker_command("live", name=f"{name}@%h")
 
 
 def test_worker_killed_mid_batch(service_env, spawn, clean_redis):

@@ -145,28 +145,8 @@ def ingest_process(service_env, spawn, clean_redis) -> Proc:
 
 @pytest.fixture
 def decoder_worker_process(service_env, spawn, clean_redis) -> Proc:
-    proc = spawn(
-        "celery",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "decoder_worker",
-            "worker",
-            "-Q",
-            "live,archive",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        service_env,
-    )
+    from decoder_worker.celery import worker_command
+
+    proc = spawn("celery", worker_command(name=f"test-{os.getpid()}@%h"), service_env)
     proc.wait_for("ready.", timeout_s=90)
     return proc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -17,6 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from access.services import assign
+from control.services import run_controller
+from decoder_worker.celery import worker_command
 from devices.mqtt_url import BrokerURL
 from fleet.services import provision_device, publisher
 from ingest.consumer import IngestConsumer
@@ -76,21 +78,7 @@ class Command(BaseCommand):
         worker = None
         if settings.REDIS_URL:
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "decoder_worker",
-                    "worker",
-                    "-Q",
-                    "live,archive",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=Path(settings.PROJECT_DIR),
+                worker_command(loglevel="WARNING"), cwd=Path(settings.PROJECT_DIR)
             )
 
         consumer = IngestConsumer(
@@ -99,6 +87,10 @@ class Command(BaseCommand):
         consumer.start()
         fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
         fleet.start()
+        stop_control = threading.Event()
+        threading.Thread(
+            target=run_controller, args=("robust", 5.0, stop_control), name="control", daemon=True
+        ).start()
 
         self.stdout.write(
             self.style.SUCCESS(
@@ -114,6 +106,7 @@ class Command(BaseCommand):
         try:
             self.serve(host, port)
         finally:
+            stop_control.set()
             fleet.stop()
             consumer.stop()
             if worker is not None:

@@ -1,0 +1,1 @@
+"""The quality-tier controller: each camera's tier from its link statistics, within caps."""

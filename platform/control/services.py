@@ -1,0 +1,148 @@
+"""The controller's reads and writes: telemetry in, tier decisions out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import close_old_connections
+from django.db.models import Avg, Subquery
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from archive.models import Frame, Layer
+from control.models import LinkSample
+from control.policies import POLICIES, Decision, Limits, LinkState
+from fleet.models import Device
+from fleet.services import apply_controller_tier, effective_tier
+
+log = logging.getLogger(__name__)
+
+PACKET_OVERHEAD_BYTES = 36  # header + CRC of docs/bitstream.md, plus ~2 B of length per chunk
+SAMPLES = 10
+SCENE_FRAMES = 30  # recent frames whose layer sizes stand for the camera's scene
+
+
+class BadTelemetry(ValueError):
+    """A telemetry message without the statistics the controller needs."""
+
+
+def _number(payload: dict, key: str, default: float) -> float:
+    """A numeric field: the default when absent, an error when present but not a number."""
+    value = payload.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadTelemetry(f"{key!r} is not a number: {value!r}")
+    return float(value)
+
+
+def record_telemetry(device: Device, payload: dict) -> LinkSample:
+    """Keep one telemetry message as a link sample (the device's own measurements)."""
+    if not isinstance(payload, dict):
+        raise BadTelemetry("telemetry is not a JSON object")
+    puback = payload.get("puback_ms")
+    puback_mean = puback.get("mean") if isinstance(puback, dict) else None
+    return LinkSample.objects.create(
+        device=device,
+        at=timezone.now(),
+        throughput_kbps=_number(payload, "throughput_kbps", 0.0),
+        backlog=int(_number(payload, "backlog", 0.0)),
+        max_backlog=int(_number(payload, "max_backlog", 16.0)),
+        puback_ms=float(puback_mean) if isinstance(puback_mean, int | float) else None,
+        frames_dropped=int(_number(payload, "frames_dropped", 0.0)),
+        payload=payload,
+    )
+
+
+def bytes_per_frame(device: Device) -> dict[int, float]:
+    """Mean packet bytes at each k over the camera's recent frames (its scene's cost)."""
+    recent = Frame.objects.filter(device=device).order_by("-id").values("id")[:SCENE_FRAMES]
+    means = dict(
+        Layer.objects.filter(frame_id__in=Subquery(recent))
+        .values("index")
+        .annotate(mean=Avg(Length("data")))
+        .values_list("index", "mean")
+    )
+    sizes, total = {}, float(PACKET_OVERHEAD_BYTES)
+    for k in range(1, 13):
+        if k - 1 not in means:
+            break
+        total += float(means[k - 1]) + 2
+        sizes[k] = total
+    return sizes
+
+
+def link_state(device: Device, now=None) -> LinkState:
+    now = now or timezone.now()
+    samples = list(LinkSample.objects.filter(device=device).order_by("-at")[:SAMPLES])[::-1]
+    last = samples[-1] if samples else None
+    switched = device.desired_at or device.created_at  # the last published change
+    return LinkState(
+        throughput_kbps=[s.throughput_kbps for s in samples],
+        backlog=last.backlog if last else 0,
+        max_backlog=last.max_backlog if last else 16,
+        puback_ms=last.puback_ms if last else None,
+        bytes_per_frame=bytes_per_frame(device),
+        fps=device.fps or 1.0,
+        tier=effective_tier(device),
+        since_switch_s=(now - switched).total_seconds(),
+    )
+
+
+def limits_of(device: Device) -> Limits:
+    return Limits(
+        min_tier=device.min_tier,
+        max_tier=device.max_tier,
+        max_kbps=device.max_kbps,
+        override=device.tier_override,
+    )
+
+
+def decide_tier(device: Device, policy: Callable[[LinkState, Limits], Decision]) -> Decision:
+    """Decide the device's tier and hand it to the fleet, which stores the decision's inputs
+    (the camera page shows why) and publishes only when the tier to send changes."""
+    decision = policy(link_state(device), limits_of(device))
+    if apply_controller_tier(device, decision.tier, decision.as_json()) is not None:
+        log.info("%s: tier %d (%s)", device.device_id, decision.tier, decision.reason)
+    return decision
+
+
+def prune_samples(keep: timedelta = timedelta(days=7)) -> int:
+    deleted, _ = LinkSample.objects.filter(at__lt=timezone.now() - keep).delete()
+    return deleted
+
+
+def run_controller(
+    policy: str, interval_s: float, stop: threading.Event, once: bool = False
+) -> None:
+    """Decide every active camera's tier each ``interval_s`` until ``stop`` is set.
+
+    One policy instance per camera, since policies may keep state (prediction errors).
+    """
+    factory = policy_factory(policy)
+    controllers: dict[int, Callable[[LinkState, Limits], Decision]] = {}
+    rounds = 0
+    while not stop.is_set():
+        close_old_connections()
+        for device in Device.objects.filter(is_active=True):
+            controller = controllers.setdefault(device.pk, factory())
+            try:
+                decide_tier(device, controller)
+            except Exception:  # one camera (or a broker hiccup) must not stop the others
+                log.exception("controller: deciding %s failed", device.device_id)
+        rounds += 1
+        if rounds % 720 == 0:
+            prune_samples()
+        if once:
+            return
+        stop.wait(interval_s)
+
+
+def policy_factory(name: str) -> Callable[[], Callable[[LinkState, Limits], Decision]]:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; choose from {sorted(POLICIES)}") from None

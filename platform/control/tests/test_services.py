@@ -1,0 +1,83 @@
+"""Telemetry into link samples, and decisions published as the device's desired state."""
+
+import json
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from archive.services import store_packet
+from control.models import LinkSample
+from control.policies import RobustController
+from control.services import bytes_per_frame, decide_tier, link_state
+from devices import topics
+from fleet.models import Device
+from fleet.services import provision_device
+from ingest.models import Rejection
+from ingest.services import handle_message
+from mcucoder.bitstream import parse_packet
+from tests.support.packets import fake_packet
+
+pytestmark = pytest.mark.django_db
+
+
+def telemetry(**kw) -> bytes:
+    body = {"throughput_kbps": 12.5, "backlog": 3, "max_backlog": 16, "puback_ms": {"mean": 80.0}}
+    return json.dumps({**body, **kw}).encode()
+
+
+def test_telemetry_becomes_a_link_sample():
+    device = provision_device("cam-telemetry")
+    handle_message(topics.topic(device.device_id, topics.Kind.TELEMETRY), telemetry())
+    sample = LinkSample.objects.get(device=device)
+    assert (sample.throughput_kbps, sample.backlog, sample.puback_ms) == (12.5, 3, 80.0)
+    handle_message(topics.topic(device.device_id, topics.Kind.TELEMETRY), b"{not json")
+    handle_message(topics.topic(device.device_id, topics.Kind.TELEMETRY), telemetry(backlog="many"))
+    assert Rejection.objects.get(device_id=device.device_id).count == 2
+    assert LinkSample.objects.filter(device=device).count() == 1
+
+
+def test_bytes_per_frame_comes_from_the_archived_layers():
+    device = provision_device("cam-scene")
+    for seq in range(3):
+        store_packet(device, parse_packet(fake_packet(seq=seq)))
+    sizes = bytes_per_frame(device)
+    # fake_packet's channel i has 3 + i bytes
+    assert sizes[2] - sizes[1] == pytest.approx(4 + 2)
+    assert list(sizes) == list(range(1, 13))
+
+
+def test_a_decision_is_stored_with_its_inputs_and_published_retained():
+    device = provision_device("cam-decide")
+    for seq in range(3):
+        store_packet(device, parse_packet(fake_packet(seq=seq)))
+    for _ in range(5):
+        handle_message(
+            topics.topic(device.device_id, topics.Kind.TELEMETRY),
+            telemetry(backlog=14, throughput_kbps=0.1),
+        )
+    device.refresh_from_db()
+    assert link_state(device).backlog == 14
+
+    decision = decide_tier(device, RobustController())
+    device.refresh_from_db()
+    assert decision.tier < 12 and device.desired_tier == decision.tier
+    assert device.tier_reason["reason"] == decision.reason
+    assert device.tier_reason["inputs"]["buffer_fill"] == pytest.approx(14 / 16)
+
+    received: list[dict] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"check-{device.pk}")
+    client.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    client.connect("127.0.0.1", 1883)
+    client.subscribe(topics.topic(device.device_id, topics.Kind.DESIRED), qos=1)
+    client.loop_start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert received and received[-1]["tier"] == decision.tier
+    assert received[-1]["version"] == Device.objects.get(pk=device.pk).desired_version
