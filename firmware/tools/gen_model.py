@@ -1,0 +1,253 @@
+"""Generate the firmware's model headers from the committed model files (run by CMake).
+
+``strata_model.h``: the INT8 encoder read from the ``.tflite`` graph (PAD + CONV_2D pairs):
+weights, biases, per-channel requantisation multipliers/shifts computed exactly as
+TFLite's ``PopulateConvolutionQuantizationParams`` does, offsets, activation clamps,
+padding, strides, and the uint8 pixel -> int8 input lookup of ``mcucoder.int8``.
+
+``mcucoder_tables.h``: the entropy tables and int8 -> symbol lookup, written by
+``mcucoder.firmware_tables.c_header`` (the codec's own generator).
+
+Nothing is hand-copied: a new model release changes these headers at the next build.
+Needs numpy and ai-edge-litert (for its flatbuffer schema), not torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from mcucoder.entropy import tables_from_json  # noqa: E402
+from mcucoder.firmware_tables import c_header  # noqa: E402
+from mcucoder.registry import WEIGHTS_DIR, model_entry, model_id_of  # noqa: E402
+
+
+@dataclass
+class Conv:
+    """One PAD + CONV_2D pair of the graph, in TFLite's integer terms."""
+
+    weights: np.ndarray  # int8 (cout, kh, kw, cin), TFLite's OHWI layout
+    bias: np.ndarray  # int32 (cout,)
+    multiplier: list[int]
+    shift: list[int]
+    stride: int
+    pad: tuple[int, int, int, int]  # top, bottom, left, right
+    input_offset: int  # -input zero point
+    output_offset: int  # output zero point
+    act_min: int
+    act_max: int
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: m = q * 2^shift, q a Q31 integer in [2^30, 2^31)."""
+    if m == 0.0:
+        return 0, 0
+    frac, shift = math.frexp(m)
+    q = math.floor(frac * (1 << 31) + 0.5)  # std::round: half away from zero (m > 0)
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        return (1 << 31) - 1, 30
+    return q, shift
+
+
+def activation_range(fused: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """TFLite's ``CalculateActivationRangeQuantized`` for int8 outputs."""
+    from ai_edge_litert.schema_py_generated import ActivationFunctionType as A
+
+    def q(x: float) -> int:
+        return zero_point + int(round(x / scale))
+
+    lo, hi = -128, 127
+    if fused == A.RELU:
+        lo = max(lo, q(0.0))
+    elif fused == A.RELU6:
+        lo, hi = max(lo, q(0.0)), min(hi, q(6.0))
+    elif fused == A.RELU_N1_TO_1:
+        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    elif fused != A.NONE:
+        raise ValueError(f"unsupported fused activation {fused}")
+    return lo, hi
+
+
+def read_graph(path: Path) -> tuple[list[Conv], tuple[float, int]]:
+    """The chain of (PAD, CONV_2D) layers and the output tensor's (scale, zero point)."""
+    from ai_edge_litert import schema_py_generated as s
+
+    model = s.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    g = model.subgraphs[0]
+    codes = [oc.builtinCode for oc in model.operatorCodes]
+
+    def data(t: int, dtype: type) -> np.ndarray:
+        buf = model.buffers[g.tensors[t].buffer].data
+        if buf is None:
+            raise ValueError(f"tensor {t} has no constant data")
+        return np.frombuffer(bytes(buf), dtype).reshape(g.tensors[t].shape)
+
+    def quant(t: int) -> tuple[np.ndarray, np.ndarray]:
+        q = g.tensors[t].quantization
+        return np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64)
+
+    ops = list(g.operators)
+    if len(ops) % 2 or len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise ValueError("expected a single-input chain of PAD + CONV_2D pairs")
+    layers: list[Conv] = []
+    current = g.inputs[0]
+    for pad_op, conv_op in zip(ops[::2], ops[1::2], strict=True):
+        if (codes[pad_op.opcodeIndex], codes[conv_op.opcodeIndex]) != (
+            s.BuiltinOperator.PAD,
+            s.BuiltinOperator.CONV_2D,
+        ):
+            raise ValueError("expected PAD then CONV_2D")
+        x, paddings = pad_op.inputs
+        padded = pad_op.outputs[0]
+        if x != current or list(conv_op.inputs[:1]) != [padded]:
+            raise ValueError("the graph is not a chain")
+        p = data(paddings, np.int32)
+        if p[0].any() or p[3].any():
+            raise ValueError("padding only on height and width is supported")
+        in_scale, in_zp = quant(x)
+        # PAD fills with the output zero point, which adds nothing to the convolution
+        # when input and output quantisation agree (checked): padding = skipping.
+        if not (
+            np.array_equal(quant(padded)[0], in_scale) and np.array_equal(quant(padded)[1], in_zp)
+        ):
+            raise ValueError("PAD changes the quantisation")
+        o = conv_op.builtinOptions
+        if (o.padding, o.dilationHFactor, o.dilationWFactor) != (s.Padding.VALID, 1, 1):
+            raise ValueError("expected VALID, undilated convolutions after explicit PADs")
+        if o.strideH != o.strideW:
+            raise ValueError("expected equal strides")
+        _, w_t, b_t = conv_op.inputs
+        out = conv_op.outputs[0]
+        w_scale, w_zp = quant(w_t)
+        out_scale, out_zp = quant(out)
+        if w_zp.any() or g.tensors[w_t].type != s.TensorType.INT8:
+            raise ValueError("expected symmetric int8 weights")
+        weights = data(w_t, np.int8)
+        cout = weights.shape[0]
+        w_scale = np.broadcast_to(w_scale, (cout,))
+        mult, shift = zip(
+            *(
+                quantize_multiplier(float(in_scale[0]) * float(ws) / float(out_scale[0]))
+                for ws in w_scale
+            ),
+            strict=True,
+        )
+        act = activation_range(o.fusedActivationFunction, float(out_scale[0]), int(out_zp[0]))
+        layers.append(
+            Conv(
+                weights=weights,
+                bias=data(b_t, np.int32),
+                multiplier=list(mult),
+                shift=list(shift),
+                stride=int(o.strideH),
+                pad=(int(p[1][0]), int(p[1][1]), int(p[2][0]), int(p[2][1])),
+                input_offset=-int(in_zp[0]),
+                output_offset=int(out_zp[0]),
+                act_min=act[0],
+                act_max=act[1],
+            )
+        )
+        current = out
+    if current != g.outputs[0]:
+        raise ValueError("the last convolution is not the graph output")
+    out_scale, out_zp = quant(current)
+    return layers, (float(out_scale[0]), int(out_zp[0]))
+
+
+def input_lut(tflite: Path) -> np.ndarray:
+    """int8 input of each uint8 pixel value, from the codec's own input quantisation."""
+    from mcucoder.int8 import Int8Encoder
+
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 256, 1)
+    return Int8Encoder(tflite).quantise_input(pixels).reshape(256)
+
+
+def _array(ctype: str, name: str, values: np.ndarray | list[int], per_line: int = 24) -> str:
+    v = [int(x) for x in np.asarray(values).ravel()]
+    rows = [", ".join(map(str, v[i : i + per_line])) for i in range(0, len(v), per_line)]
+    return f"static const {ctype} {name}[{len(v)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+
+
+def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
+    out = [
+        "/* Generated by firmware/tools/gen_model.py from the committed .tflite: do not edit. */",
+        "#pragma once",
+        '#include "strata_conv.h"',
+        "",
+        f"#define STRATA_MODEL_ID 0x{model_id:08x}u",
+        f"#define STRATA_N_LAYERS {len(layers)}",
+        f"#define STRATA_IN_CHANNELS {layers[0].weights.shape[3]}",
+        f"#define STRATA_OUT_CHANNELS {layers[-1].weights.shape[0]}",
+        "",
+        "/* int8 input tensor value of each uint8 pixel value */",
+        _array("int8_t", "strata_input_lut", lut),
+    ]
+    inits = []
+    for i, L in enumerate(layers):
+        cout, kh, kw, cin = L.weights.shape
+        out += [
+            f"/* layer {i}: conv {kh}x{kw}/{L.stride} {cin}->{cout}, pad {L.pad} */",
+            _array("int8_t", f"strata_w{i}", L.weights),
+            _array("int32_t", f"strata_b{i}", L.bias),
+            _array("int32_t", f"strata_m{i}", L.multiplier),
+            _array("int8_t", f"strata_s{i}", L.shift),
+        ]
+        inits.append(
+            f"    {{strata_w{i}, strata_b{i}, strata_m{i}, strata_s{i}, {kh}, {kw}, {cin}, {cout},"
+            f" {L.stride}, {L.pad[0]}, {L.pad[1]}, {L.pad[2]}, {L.pad[3]},"
+            f" {L.input_offset}, {L.output_offset}, {L.act_min}, {L.act_max}}},"
+        )
+    out += [
+        "static const strata_conv_t strata_layers[STRATA_N_LAYERS] = {",
+        *inits,
+        "};",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out-dir", required=True, type=Path)
+    ap.add_argument("--model", help="model name or id (default: the manifest's default)")
+    args = ap.parse_args(argv)
+    name, entry = model_entry(args.model)
+    wpath, tpath = WEIGHTS_DIR / entry["weights"], WEIGHTS_DIR / entry["tables"]
+    if model_id_of(wpath, tpath) != entry["model_id"]:
+        raise SystemExit(f"{name}: weight/table files do not match the manifest's model_id")
+    if not entry.get("tflite"):
+        raise SystemExit(f"{name} has no INT8 .tflite encoder")
+    tflite = WEIGHTS_DIR / entry["tflite"]
+    layers, (scale, zp) = read_graph(tflite)
+    tables = tables_from_json(json.loads(tpath.read_text()))
+    if len(tables) != layers[-1].weights.shape[0]:
+        raise SystemExit("entropy tables and encoder disagree on the channel count")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "strata_model.h": model_header(layers, input_lut(tflite), entry["model_id"]),
+        "mcucoder_tables.h": c_header(entry["model_id"], tables, scale, zp),
+    }
+    for fname, text in files.items():
+        path = args.out_dir / fname
+        if not path.exists() or path.read_text() != text:  # keep mtimes: no needless rebuilds
+            path.write_text(text)
+    print(f"{name} ({entry['model_id']:#010x}): {', '.join(files)} in {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The C encoder (firmware/) against the Python codec: byte-identical packets.
+
+The Python side is the codec with the INT8 .tflite on TFLite's reference kernels
+(``python -m mcucoder encode --reference-kernels``); the C side is the host tool
+``strata-encode``, which feeds the encoder one camera row at a time. Equal packets mean
+equal int8 latents (the convolution arithmetic), equal symbols, equal rANS streams and
+equal headers and CRC.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcucoder.bitstream import parse_packet
+from tests.firmware.images import resized, through_rgb565, write_ppm
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_K = range(1, 13)
+
+
+def c_encode(tool: Path, ppm: Path, out: Path, *options: str) -> bytes:
+    res = subprocess.run(
+        [str(tool), str(ppm), str(out), *options], capture_output=True, text=True, timeout=30
+    )
+    assert res.returncode == 0, res.stderr
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(64, 48), (96, 72), (224, 224), (53, 37), (8, 8), (1, 1), (17, 100)],
+    ids=lambda s: f"{s[0]}x{s[1]}",
+)
+def test_packets_are_byte_identical_for_every_k(
+    strata_encode, reference_codec, hopper, tmp_path, size
+):
+    image = resized(hopper, *size)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    for k in ALL_K:
+        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k))
+        assert got == reference_codec.encode(image, k), f"k={k}"
+        assert parse_packet(got).n_channels == k
+
+
+def test_vga_frame_is_byte_identical(strata_encode, reference_codec, hopper, tmp_path):
+    """640x480: the frame size whole-frame TFLM cannot fit on the target MCUs."""
+    image = resized(hopper, 640, 480)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    for k in (1, 12):
+        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k))
+        assert got == reference_codec.encode(image, k), f"k={k}"
+
+
+def test_header_fields_match_the_python_cli(strata_encode, hopper, tmp_path):
+    """The real command line, with a sequence number and capture time in the header."""
+    image = resized(hopper, 96, 72)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    png = tmp_path / "in.png"
+    from PIL import Image
+
+    Image.fromarray(image).save(png)
+    opts = ["--channels", "7", "--seq", "4000000000", "--time", "1764089000123"]
+    subprocess.run(
+        [sys.executable, "-m", "mcucoder", "encode", str(png), "-o", str(tmp_path / "py")]
+        + opts
+        + ["--reference-kernels"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    got = c_encode(strata_encode, ppm, tmp_path / "c", *opts)
+    assert got == (tmp_path / "py").read_bytes()
+    p = parse_packet(got)
+    assert (p.seq, p.capture_time_ms, p.width, p.height) == (4000000000, 1764089000123, 96, 72)
+
+
+@pytest.mark.parametrize("size", [(96, 72), (45, 31)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_rgb565_rows(strata_encode, reference_codec, hopper, tmp_path, size):
+    """A 16-bit sensor: the packet is the codec's packet of the image it actually saw."""
+    image = resized(hopper, *size)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    for k in (3, 12):
+        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k), "--rgb565")
+        assert got == reference_codec.encode(through_rgb565(image), k)
+
+
+def _workspace(tool: Path, ppm: Path, out: Path, k: int = 12) -> int:
+    res = subprocess.run(
+        [str(tool), str(ppm), str(out), "--channels", str(k), "--stats"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    return int(re.search(r"workspace (\d+) bytes", res.stderr).group(1))
+
+
+def test_working_memory_stays_within_the_issue_targets(strata_encode, hopper, tmp_path):
+    """Stripe execution: ≤ 64 KB at 224x224 and ≤ 128 KB at 640x480 (static workspace;
+    the library's stack is a few hundred bytes more, see firmware/README.md)."""
+    small = _workspace(
+        strata_encode, write_ppm(tmp_path / "a.ppm", resized(hopper, 224, 224)), tmp_path / "a"
+    )
+    vga = _workspace(
+        strata_encode, write_ppm(tmp_path / "b.ppm", resized(hopper, 640, 480)), tmp_path / "b"
+    )
+    assert small <= 64 * 1024 and vga <= 128 * 1024, (small, vga)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--channels", "0"], "bad frame parameters"),
+        (["--channels", "13"], "bad frame parameters"),
+        (["--bogus"], "unknown option"),
+    ],
+)
+def test_bad_arguments_are_refused(strata_encode, hopper, tmp_path, options, message):
+    ppm = write_ppm(tmp_path / "in.ppm", resized(hopper, 16, 16))
+    res = subprocess.run(
+        [str(strata_encode), str(ppm), str(tmp_path / "out"), *options],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 1 and message in res.stderr
+
+
+def test_truncated_ppm_is_refused(strata_encode, hopper, tmp_path):
+    ppm = write_ppm(tmp_path / "in.ppm", resized(hopper, 16, 16))
+    ppm.write_bytes(ppm.read_bytes()[:-10])
+    res = subprocess.run(
+        [str(strata_encode), str(ppm), str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert res.returncode == 1 and "ends early" in res.stderr
