@@ -126,6 +126,7 @@ class RobustController:
     camera's own bytes per k, hysteresis and a minimum dwell time.
 
     - estimate = harmonic mean of recent samples / (1 + max recent relative prediction error)
+    - PUBACK latency near the frame deadline shrinks frames in proportion at once
     - a filling send buffer steps down at once (it means frames will be late); a queue
       with a tier that needs more than the estimate goes to the highest tier that fits
     - an empty buffer with fast PUBACKs probes one tier up after ``dwell_s`` (throughput
@@ -135,6 +136,7 @@ class RobustController:
 
     dwell_s: float = 10.0
     headroom: float = 1.2
+    deadline_ms: float = 1000.0  # a frame later than this from capture is late
     window: int = 5
     errors: list[float] = field(default_factory=list)
     last_estimate: float | None = None
@@ -163,6 +165,16 @@ class RobustController:
             # Samples only show what was sent: with an empty buffer the link kept up, so
             # only a queue proves that the tier needs more than the link gives.
             wanted, why = _highest_fitting(state, estimate), "tier needs more than the link gives"
+        elif (
+            state.puback_ms is not None
+            and state.puback_ms > 0.6 * self.deadline_ms
+            and (size := state.bytes_per_frame.get(state.tier))
+        ):
+            # Frames take too long to get through: shrink them in proportion.
+            target = size * 0.4 * self.deadline_ms / state.puback_ms
+            fitting = [k for k, b in state.bytes_per_frame.items() if b <= target]
+            wanted = max(1, min(state.tier - 1, max(fitting, default=1)))
+            why = f"PUBACK {state.puback_ms:.0f} ms near the {self.deadline_ms:.0f} ms deadline"
         elif state.since_switch_s < self.dwell_s:
             wanted, why = state.tier, "dwell: hold"
         elif (
@@ -172,8 +184,9 @@ class RobustController:
                 estimate is None
                 or (nxt := state.kbps_at(state.tier + 1)) is None
                 or nxt * self.headroom <= estimate
-                or (state.puback_ms is not None and state.puback_ms < 200)
+                or (state.puback_ms is not None and state.puback_ms < 0.2 * self.deadline_ms)
             )
+            and (state.puback_ms is None or state.puback_ms < 0.3 * self.deadline_ms)
         ):
             wanted, why = state.tier + 1, "link idle: probe one tier up"
         else:

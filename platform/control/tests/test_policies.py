@@ -70,6 +70,16 @@ def test_robust_drops_to_what_the_link_carries():
     assert RobustController()(state(tier=12, throughput_kbps=[8.0] * 5), Limits()).tier == 12
 
 
+def test_robust_shrinks_frames_when_acknowledgements_near_the_deadline():
+    decision = RobustController()(
+        state(tier=12, puback_ms=900.0, throughput_kbps=[20.0] * 5), Limits()
+    )
+    assert decision.tier < 12 and "PUBACK" in decision.reason
+    # no probing up while acknowledgements are slow, even with an empty buffer
+    slow = state(tier=6, puback_ms=400.0, throughput_kbps=[100.0] * 5)
+    assert RobustController()(slow, Limits()).tier == 6
+
+
 def test_manual_override_wins_within_min_max():
     for policy in POLICIES.values():
         assert policy()(state(), Limits(override=3)).tier == 3
