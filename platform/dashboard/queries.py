@@ -10,6 +10,7 @@ from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
 from archive.models import DecodedImage, Frame, Layer
+from control.models import LinkSample
 from fleet.models import Device
 from fleet.services import Applied, Health, applied, effective_tier, health
 
@@ -191,6 +192,8 @@ class Activity:
     frames: list[int]
     tier: list[float | None]  # mean layers per frame: the tier that really arrived
     kbps: list[float]  # archived bytes per minute as kbit/s
+    link_kbps: list[float | None]  # the device's own throughput measurement (telemetry)
+    puback_ms: list[float | None]  # the device's publish->PUBACK latency (telemetry)
 
     @property
     def mean_kbps(self) -> float:
@@ -201,7 +204,7 @@ class Activity:
 def activities(
     devices: list[Device], minutes: int = 60, now: datetime | None = None
 ) -> dict[int, Activity]:
-    """Per camera (by pk), its last ``minutes``: two queries for the whole page."""
+    """Per camera (by pk), its last ``minutes``: three queries for the whole page."""
     end = (now or timezone.now()).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=minutes)
     frames = (
@@ -218,7 +221,14 @@ def activities(
         .values("frame__device_id", "minute")
         .annotate(b=Sum(Length("data")))
     )
+    link = (
+        LinkSample.objects.filter(device__in=devices, at__gte=start, at__lt=end)
+        .annotate(minute=TruncMinute("at"))
+        .values("device_id", "minute")
+        .annotate(kbps=Avg("throughput_kbps"), puback=Avg("puback_ms"))
+    )
     counts = {(r["device_id"], r["minute"]): r for r in frames}
+    links = {(r["device_id"], r["minute"]): r for r in link}
     size = {(r["frame__device_id"], r["minute"]): r["b"] or 0 for r in sizes}
     slots = [start + timedelta(minutes=m) for m in range(minutes)]
 
@@ -228,6 +238,8 @@ def activities(
             frames=[r["n"] if r else 0 for r in rows],
             tier=[r["tier"] if r else None for r in rows],
             kbps=[size.get((pk, m), 0) * 8 / 60 / 1000 for m in slots],
+            link_kbps=[(links.get((pk, m)) or {}).get("kbps") for m in slots],
+            puback_ms=[(links.get((pk, m)) or {}).get("puback") for m in slots],
         )
 
     return {d.pk: one(d.pk) for d in devices}

@@ -200,13 +200,17 @@ def test_activity_charts_come_from_the_archive(world):
     assert page.count('<svg class="spark wide"') == 3
 
 
-def test_overview_activity_is_two_queries_for_all_cameras(world, django_assert_num_queries):
+def test_overview_activity_is_three_queries_for_all_cameras(world, django_assert_num_queries):
+    from control.services import record_telemetry
     from dashboard.queries import activities
 
     mine, other, *_ = world
-    with django_assert_num_queries(2):
+    record_telemetry(mine, {"throughput_kbps": 42.0, "backlog": 1, "puback_ms": {"mean": 120.0}})
+    with django_assert_num_queries(3):
         recent = activities([mine, other], minutes=3)
     assert sum(recent[mine.pk].frames) == 1 and sum(recent[other.pk].frames) == 1
+    assert recent[mine.pk].link_kbps[-1] == 42.0 and recent[mine.pk].puback_ms[-1] == 120.0
+    assert set(recent[other.pk].link_kbps) == {None}
 
 
 def test_camera_page_says_why_the_controller_chose_its_tier(world):
