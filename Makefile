@@ -10,6 +10,7 @@ demo: $(VENV)/.runtime  ## Run the platform + a simulated fleet on the embedded 
 	$(BIN)/python manage.py demo
 
 test: $(VENV)/.dev services browser  ## Lint, then the whole suite against real PostgreSQL, Redis, Mosquitto, Chromium
+	bash scripts/ensure_firmware_tools.sh  # Arm toolchain + QEMU for tests/firmware (skips if absent)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -11,13 +11,21 @@
 
 #include "strata_encoder.h"
 
-#define MAX_WORKSPACE (8u << 20)
-#define MAX_PACKET (4u << 20) /* the receivers' packet limit (docs/bitstream.md) */
+/* Static buffers; the bare-metal builds (firmware/arm) set smaller limits. */
+#ifndef STRATA_MAX_WORKSPACE
+#define STRATA_MAX_WORKSPACE (8u << 20)
+#endif
+#ifndef STRATA_MAX_PACKET
+#define STRATA_MAX_PACKET (4u << 20) /* the receivers' packet limit (docs/bitstream.md) */
+#endif
+#ifndef STRATA_MAX_WIDTH
+#define STRATA_MAX_WIDTH 65535
+#endif
 
-static uint8_t workspace[MAX_WORKSPACE];
-static uint8_t packet[MAX_PACKET];
-static uint8_t row888[3 * 65535];
-static uint8_t row565[2 * 65535];
+static uint8_t workspace[STRATA_MAX_WORKSPACE];
+static uint8_t packet[STRATA_MAX_PACKET];
+static uint8_t row888[3 * STRATA_MAX_WIDTH];
+static uint8_t row565[2 * STRATA_MAX_WIDTH];
 
 static int fail(const char *msg)
 {
@@ -101,7 +109,7 @@ int main(int argc, char **argv)
     w = ppm_int(in);
     h = ppm_int(in);
     maxval = ppm_int(in);
-    if (w < 1 || w > 65535 || h < 1 || h > 65535 || maxval != 255) {
+    if (w < 1 || w > STRATA_MAX_WIDTH || h < 1 || h > 65535 || maxval != 255) {
         return fail("PPM size out of range or maxval not 255");
     }
     frame.width = (uint16_t)w;

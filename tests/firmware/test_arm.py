@@ -1,0 +1,77 @@
+"""The encoder cross-compiled for Cortex-M7 (mps2-an500) and Cortex-M33 (mps2-an505),
+run bare-metal under qemu-system-arm with semihosting for files: its packets must be
+the Python codec's packets, byte for byte, as on the host.
+
+Needs Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm
+(``bash scripts/ensure_firmware_tools.sh`` installs them); skipped without them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.firmware.images import resized, write_ppm
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+BOARDS = {"mps2-an500": "Cortex-M7", "mps2-an505": "Cortex-M33"}
+TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")
+
+
+@pytest.fixture(scope="module", params=list(BOARDS))
+def arm_elf(request, tmp_path_factory) -> tuple[str, Path]:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(
+            f"bare-metal tests need {', '.join(missing)}: run scripts/ensure_firmware_tools.sh"
+        )
+    board = request.param
+    build = tmp_path_factory.mktemp(f"firmware-{board}")
+    for cmd in (
+        [
+            "cmake",
+            "-S",
+            str(FIRMWARE),
+            "-B",
+            str(build),
+            f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'arm' / 'toolchain-arm-none-eabi.cmake'}",
+            f"-DSTRATA_BOARD={board}",
+            "-DSTRATA_WERROR=ON",
+        ],
+        ["cmake", "--build", str(build), "-j", "2"],
+    ):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
+    return board, build / "strata-encode.elf"
+
+
+def qemu_encode(board: str, elf: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the tool on the emulated board; QEMU passes the args as its command line."""
+    semi = ",".join(
+        ["enable=on", "target=native", "arg=strata-encode"] + [f"arg={a}" for a in args]
+    )
+    cmd = ["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none"]
+    cmd += ["-semihosting-config", semi, "-kernel", str(elf)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "size, k", [((224, 224), 12), ((53, 37), 5)], ids=["224x224-k12", "53x37-k5"]
+)
+def test_emulated_mcu_packets_are_byte_identical(
+    arm_elf, reference_codec, hopper, tmp_path, size, k
+):
+    board, elf = arm_elf
+    image = resized(hopper, *size)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    out = tmp_path / "out"
+    res = qemu_encode(board, elf, str(ppm), str(out), "--channels", str(k), "--stats")
+    assert res.returncode == 0, f"{BOARDS[board]}: {res.stdout}{res.stderr}"
+    assert out.read_bytes() == reference_codec.encode(image, k)
+    # the whole tool (stdio through semihosting included) stays within a small stack
+    stack = int(re.search(r"stack peak (\d+) bytes", res.stderr).group(1))
+    assert 0 < stack <= 2048, stack
