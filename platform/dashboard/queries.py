@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, QuerySet, Sum
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from archive.models import DecodedImage, Frame, Layer
 from control.models import LinkSample
-from fleet.models import Device
+from fleet.models import ConnectionChange, Device
 from fleet.services import Applied, Health, applied, effective_tier, health
 
 
@@ -109,6 +109,37 @@ class Bucket:
     start: datetime
     frames: int
     share: float  # of the busiest bucket, for the density bar
+    offline: float = 0.0  # share of the bucket the camera was offline (its status said so)
+
+
+def offline_spans(
+    device: Device, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The periods within [start, end) that the camera's status said it was offline."""
+    before = ConnectionChange.objects.filter(device=device, at__lt=start).order_by("-at").first()
+    offline_since = start if before is not None and not before.online else None
+    spans = []
+    for change in ConnectionChange.objects.filter(
+        device=device, at__gte=start, at__lt=end
+    ).order_by("at"):
+        if change.online and offline_since is not None:
+            spans.append((offline_since, change.at))
+            offline_since = None
+        elif not change.online and offline_since is None:
+            offline_since = change.at
+    if offline_since is not None:
+        spans.append((offline_since, min(end, timezone.now())))
+    return spans
+
+
+def _offline_share(
+    spans: list[tuple[datetime, datetime]], start: datetime, length: timedelta
+) -> float:
+    end = start + length
+    overlap = sum(
+        ((min(e, end) - max(s, start)) for s, e in spans if s < end and e > start), timedelta()
+    )
+    return overlap / length
 
 
 def _buckets(rows: dict[datetime, int], starts: list[datetime]) -> list[Bucket]:
@@ -139,9 +170,12 @@ def day_hours(device: Device, day: date) -> list[Bucket]:
         .values("hour")
         .annotate(n=Count("id"))
     )
-    return _buckets(
+    buckets = _buckets(
         {r["hour"]: r["n"] for r in rows}, [start + timedelta(hours=h) for h in range(24)]
     )
+    spans = offline_spans(device, start, start + timedelta(days=1))
+    hour = timedelta(hours=1)
+    return [replace(b, offline=_offline_share(spans, b.start, hour)) for b in buckets]
 
 
 def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:

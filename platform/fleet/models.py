@@ -84,3 +84,18 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.device_id
+
+
+class ConnectionChange(models.Model):
+    """A camera going online or offline (its retained status, the Last Will), kept so that
+    the archive timeline can tell an offline period from a quiet one."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="connection_changes")
+    at = models.DateTimeField()
+    online = models.BooleanField()
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "at"], name="connchange_device_at")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {'online' if self.online else 'offline'} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from devices import topics
 from devices.mqtt_url import BrokerURL
-from fleet.models import MAX_TIER, Device
+from fleet.models import MAX_TIER, ConnectionChange, Device
 
 
 def provision_device(device_id: str, *, name: str = "", site: str = "") -> Device:
@@ -44,15 +44,24 @@ def mark_seen(device: Device, at: datetime | None = None) -> None:
 
 
 @transaction.atomic
+@transaction.atomic
 def set_online(device_id: str, online: bool, at: datetime | None = None) -> bool:
-    """Apply a retained status message (online, or the Last Will's offline).
+    """Apply a retained status message (online, or the Last Will's offline), and keep each
+    change of state for the archive timeline.
 
     Returns False for an unknown device id, which is ignored.
     """
+    at = at or timezone.now()
+    device = Device.objects.select_for_update().filter(device_id=device_id).first()
+    if device is None:
+        return False
+    if device.online != online:
+        ConnectionChange.objects.create(device=device, at=at, online=online)
     fields: dict = {"online": online}
     if online:
-        fields["last_seen_at"] = at or timezone.now()
-    return Device.objects.filter(device_id=device_id).update(**fields) > 0
+        fields["last_seen_at"] = at
+    Device.objects.filter(pk=device.pk).update(**fields)
+    return True
 
 
 # --- health ----------------------------------------------------------------------------------

@@ -220,3 +220,30 @@ def test_camera_page_says_why_the_controller_chose_its_tier(world):
     apply_controller_tier(mine, 7, {"policy": "robust-mpc", "throughput_kbps": 31.2})
     page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
     assert "Why tier 7?" in page and "robust-mpc" in page and "31.2" in page
+
+
+def test_archive_timeline_marks_offline_periods(world):
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    from dashboard.queries import day_hours
+    from fleet.models import ConnectionChange
+    from fleet.services import set_online
+
+    mine, *_ = world
+    day = timezone.now().date() - timedelta(days=1)
+    tz = timezone.get_current_timezone()
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+
+    def at(hours: int, minutes: int = 0) -> datetime:
+        return midnight + timedelta(hours=hours, minutes=minutes)
+
+    set_online(mine.device_id, True, at(1))
+    set_online(mine.device_id, True, at(2))  # no change of state: not recorded
+    set_online(mine.device_id, False, at(3, 30))
+    set_online(mine.device_id, True, at(5))
+    assert ConnectionChange.objects.filter(device=mine).count() == 3
+    offline = [round(b.offline, 2) for b in day_hours(mine, day)]
+    assert offline[:3] == [0, 0, 0] and offline[3] == 0.5 and offline[4] == 1.0
+    assert offline[5:] == [0.0] * 19
