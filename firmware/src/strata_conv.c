@@ -35,32 +35,93 @@ static int32_t rounding_divide_by_pot(int32_t x, int e)
     return (x >> e) + (remainder > threshold ? 1 : 0);
 }
 
+/* Weights are stored in SXTB16 order: w0 w2 w1 w3 in every group of 4 (gen_model.py). */
+#define WEIGHT_INDEX(n) (((n) & ~3) | (((n) & 1) << 1) | (((n) >> 1) & 1))
+
 #if STRATA_DSP
 static int8x4_t ror8(int8x4_t v) /* the compiler folds it into SXTB16's rotation */
 {
     return (int8x4_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24));
 }
+
+/* *a += wa . p and *b += wb . p over n (a multiple of 4) values: each patch word loaded
+ * once for two output channels, two MACs per SMLAD. */
+static void dot2(const int8_t *wa, const int8_t *wb, const int16_t *p, int n, int32_t *a,
+                 int32_t *b)
+{
+    int32_t acc_a = *a, acc_b = *b;
+    int i;
+    for (i = 0; i < n; i += 4) {
+        int8x4_t w4a, w4b;
+        int16x2_t p01, p23;
+        memcpy(&p01, p + i, 4); /* single (unaligned) loads */
+        memcpy(&p23, p + i + 2, 4);
+        memcpy(&w4a, wa + i, 4);
+        memcpy(&w4b, wb + i, 4);
+        acc_a = __smlad(__sxtb16(w4a), p01, acc_a);
+        acc_a = __smlad(__sxtb16(ror8(w4a)), p23, acc_a);
+        acc_b = __smlad(__sxtb16(w4b), p01, acc_b);
+        acc_b = __smlad(__sxtb16(ror8(w4b)), p23, acc_b);
+    }
+    *a = acc_a;
+    *b = acc_b;
+}
+#else
+static void dot2(const int8_t *wa, const int8_t *wb, const int16_t *p, int n, int32_t *a,
+                 int32_t *b)
+{
+    int32_t acc_a = *a, acc_b = *b;
+    int i;
+    for (i = 0; i < n; i++) {
+        acc_a += (int32_t)wa[WEIGHT_INDEX(i)] * p[i];
+        acc_b += (int32_t)wb[WEIGHT_INDEX(i)] * p[i];
+    }
+    *a = acc_a;
+    *b = acc_b;
+}
 #endif
 
-/* acc + sum of w[i] * (x[i] + offset) over i < n. */
-static int32_t dot_offset(const int8_t *w, const int8_t *x, int n, int32_t offset, int32_t acc)
+/* The window of the output pixel whose first column is x0, as kh*kw*cin int16 values
+ * (x + input_offset), 0 for padding (whose value is the zero point), zero-filled to
+ * L->patch: built once, shared by every output channel of the pixel. */
+static void build_patch(const strata_conv_t *L, const int8_t *const *rows, int in_w, int x0,
+                        int16_t *p)
 {
-    int i = 0;
-#if STRATA_DSP
-    const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset << 16) | (uint16_t)offset);
-    for (; i + 4 <= n; i += 4) {
-        int8x4_t w4, x4;
-        memcpy(&w4, w + i, 4); /* one unaligned LDR each */
-        memcpy(&x4, x + i, 4);
-        /* bytes 0 and 2, then 1 and 3, sign-extended to 16-bit pairs */
-        acc = __smlad(__sxtb16(w4), __sadd16(__sxtb16(x4), off2), acc);
-        acc = __smlad(__sxtb16(ror8(w4)), __sadd16(__sxtb16(ror8(x4)), off2), acc);
+    const int cin = L->cin, kw = L->kw;
+    const int kx0 = x0 < 0 ? -x0 : 0;
+    const int kx1 = in_w - x0 < kw ? in_w - x0 : kw; /* columns kx0 <= kx < kx1 inside */
+    const int lead = kx0 * cin, span = kx1 > kx0 ? (kx1 - kx0) * cin : 0;
+    int ky, i;
+    int16_t *end;
+    for (ky = 0; ky < L->kh; ky++) {
+        const int8_t *row = rows[ky];
+        end = p + kw * cin;
+        if (row != NULL) {
+            for (i = 0; i < lead; i++) {
+                *p++ = 0;
+            }
+            row += (x0 + kx0) * cin;
+            for (i = 0; i < span; i++) {
+                *p++ = (int16_t)(row[i] + L->input_offset);
+            }
+        }
+        while (p < end) {
+            *p++ = 0;
+        }
     }
-#endif
-    for (; i < n; i++) {
-        acc += (int32_t)w[i] * ((int32_t)x[i] + offset);
+    for (i = L->kh * kw * cin; i < L->patch; i++) {
+        *p++ = 0;
     }
-    return acc;
+}
+
+/* Bias, requantisation, output offset and clamp of one accumulator. */
+static int8_t requantize_output(const strata_conv_t *L, int oc, int32_t acc)
+{
+    acc = strata_requantize(acc + L->bias[oc], L->multiplier[oc], L->shift[oc]);
+    acc += L->output_offset;
+    acc = acc < L->act_min ? L->act_min : acc;
+    acc = acc > L->act_max ? L->act_max : acc;
+    return (int8_t)acc;
 }
 
 int32_t strata_requantize(int32_t x, int32_t multiplier, int shift)
@@ -72,34 +133,19 @@ int32_t strata_requantize(int32_t x, int32_t multiplier, int shift)
 }
 
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
-                     int n_out, int8_t *out)
+                     int n_out, int16_t *patch, int8_t *out)
 {
-    const int cin = L->cin;
-    const int per_oc = L->kh * L->kw * cin;
-    int ox, oc, ky;
+    int ox, oc;
     for (ox = 0; ox < out_w; ox++) {
-        /* columns of the window inside the frame: kx0 <= kx < kx1 */
-        const int x0 = ox * L->stride - L->pad_left;
-        const int kx0 = x0 < 0 ? -x0 : 0;
-        const int kx1 = in_w - x0 < L->kw ? in_w - x0 : L->kw;
-        /* kx and ci are contiguous in both the weights and the row: one flat loop */
-        const int span = (kx1 - kx0) * cin;
-        for (oc = 0; oc < n_out; oc++) {
-            const int8_t *w_oc = L->weights + (size_t)oc * per_oc;
-            int32_t acc = 0;
-            for (ky = 0; ky < L->kh; ky++) {
-                if (rows[ky] != NULL) {
-                    acc = dot_offset(w_oc + (ky * L->kw + kx0) * cin,
-                                     rows[ky] + (size_t)(x0 + kx0) * cin, span,
-                                     L->input_offset, acc);
-                }
-            }
-            acc += L->bias[oc];
-            acc = strata_requantize(acc, L->multiplier[oc], L->shift[oc]);
-            acc += L->output_offset;
-            acc = acc < L->act_min ? L->act_min : acc;
-            acc = acc > L->act_max ? L->act_max : acc;
-            out[(size_t)ox * n_out + oc] = (int8_t)acc;
+        build_patch(L, rows, in_w, ox * L->stride - L->pad_left, patch);
+        for (oc = 0; oc < n_out; oc += 2) {
+            /* an odd last channel pairs with itself: same cost, one result kept */
+            const int ob = oc + 1 < n_out ? oc + 1 : oc;
+            int32_t a = 0, b = 0;
+            dot2(L->weights + (size_t)oc * L->patch, L->weights + (size_t)ob * L->patch, patch,
+                 L->patch, &a, &b);
+            out[(size_t)ox * n_out + oc] = requantize_output(L, oc, a);
+            out[(size_t)ox * n_out + ob] = requantize_output(L, ob, b);
         }
     }
 }

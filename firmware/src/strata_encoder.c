@@ -124,48 +124,57 @@ static int8_t *ring_slot(const strata_encoder_t *e, int i, int y)
     return e->ring[i] + (size_t)(y % strata_layers[i].kh) * ring_row_bytes(e, i);
 }
 
-/* Compute every output row of layer i whose inputs have all arrived, passing each on. */
-static void advance(strata_encoder_t *e, int i)
+/* Compute the next output row of layer i if all its input rows have arrived. */
+static int step(strata_encoder_t *e, int i)
 {
     const strata_conv_t *L = &strata_layers[i];
     const int in_h = e->in_h[i];
     const int out_w = i + 1 < STRATA_N_LAYERS ? e->in_w[i + 1] : e->out_w;
     const int out_h = i + 1 < STRATA_N_LAYERS ? e->in_h[i + 1] : e->out_h;
+    const int oy = e->next_out[i];
+    const int first = oy * L->stride - L->pad_top;
+    const int last = first + L->kh - 1 < in_h - 1 ? first + L->kh - 1 : in_h - 1;
     const int8_t *rows[MAX_KERNEL];
-    for (;;) {
-        const int oy = e->next_out[i];
-        const int first = oy * L->stride - L->pad_top;
-        int last = first + L->kh - 1;
-        int ky;
-        if (oy >= out_h) {
-            return;
-        }
-        last = last < in_h - 1 ? last : in_h - 1;
-        if (last > e->avail[i]) {
-            return;
-        }
-        for (ky = 0; ky < L->kh; ky++) {
-            const int y = first + ky;
-            rows[ky] = y < 0 || y >= in_h ? NULL : ring_slot(e, i, y);
-        }
-        e->next_out[i]++;
-        if (i + 1 < STRATA_N_LAYERS) {
-            /* the slot overwritten held row oy - kh, which layer i + 1 no longer needs:
-             * it was not able to compute its next row without row oy */
-            strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, ring_slot(e, i + 1, oy));
-            e->avail[i + 1] = oy;
-            advance(e, i + 1);
-        } else {
-            const int k = e->frame.channels;
-            const size_t plane = (size_t)e->out_w * e->out_h;
-            int x, c;
-            strata_conv_row(L, rows, e->in_w[i], out_w, k, e->last_row);
-            for (c = 0; c < k; c++) {
-                uint8_t *dst = e->latent + c * plane + (size_t)oy * out_w;
-                for (x = 0; x < out_w; x++) {
-                    dst[x] = strata_symbol_index(c, e->last_row[x * k + c]);
-                }
+    int16_t patch[STRATA_MAX_PATCH];
+    int ky;
+    if (oy >= out_h || last > e->avail[i]) {
+        return 0;
+    }
+    for (ky = 0; ky < L->kh; ky++) {
+        const int y = first + ky;
+        rows[ky] = y < 0 || y >= in_h ? NULL : ring_slot(e, i, y);
+    }
+    e->next_out[i]++;
+    if (i + 1 < STRATA_N_LAYERS) {
+        strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, patch, ring_slot(e, i + 1, oy));
+        e->avail[i + 1] = oy;
+    } else {
+        const int k = e->frame.channels;
+        const size_t plane = (size_t)e->out_w * e->out_h;
+        int x, c;
+        strata_conv_row(L, rows, e->in_w[i], out_w, k, patch, e->last_row);
+        for (c = 0; c < k; c++) {
+            uint8_t *dst = e->latent + c * plane + (size_t)oy * out_w;
+            for (x = 0; x < out_w; x++) {
+                dst[x] = strata_symbol_index(c, e->last_row[x * k + c]);
             }
+        }
+    }
+    return 1;
+}
+
+/* Run every computable row, depth first: after each row of layer i, the layers below it
+ * compute all they can before layer i goes on. So a row written into layer i + 1's ring
+ * only replaces row oy - kh, which layer i + 1 has then finished with (its next row
+ * needed row oy). One stack frame at a time, no recursion. */
+static void run(strata_encoder_t *e)
+{
+    int i = 0;
+    for (;;) {
+        if (step(e, i)) {
+            i += i + 1 < STRATA_N_LAYERS;
+        } else if (i-- == 0) {
+            return;
         }
     }
 }
@@ -209,13 +218,13 @@ strata_status_t strata_push_row(strata_encoder_t *enc, const uint8_t *row)
     y = (int)enc->rows_pushed++;
     quantise_row(enc, row, ring_slot(enc, 0, y));
     enc->avail[0] = y;
-    advance(enc, 0);
+    run(enc);
     /* bottom edge replication up to the padded height, from the previous slot (the
      * last real row's slot may be reused by then) */
     for (y = y + 1; enc->rows_pushed == enc->frame.height && y < enc->in_h[0]; y++) {
         memmove(ring_slot(enc, 0, y), ring_slot(enc, 0, y - 1), ring_row_bytes(enc, 0));
         enc->avail[0] = y;
-        advance(enc, 0);
+        run(enc);
     }
     if (enc->rows_pushed == enc->frame.height) {
         enc->state = STATE_DONE;
