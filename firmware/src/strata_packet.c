@@ -108,29 +108,46 @@ static uint8_t *put_uvarint(uint8_t *p, uint32_t n)
     return p;
 }
 
+static size_t uvarint_size(uint32_t n)
+{
+    size_t size = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        size++;
+    }
+    return size;
+}
+
 strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent, int w8, int h8,
                                  uint8_t *out, size_t capacity, size_t *length)
 {
     const int k = f->channels;
     const size_t plane = (size_t)w8 * h8;
-    const size_t head_max = STRATA_HEADER_SIZE + 5 * (size_t)k;
     uint32_t lengths[STRATA_MAX_CHANNELS];
+    size_t head = STRATA_HEADER_SIZE; /* header + the lengths known so far */
     uint8_t *chunks;
     uint8_t *p;
     size_t total;
     int c;
-    if (capacity < head_max + STRATA_CRC_SIZE) {
+    if (capacity < STRATA_HEADER_SIZE + (size_t)k + STRATA_CRC_SIZE) {
         return STRATA_ERR_NO_SPACE;
     }
     /* Chunks are coded last channel first, each below the previous one, so they end up
-     * in channel order at the top of the buffer; then the header goes in front of them. */
+     * in channel order at the top of the buffer; then the header goes in front of them.
+     * A chunk may use everything above the header, counting 1 byte for each length not
+     * known yet, so a buffer of exactly the packet's size is enough. */
     chunks = out + capacity - STRATA_CRC_SIZE;
     for (c = k - 1; c >= 0; c--) {
         uint8_t *before = chunks;
-        if (encode_channel(c, latent + (size_t)c * plane, w8, h8, &chunks, out + head_max)) {
+        if (encode_channel(c, latent + (size_t)c * plane, w8, h8, &chunks,
+                           out + head + (size_t)c + 1)) {
             return STRATA_ERR_NO_SPACE;
         }
         lengths[c] = (uint32_t)(before - chunks);
+        head += uvarint_size(lengths[c]);
+    }
+    if (head > (size_t)(chunks - out)) {
+        return STRATA_ERR_NO_SPACE; /* the lengths came out longer than 1 byte each */
     }
     total = (size_t)(out + capacity - STRATA_CRC_SIZE - chunks);
 

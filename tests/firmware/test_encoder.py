@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mcucoder.bitstream import parse_packet
@@ -139,3 +140,23 @@ def test_truncated_ppm_is_refused(strata_encode, hopper, tmp_path):
         [str(strata_encode), str(ppm), str(tmp_path / "out")], capture_output=True, text=True
     )
     assert res.returncode == 1 and "ends early" in res.stderr
+
+
+def test_noise_frames_are_byte_identical(strata_encode, reference_codec, tmp_path):
+    """Noise drives the latent to the tables' clamps and rare symbols (long rANS chunks)."""
+    rng = np.random.default_rng(4)
+    for w, h in ((64, 48), (31, 9)):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ppm = write_ppm(tmp_path / "in.ppm", image)
+        for k in (1, 12):
+            got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k))
+            assert got == reference_codec.encode(image, k), f"{w}x{h} k={k}"
+
+
+def test_api_contract(firmware_build):
+    """firmware/tests/test_api.c: argument and call-order errors, workspace and output
+    limits (a buffer of exactly the packet's size suffices, one byte less does not)."""
+    res = subprocess.run(
+        [str(firmware_build / "strata-test-api")], capture_output=True, text=True, timeout=30
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
