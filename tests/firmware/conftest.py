@@ -58,11 +58,8 @@ def reference_codec():
     _, entry = model_entry(None)
     if not entry.get("tflite") or not (WEIGHTS_DIR / entry["tflite"]).exists():
         pytest.skip("the default model has no INT8 .tflite encoder")
-    import torch
-
     from mcucoder.codec import Codec
 
-    torch.set_num_threads(1)  # 2 shared cores: one thread is faster here
     return Codec.load(encoder="int8", reference_kernels=True)
 
 

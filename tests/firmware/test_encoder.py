@@ -21,6 +21,7 @@ from mcucoder.bitstream import parse_packet
 from tests.firmware.images import resized, through_rgb565, write_ppm
 
 ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
 ALL_K = range(1, 13)
 
 
@@ -160,3 +161,65 @@ def test_api_contract(firmware_build):
         [str(firmware_build / "strata-test-api")], capture_output=True, text=True, timeout=30
     )
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def test_coding_method_1_for_models_without_context_tables(
+    reference_codec, hopper, tmp_path, monkeypatch
+):
+    """A model released without context tables codes with method 1: the firmware built
+    from such tables (the same generator functions) still matches the codec."""
+    import dataclasses
+    import importlib.util
+    import json
+    import shutil
+
+    from mcucoder import bitstream as bs
+    from mcucoder.codec import Codec
+    from mcucoder.entropy import tables_from_json
+    from mcucoder.firmware_tables import c_header
+    from mcucoder.registry import WEIGHTS_DIR, model_entry
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    spec = importlib.util.spec_from_file_location("gen_model", FIRMWARE / "tools" / "gen_model.py")
+    gen = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gen_model", gen)  # its dataclass needs the module
+    spec.loader.exec_module(gen)
+    _, entry = model_entry(None)
+    tflite = WEIGHTS_DIR / entry["tflite"]
+    layers, (scale, zp) = gen.read_graph(tflite)
+    tables = [
+        dataclasses.replace(t, ctx_freq=None)
+        for t in tables_from_json(json.loads((WEIGHTS_DIR / entry["tables"]).read_text()))
+    ]
+    gen_dir = tmp_path / "generated"
+    gen_dir.mkdir()
+    (gen_dir / "strata_model.h").write_text(
+        gen.model_header(layers, gen.input_lut(tflite), entry["model_id"])
+    )
+    (gen_dir / "mcucoder_tables.h").write_text(c_header(entry["model_id"], tables, scale, zp))
+    tool = tmp_path / "strata-encode-m1"
+    sources = [str(p) for p in sorted((FIRMWARE / "src").glob("*.c"))]
+    sources.append(str(FIRMWARE / "tools" / "strata_encode.c"))
+    subprocess.run(
+        [cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(tool)]
+        + [f"-I{d}" for d in (FIRMWARE / "include", FIRMWARE / "src", gen_dir)]
+        + sources,
+        check=True,
+        timeout=120,
+    )
+    codec = Codec(
+        "no-context",
+        reference_codec.model_id,
+        reference_codec.encoder,
+        reference_codec.decoder,
+        tables,
+        int8=reference_codec.int8,
+    )
+    assert codec.coding == bs.CODING_RANS
+    image = resized(hopper, 53, 37)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    for k in (1, 12):
+        got = c_encode(tool, ppm, tmp_path / "out", "--channels", str(k))
+        assert got == codec.encode(image, k) and parse_packet(got).coding == bs.CODING_RANS
