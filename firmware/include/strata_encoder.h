@@ -35,8 +35,9 @@ extern "C" {
 #define STRATA_MAX_CHANNELS 32
 
 typedef enum {
-    STRATA_RGB888 = 0, /* 3 bytes per pixel: R, G, B */
-    STRATA_RGB565 = 1  /* 2 bytes per pixel: little-endian uint16, R in bits 15..11 */
+    STRATA_RGB888 = 0,   /* 3 bytes per pixel: R, G, B */
+    STRATA_RGB565 = 1,   /* 2 bytes per pixel: little-endian uint16, R in bits 15..11 */
+    STRATA_RGB565_BE = 2 /* the same, high byte first (the usual DVP sensor byte order) */
 } strata_pixel_format_t;
 
 typedef enum {

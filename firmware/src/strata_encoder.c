@@ -95,7 +95,8 @@ strata_status_t strata_begin(strata_encoder_t *enc, const strata_frame_t *frame,
     size_t need;
     int i;
     if (enc == NULL || frame == NULL || workspace == NULL ||
-        (frame->format != STRATA_RGB888 && frame->format != STRATA_RGB565)) {
+        (frame->format != STRATA_RGB888 && frame->format != STRATA_RGB565 &&
+         frame->format != STRATA_RGB565_BE)) {
         return STRATA_ERR_ARG;
     }
     memset(enc, 0, sizeof *enc);
@@ -190,9 +191,11 @@ static void quantise_row(const strata_encoder_t *e, const uint8_t *src, int8_t *
             dst[x] = strata_input_lut[src[x]];
         }
     } else {
+        const int hi = e->frame.format == STRATA_RGB565_BE ? 0 : 1; /* high byte's index */
         for (x = 0; x < w; x++) {
             /* 5/6-bit fields widened by bit replication, as sensors and PIL do */
-            const unsigned v = (unsigned)src[2 * x] | ((unsigned)src[2 * x + 1] << 8);
+            const unsigned v =
+                ((unsigned)src[2 * x + hi] << 8) | (unsigned)src[2 * x + (1 - hi)];
             const unsigned r = v >> 11, g = (v >> 5) & 63u, b = v & 31u;
             dst[3 * x + 0] = strata_input_lut[(r << 3) | (r >> 2)];
             dst[3 * x + 1] = strata_input_lut[(g << 2) | (g >> 4)];

@@ -1,9 +1,10 @@
-/* Host tool: strata-encode IN.ppm OUT [--channels K] [--seq N] [--time MS] [--rgb565]
- *                                       [--stats]
+/* Host tool: strata-encode IN.ppm OUT [--channels K] [--seq N] [--time MS]
+ *                                       [--rgb565 | --rgb565be] [--stats]
  *
  * Feeds the encoder a binary PPM (P6, maxval 255) one row at a time, as a camera would:
  * the only frame-sized memory is the encoder's own workspace (static, no malloc).
- * --rgb565 converts each row to RGB565 first, exercising the sensor's 16-bit path.
+ * --rgb565 (--rgb565be) converts each row to little- (big-) endian RGB565 first,
+ * exercising the sensor's 16-bit paths.
  * --stats prints the workspace size to stderr. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,14 +60,14 @@ static long ppm_int(FILE *f)
     return v; /* the single whitespace after the last field is consumed here */
 }
 
-static void to_rgb565(const uint8_t *src, uint8_t *dst, int w)
+static void to_rgb565(const uint8_t *src, uint8_t *dst, int w, int big_endian)
 {
     int x;
     for (x = 0; x < w; x++) {
         const unsigned v = ((unsigned)(src[3 * x] >> 3) << 11) |
                            ((unsigned)(src[3 * x + 1] >> 2) << 5) | (src[3 * x + 2] >> 3);
-        dst[2 * x] = (uint8_t)v;
-        dst[2 * x + 1] = (uint8_t)(v >> 8);
+        dst[2 * x + big_endian] = (uint8_t)v;
+        dst[2 * x + 1 - big_endian] = (uint8_t)(v >> 8);
     }
 }
 
@@ -80,7 +81,7 @@ int main(int argc, char **argv)
     FILE *in, *out;
     if (argc < 3) {
         fprintf(stderr, "usage: %s IN.ppm OUT [--channels K] [--seq N] [--time MS] "
-                        "[--rgb565] [--stats]\n", argv[0]);
+                        "[--rgb565 | --rgb565be] [--stats]\n", argv[0]);
         return 2;
     }
     frame.channels = strata_model_channels();
@@ -93,6 +94,8 @@ int main(int argc, char **argv)
             frame.capture_time_ms = (uint64_t)strtoull(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--rgb565")) {
             frame.format = STRATA_RGB565;
+        } else if (!strcmp(argv[i], "--rgb565be")) {
+            frame.format = STRATA_RGB565_BE;
         } else if (!strcmp(argv[i], "--stats")) {
             stats = 1;
         } else {
@@ -126,8 +129,8 @@ int main(int argc, char **argv)
         if (fread(row888, 3, (size_t)w, in) != (size_t)w) {
             return fail("PPM ends early");
         }
-        if (frame.format == STRATA_RGB565) {
-            to_rgb565(row888, row565, (int)w);
+        if (frame.format != STRATA_RGB888) {
+            to_rgb565(row888, row565, (int)w, frame.format == STRATA_RGB565_BE);
             row = row565;
         }
         if (strata_push_row(&enc, row) != STRATA_OK) {

@@ -82,13 +82,15 @@ def test_header_fields_match_the_python_cli(strata_encode, hopper, tmp_path):
     assert (p.seq, p.capture_time_ms, p.width, p.height) == (4000000000, 1764089000123, 96, 72)
 
 
+@pytest.mark.parametrize("order", ["--rgb565", "--rgb565be"])
 @pytest.mark.parametrize("size", [(96, 72), (45, 31)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_rgb565_rows(strata_encode, reference_codec, hopper, tmp_path, size):
-    """A 16-bit sensor: the packet is the codec's packet of the image it actually saw."""
+def test_rgb565_rows(strata_encode, reference_codec, hopper, tmp_path, size, order):
+    """A 16-bit sensor (either byte order): the packet is the codec's packet of the image
+    it actually saw."""
     image = resized(hopper, *size)
     ppm = write_ppm(tmp_path / "in.ppm", image)
     for k in (3, 12):
-        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k), "--rgb565")
+        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", str(k), order)
         assert got == reference_codec.encode(through_rgb565(image), k)
 
 
