@@ -53,7 +53,7 @@ int main(void)
     strata_frame_t f = {W, H, 0, STRATA_RGB888, 1, 2};
     strata_encoder_t e;
     size_t need, len = 0, len2 = 0;
-    uint8_t first[sizeof packet];
+    static uint8_t first[sizeof packet];
     f.channels = k;
     need = strata_workspace_size(W, H, k);
 

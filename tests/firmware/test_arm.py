@@ -23,7 +23,8 @@ TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")
 
 
 @pytest.fixture(scope="module", params=list(BOARDS))
-def arm_elf(request, tmp_path_factory) -> tuple[str, Path]:
+def arm_build(request, tmp_path_factory) -> tuple[str, Path]:
+    """(board, CMake build folder) of the bare-metal build for that board."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(
@@ -46,14 +47,12 @@ def arm_elf(request, tmp_path_factory) -> tuple[str, Path]:
     ):
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
-    return board, build / "strata-encode.elf"
+    return board, build
 
 
-def qemu_encode(board: str, elf: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the tool on the emulated board; QEMU passes the args as its command line."""
-    semi = ",".join(
-        ["enable=on", "target=native", "arg=strata-encode"] + [f"arg={a}" for a in args]
-    )
+def qemu_run(board: str, elf: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a program on the emulated board; QEMU passes the args as its command line."""
+    semi = ",".join(["enable=on", "target=native", f"arg={elf.stem}"] + [f"arg={a}" for a in args])
     cmd = ["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none"]
     cmd += ["-semihosting-config", semi, "-kernel", str(elf)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -63,15 +62,27 @@ def qemu_encode(board: str, elf: Path, *args: str) -> subprocess.CompletedProces
     "size, k", [((224, 224), 12), ((53, 37), 5)], ids=["224x224-k12", "53x37-k5"]
 )
 def test_emulated_mcu_packets_are_byte_identical(
-    arm_elf, reference_codec, hopper, tmp_path, size, k
+    arm_build, reference_codec, hopper, tmp_path, size, k
 ):
-    board, elf = arm_elf
+    board, build = arm_build
     image = resized(hopper, *size)
     ppm = write_ppm(tmp_path / "in.ppm", image)
     out = tmp_path / "out"
-    res = qemu_encode(board, elf, str(ppm), str(out), "--channels", str(k), "--stats")
+    res = qemu_run(
+        board, build / "strata-encode.elf", str(ppm), str(out), "--channels", str(k), "--stats"
+    )
     assert res.returncode == 0, f"{BOARDS[board]}: {res.stdout}{res.stderr}"
     assert out.read_bytes() == reference_codec.encode(image, k)
     # the whole tool (stdio through semihosting included) stays within a small stack
+    stack = int(re.search(r"stack peak (\d+) bytes", res.stderr).group(1))
+    assert 0 < stack <= 2048, stack
+
+
+def test_api_contract_on_the_emulated_mcu(arm_build):
+    """firmware/tests/test_api.c on the 32-bit target; its stack is the library's own
+    (plus printf)."""
+    board, build = arm_build
+    res = qemu_run(board, build / "strata-test-api.elf")
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
     stack = int(re.search(r"stack peak (\d+) bytes", res.stderr).group(1))
     assert 0 < stack <= 2048, stack
