@@ -61,7 +61,7 @@ typedef struct {
 /* Encoder state. Allocate it anywhere (stack, static); its fields are private. */
 typedef struct {
     strata_frame_t frame;
-    uint16_t in_w[STRATA_MAX_LAYERS], in_h[STRATA_MAX_LAYERS]; /* each layer's input */
+    int32_t in_w[STRATA_MAX_LAYERS], in_h[STRATA_MAX_LAYERS]; /* each layer's input */
     uint16_t out_w, out_h;                                   /* latent grid */
     int32_t avail[STRATA_MAX_LAYERS];    /* last input row stored, per layer */
     uint16_t next_out[STRATA_MAX_LAYERS]; /* next output row to compute, per layer */

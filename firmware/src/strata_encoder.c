@@ -58,8 +58,8 @@ static size_t plan(strata_encoder_t *e, uint16_t width, uint16_t height, uint8_t
         if (L->kh > MAX_KERNEL) {
             return 0;
         }
-        e->in_w[i] = (uint16_t)w;
-        e->in_h[i] = (uint16_t)h;
+        e->in_w[i] = w;
+        e->in_h[i] = h;
         bytes += (size_t)L->kh * ring_row_bytes(e, i);
         w = out_size(w, L->kw, L->stride, L->pad_left, L->pad_right);
         h = out_size(h, L->kh, L->stride, L->pad_top, L->pad_bottom);

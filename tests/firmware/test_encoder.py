@@ -225,3 +225,13 @@ def test_coding_method_1_for_models_without_context_tables(
     for k in (1, 12):
         got = c_encode(tool, ppm, tmp_path / "out", "--channels", str(k))
         assert got == codec.encode(image, k) and parse_packet(got).coding == bs.CODING_RANS
+
+
+def test_largest_dimensions(strata_encode, reference_codec, tmp_path):
+    """65535 pixels wide or high (the header's limit; padded to 65536 inside)."""
+    rng = np.random.default_rng(7)
+    for w, h in ((65535, 3), (3, 65535)):
+        image = rng.integers(64, 192, (h, w, 3), dtype=np.uint8)
+        ppm = write_ppm(tmp_path / "in.ppm", image)
+        got = c_encode(strata_encode, ppm, tmp_path / "out", "--channels", "3")
+        assert got == reference_codec.encode(image, 3), f"{w}x{h}"
