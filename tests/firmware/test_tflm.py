@@ -148,3 +148,128 @@ def test_committed_arena_define_matches_tflm():
     w, h = gen_array.DEFAULT_SIZE
     for fname, fresh in gen_array.generate(w, h).items():
         assert _committed(fname) == fresh, f"{fname} is stale: rerun gen_model_array.py"
+
+
+# --- firmware/zephyr/src/strata_link.c: the Zephyr app's MQTT logic, built on the host ----
+
+ZEPHYR = ROOT / "firmware" / "zephyr"
+
+
+@pytest.fixture(scope="module")
+def link_cli(tmp_path_factory) -> Path:
+    import shutil
+
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if cc is None:
+        pytest.skip("no host C compiler (cc): firmware/zephyr link logic not tested")
+    exe = tmp_path_factory.mktemp("zephyr-link") / "link_cli"
+    cmd = [cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror"]
+    cmd += ["-I", str(ZEPHYR / "src"), str(ZEPHYR / "src" / "strata_link.c")]
+    cmd += [str(ZEPHYR / "tests" / "link_cli.c"), "-lm", "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return exe
+
+
+def _python_device(desired_payloads: list[str]) -> list[tuple[int, dict | None]]:
+    """devices/camera.py's rules (Settings.merged + the repeat/stale checks) per payload:
+    (1 applied | 0 ignored | -1 invalid, settings dict after it)."""
+    from devices.camera import Settings
+
+    s, out = Settings(), []
+    for raw in desired_payloads:
+        try:
+            d = json.loads(raw)
+        except ValueError:  # Python's decoder message; the firmware says "must be a JSON object"
+            out.append((-1, "desired state must be a JSON object"))
+            continue
+        try:
+            if not isinstance(d, dict):
+                raise ValueError("desired state must be a JSON object")
+            if d.get("version", -1) == s.version and s.version:
+                out.append((0, None))
+                continue
+            new = s.merged(d)
+        except ValueError as exc:
+            out.append((-1, str(exc)))
+            continue
+        if new.version < s.version:
+            out.append((0, None))
+            continue
+        s = new
+        out.append((1, None))
+    return out
+
+
+DESIRED = [
+    '{"version": 5, "tier": 6, "fps": 2.0, "max_kbps": 48}',
+    '{"version": 5, "tier": 6}',  # QoS 1 duplicate
+    '{"version": 6, "tier": 13}',
+    '{"version": 6, "tier": 0}',
+    '{"version": 6, "tier": 4.0}',
+    '{"version": 6, "tier": true}',
+    '{"version": 6, "fps": 31}',
+    '{"version": 6, "max_kbps": 0}',
+    '{"version": 6, "mode": "burst"}',
+    '{"version": -1}',
+    '{"tier": 3}',
+    '{"version": 3}',  # stale
+    "not json",
+    "[1, 2]",
+    '{"version": 7, "max_kbps": null, "mode": "motion", "extra": {"a": [1, "}"]}}',
+    '{"version": 8, "fps": 0, "tier": 1}',
+]
+
+
+def test_zephyr_link_desired_rules_match_the_simulator(link_cli):
+    res = subprocess.run(
+        [str(link_cli), "cam-007", *DESIRED], capture_output=True, text=True, check=True
+    )
+    lines = res.stdout.splitlines()
+    expected = _python_device(DESIRED)
+    for raw, line, (code, err) in zip(DESIRED, lines, expected, strict=False):
+        got_code, report = line.split(" ", 1)
+        assert int(got_code) == code, (raw, line)
+        rep = json.loads(report)
+        if code == -1:
+            assert rep["error"] == err and rep["rejected"] == raw
+        else:
+            assert "error" not in rep
+    final = json.loads(lines[len(DESIRED) - 1].split(" ", 1)[1])
+    assert final == {
+        "version": 8, "tier": 1, "fps": 0.0, "max_kbps": None, "mode": "motion",
+        "device": "cam-007", "ts": 1764086420456,
+    }  # fmt: skip
+
+
+def test_zephyr_link_topics_and_payloads_follow_docs_mqtt(link_cli):
+    from devices import topics
+
+    res = subprocess.run(
+        [str(link_cli), "cam-007", DESIRED[0]], capture_output=True, text=True, check=True
+    )
+    lines = res.stdout.splitlines()[1:]
+    assert lines[:5] == [topics.topic("cam-007", k) for k in topics.Kind]
+    online, offline, telemetry = (json.loads(x) for x in lines[5:8])
+    doc = (ROOT / "docs" / "mqtt.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", doc, re.S)]
+    doc_online = next(b for b in blocks if b.get("state") == "online")
+    doc_will = next(b for b in blocks if b.get("state") == "offline")
+    doc_tel = next(b for b in blocks if "puback_ms" in b)
+    assert set(online) == set(doc_online) and online["state"] == "online"
+    assert online["mqtt"] == "3.1.1" and online["resolution"] == [224, 224]
+    assert offline == doc_will  # the Last Will: no timestamp
+    assert set(telemetry) == set(doc_tel) and set(telemetry["puback_ms"]) == {
+        "mean",
+        "p95",
+        "samples",
+    }
+    assert telemetry["frames_dropped"] == telemetry["dropped_backlog"] + telemetry["dropped_rate"]
+    # local fallback rule 1 at tier 6, max_backlog 16: full, half the tier, drop
+    assert lines[8] == "6 3 0"
+    assert lines[9] == "-1"  # a payload that does not fit is refused, never truncated
+
+
+def test_zephyr_link_rejects_bad_device_ids(link_cli):
+    res = subprocess.run([str(link_cli), "cam/7"], capture_output=True, text=True, check=True)
+    assert res.stdout.splitlines()[:5] == ["BAD"] * 5
