@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -17,7 +16,6 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from access.services import assign
-from control.services import run_controller
 from decoder_worker.celery import worker_command
 from devices.mqtt_url import BrokerURL
 from fleet.services import provision_device, publisher
@@ -87,10 +85,6 @@ class Command(BaseCommand):
         consumer.start()
         fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
         fleet.start()
-        stop_control = threading.Event()
-        threading.Thread(
-            target=run_controller, args=("robust", 5.0, stop_control), name="control", daemon=True
-        ).start()
 
         self.stdout.write(
             self.style.SUCCESS(
@@ -106,7 +100,6 @@ class Command(BaseCommand):
         try:
             self.serve(host, port)
         finally:
-            stop_control.set()
             fleet.stop()
             consumer.stop()
             if worker is not None:
