@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from access.services import assign
+from control.services import run_controller
 from decoder_worker.celery import worker_command
 from devices.mqtt_url import BrokerURL
 from fleet.services import provision_device, publisher
@@ -82,34 +85,46 @@ class Command(BaseCommand):
         consumer = IngestConsumer(
             BrokerURL.parse(broker_url), client_id="strata-demo-ingest", mqtt5=mqtt5
         )
-        consumer.start()
+        ingest_thread = consumer.start()
         fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
         fleet.start()
 
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nStrata demo is up.\n"
-                f"  Dashboard: http://{host}:{port}/\n"
-                f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD}: {DEMO_OPERATOR_SITE} only)\n"
-                f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
-                f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
-                f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"
-                f"Press Ctrl-C to stop.\n"
+        stop_control = threading.Event()
+        threading.Thread(
+            target=run_controller, args=("robust", 5.0, stop_control), name="control", daemon=True
+        ).start()
+
+        def announce() -> None:
+            """Printed once daphne listens: a launcher may connect as soon as it reads it."""
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nStrata demo is up.\n"
+                    f"  Dashboard: http://{host}:{port}/\n"
+                    f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD}: {DEMO_OPERATOR_SITE} only)\n"
+                    f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
+                    f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+                    f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"
+                    f"Press Ctrl-C to stop.\n"
+                )
             )
-        )
+
         try:
-            self.serve(host, port)
+            self.serve(host, port, announce)
         finally:
+            # Stop every thread that may be inside torch before the interpreter finalises:
+            # a daemon thread woken during finalisation aborts the process.
+            stop_control.set()
             fleet.stop()
             consumer.stop()
+            ingest_thread.join(10)
             if worker is not None:
                 worker.terminate()
                 worker.wait(10)
             if broker is not None:
                 broker.stop()
 
-    def serve(self, host: str, port: int) -> None:
-        """Serve the ASGI application with daphne until Ctrl-C."""
+    def serve(self, host: str, port: int, ready: Callable[[], None]) -> None:
+        """Serve the ASGI application with daphne until Ctrl-C; ``ready`` once it listens."""
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
@@ -119,4 +134,5 @@ class Command(BaseCommand):
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
+            ready_callable=ready,
         ).run()
