@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import close_old_connections
 from django.db.models import Avg, Subquery
@@ -75,7 +75,7 @@ def bytes_per_frame(device: Device) -> dict[int, float]:
     return sizes
 
 
-def link_state(device: Device, now=None) -> LinkState:
+def link_state(device: Device, now: datetime | None = None) -> LinkState:
     now = now or timezone.now()
     samples = list(LinkSample.objects.filter(device=device).order_by("-at")[:SAMPLES])[::-1]
     last = samples[-1] if samples else None

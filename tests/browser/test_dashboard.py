@@ -3,12 +3,12 @@ quality slider, a bitrate cap the camera applies, and an operator kept to their 
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import pytest
 
 from tests.browser.helpers import screenshot, sign_in
+from tests.support.processes import camera_args
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,21 +42,7 @@ def test_live_frame_quality_slider_and_bitrate_cap(
 
     camera = spawn(
         "camera",
-        [
-            sys.executable,
-            "-m",
-            "devices.camera",
-            "--device-id",
-            device_id,
-            "--broker",
-            service_env["MQTT_URL"],
-            "--fps",
-            "1",
-            "--duration",
-            "120",
-            "--size",
-            "224x224",
-        ],
+        camera_args(device_id, service_env["MQTT_URL"], "--fps", "1", "--duration", "120"),
         service_env,
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
 import time
 import urllib.request
 import uuid
@@ -18,6 +17,7 @@ from PIL import Image
 from archive.models import DecodedImage, Frame, Layer
 from dashboard.live import FLEET_GROUP
 from fleet.services import provision_device
+from tests.support.processes import camera_args
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -43,21 +43,7 @@ def test_frame_travels_from_device_to_dashboard(
     async_to_sync(layer.group_add)(FLEET_GROUP, listener)
 
     camera = spawn(
-        "camera",
-        [
-            sys.executable,
-            "-m",
-            "devices.camera",
-            "--device-id",
-            device_id,
-            "--broker",
-            service_env["MQTT_URL"],
-            "--frames",
-            "1",
-            "--size",
-            "224x224",
-        ],
-        service_env,
+        "camera", camera_args(device_id, service_env["MQTT_URL"], "--frames", "1"), service_env
     )
     camera.popen.wait(120)
     assert camera.popen.returncode == 0, camera.output()

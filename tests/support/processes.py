@@ -56,6 +56,14 @@ class Proc:
                 self.popen.wait(5)
 
 
+def camera_args(device_id: str, broker_url: str, *options: str) -> list[str]:
+    """The command line of one simulated camera (``python -m devices.camera``) at 224×224."""
+    return [
+        sys.executable, "-m", "devices.camera", "--device-id", device_id,
+        "--broker", broker_url, "--size", "224x224", *options,
+    ]  # fmt: skip
+
+
 def test_database_url() -> str:
     """The URL of the database pytest-django set up, for child processes."""
     from django.conf import settings
