@@ -1,16 +1,20 @@
 """Tier policies compared on the repository's bandwidth traces, with the real device code,
 link emulator, broker, ingest and controller.
 
-    python bench/abr.py [--traces nbiot 3g] [--policies fixed-12 fixed-6 throughput buffer robust]
-                        [--devices 3] [--duration 60] [--plot BENCHMARKS-abr.png]
+    python bench/abr.py [--traces nbiot 3g] [--policies fixed-12 ... robust robust+guard]
+                        [--devices 3] [--duration 60] [--cap KBPS] [--plot docs/img/abr.png]
 
 For each trace and policy: simulated cameras stream through emulated uplinks (each camera
 sees the trace from another offset), ingest archives what arrives, and the controller
 runs the policy every 2 s. Reported per run: mean delivered MS-SSIM (the codec's measured
 MS-SSIM at the k each archived frame carries, 224×224 dev set), share of frames late
-(> 1 s from capture to archive) or dropped, tier switches per minute, cap violations, and
-QoE = quality − 1·late_or_dropped − 0.01·switches/min. The oracle knows each camera's future
-bandwidth: at every frame it takes the highest k whose bytes fit the second's capacity.
+(> 1 s from capture to archive) or dropped, over all frame slots and over the slots whose
+link had any capacity (an outage slot cannot be on time), tier switches per minute, cap
+violations (any 2 s window of a camera's real packet bytes over the cap), and QoE =
+quality − 1·late_or_dropped − 0.01·switches/min. The oracle knows each camera's future
+bandwidth: every frame gets the highest k (of its scene's real sizes) whose bytes the link
+carries in the frame's own share of time, 1/fps from capture (and that fits the cap).
+A ``+guard`` variant also sets the cameras' 1 s live deadline (``docs/control.md``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ SETTINGS = {  # per trace: frame size and rate such that all 12 channels need ~1
     "3g": {"size": (320, 240), "fps": 8.0},
     "lte": {"size": (320, 240), "fps": 8.0},
 }
-STAGGER_S = 37.0  # devices.fleet gives camera i the trace from i * 37 s
 
 
 def quality_table() -> dict[int, float]:
@@ -42,22 +45,59 @@ def quality_table() -> dict[int, float]:
     return {row["k"]: row["ms_ssim"] for row in curve}
 
 
-def run(trace: str, policy: str, devices: int, duration: float, cap_kbps: float | None) -> dict:
-    from archive.models import Frame
-    from control.services import bytes_per_frame, run_controller
+GUARD_DEADLINE_MS = 1000  # "+guard" runs: the camera's live deadline (= the lateness bound)
+DEADLINE_S = 1.0  # a frame archived later than this after capture is late
+CAP_WINDOW_S = 2.0  # devices.camera.CAP_WINDOW_S: the cap holds over every such window
+
+
+def scene_sizes(camera, frames: int = 4) -> dict[int, float]:
+    """The camera's packet bytes at every k for its scene (the oracle's knowledge: the
+    archive only holds the channels that were sent)."""
+    from mcucoder.bitstream import packet_size, parse_packet
+
+    chunks = [
+        [len(c) for c in parse_packet(camera.encoder.encode(camera.source.next_frame())).chunks]
+        for _ in range(frames)
+    ]
+    return {k: sum(packet_size(c[:k]) for c in chunks) / frames for k in range(1, 13)}
+
+
+def carried_kbit(trace_fn, start_s: float, seconds: float, steps: int = 20) -> float:
+    """kbit the trace carries from ``start_s`` for ``seconds``."""
+    dt = seconds / steps
+    return sum(trace_fn(start_s + (i + 0.5) * dt) for i in range(steps)) * dt
+
+
+def run(
+    trace: str,
+    variant: str,
+    devices: int,
+    duration: float,
+    cap_kbps: float | None,
+    slots_out: list[dict] | None = None,
+) -> dict:
+    """One run. ``variant`` is a policy name, with ``+guard`` for cameras that have the live
+    deadline set (they trim or skip frames that their own PUBACK timing says would be late)."""
+    from archive.models import Layer
+    from control.services import run_controller
     from devices import traces
     from devices.fleet import Fleet, device_ids
     from devices.mqtt_url import BrokerURL
     from fleet.models import Device
     from fleet.services import provision_device, publisher
     from ingest.consumer import IngestConsumer
+    from mcucoder.bitstream import packet_size
 
+    policy, _, guard = variant.partition("+")
     setting = SETTINGS[trace]
+    fps = setting["fps"]
     run_id = uuid.uuid4().hex[:5]
     ids = device_ids(devices, f"abr{run_id}")
     for device_id in ids:
         provision_device(device_id)
-    Device.objects.filter(device_id__in=ids).update(fps=setting["fps"], max_kbps=cap_kbps)
+    Device.objects.filter(device_id__in=ids).update(
+        fps=fps, max_kbps=cap_kbps, deadline_ms=GUARD_DEADLINE_MS if guard else None
+    )
     with mosquitto_broker() as broker:
         publisher.use(broker, mqtt5=True)
         consumer = IngestConsumer(
@@ -74,80 +114,111 @@ def run(trace: str, policy: str, devices: int, duration: float, cap_kbps: float 
         fleet = Fleet(
             ids,
             broker,
-            fps=setting["fps"],
+            fps=fps,
+            deadline_ms=GUARD_DEADLINE_MS if guard else None,  # as stored on the device
             size=setting["size"],
             trace=trace,
             heartbeat_s=2.0,
             session_expiry_s=60,
         ).start()
-        started_ms = time.time() * 1000
         time.sleep(duration)
         summary = fleet.summary()
+        captured = {c.device_id: c.seq for c in fleet.cameras}
+        links = {c.device_id: c.local_address for c in fleet.cameras}
+        scene = {c.device_id: scene_sizes(c) for c in fleet.cameras}
         stop.set()
         control.join(10)
         fleet.stop()
         time.sleep(2)  # let ingest commit what is in flight
         consumer.stop()
+    link = fleet.link
+    wall_to_mono = time.monotonic() - time.time()
 
     quality = quality_table()
-    frames = list(
-        Frame.objects.filter(device__device_id__in=ids)
-        .order_by("device_id", "seq")
-        .values_list("device__device_id", "capture_time_ms", "received_at", "n_layers")
+    trace_fn = traces.parse(trace)
+    rows = Layer.objects.filter(frame__device__device_id__in=ids).values_list(
+        "frame__device__device_id",
+        "frame__seq",
+        "frame__capture_time_ms",
+        "frame__received_at",
+        "index",
+        "data",
     )
-    late = sum(1 for _, c, r, _ in frames if r.timestamp() * 1000 - c > 1000)
-    sent = summary["frames_sent"] if "frames_sent" in summary else len(frames)
-    dropped = summary.get("frames_dropped", 0) + max(0, sent - len(frames))
-    total = len(frames) + summary.get("frames_dropped", 0) + max(0, sent - len(frames))
+    frames: dict[tuple[str, int], dict] = {}
+    for device_id, seq, c_ms, received, index, data in rows:
+        f = frames.setdefault((device_id, seq), {"c": c_ms / 1000, "r": received, "chunks": {}})
+        f["chunks"][index] = len(data)
+
+    slots = []  # one per captured frame: delivered (k, late) or dropped, and the link then
+    for device_id in ids:
+        mine = sorted((seq, f) for (d, seq), f in frames.items() if d == device_id)
+        if not mine:
+            continue
+        seq0, c0 = mine[0][0], mine[0][1]["c"]
+        sizes = scene[device_id]
+        for seq in range(seq0, captured[device_id]):
+            f = frames.get((device_id, seq))
+            c = f["c"] if f else c0 + (seq - seq0) / fps
+            t = link.trace_time(links[device_id], c + wall_to_mono)
+            # kbit this frame may use: what the link carries in its share of time
+            budget = carried_kbit(trace_fn, t, 1 / fps) if t is not None else None
+            if budget is not None and cap_kbps:
+                budget = min(budget, cap_kbps / fps)
+            fitting = [k for k, b in sizes.items() if budget and b * 8 / 1000 <= budget]
+            slot = {
+                "device": device_id,
+                "c": c,
+                "trace_s": t,
+                "link_kbps": trace_fn(t) if t is not None else None,
+                "oracle": quality[max(fitting)] if fitting else 0,
+            }
+            if f:
+                k = len(f["chunks"])
+                sent = packet_size([f["chunks"][i] for i in range(k)])
+                delay = f["r"].timestamp() - c
+                slot |= {"k": k, "bytes": sent, "delay_s": delay, "late": delay > DEADLINE_S}
+            slots.append(slot)
+
+    if slots_out is not None:
+        slots_out.extend({"trace": trace, "policy": variant, **s} for s in slots)
+    delivered = [s for s in slots if "k" in s]
+    missed = [s for s in slots if "k" not in s or s["late"]]
+    covered = [s for s in slots if s["oracle"] > 0]  # the link could carry something then
+    covered_missed = [s for s in covered if "k" not in s or s["late"]]
+    on_time_q = sum(quality[s["k"]] for s in delivered if not s["late"]) / max(1, len(slots))
+    oracle_q = sum(s["oracle"] for s in slots) / max(1, len(slots))
     switches = sum(
-        1 for a, b in zip(frames, frames[1:], strict=False) if a[0] == b[0] and a[3] != b[3]
+        1
+        for a, b in zip(delivered, delivered[1:], strict=False)
+        if a["device"] == b["device"] and a["k"] != b["k"]
     )
     minutes = duration / 60 * devices
-    by_device: dict[str, list] = {}
-    for d, c, _, k in frames:
-        by_device.setdefault(d, []).append((c, k))
     violations = 0
-    if cap_kbps:
-        sizes = {d: bytes_per_frame(Device.objects.get(device_id=d)) for d in by_device}
-        for d, rows in by_device.items():
-            per_second: dict[int, float] = {}
-            for c, k in rows:
-                per_second[c // 1000] = per_second.get(c // 1000, 0) + sizes[d].get(k, 0) * 8 / 1000
-            violations += sum(1 for kbit in per_second.values() if kbit > cap_kbps * 1.05)
-
-    # The oracle: each frame slot at the highest k that the second's capacity carries.
-    trace_fn = traces.parse(trace)
-    oracle_q, oracle_slots = 0.0, 0
-    for i, d in enumerate(ids):
-        sizes = bytes_per_frame(Device.objects.get(device_id=d))
-        if not sizes:
-            continue
-        slots = int(duration * setting["fps"])
-        for n in range(slots):
-            t = i * STAGGER_S + n / setting["fps"]
-            budget = trace_fn(t) / setting["fps"]  # kbit this frame may use
-            if cap_kbps:
-                budget = min(budget, cap_kbps / setting["fps"])
-            fitting = [k for k, b in sizes.items() if b * 8 / 1000 <= budget]
-            oracle_q += quality[max(fitting)] if fitting else 0.0
-            oracle_slots += 1
-    delivered = [quality.get(k, 0.0) for _, _, _, k in frames]
-    on_time = [quality.get(k, 0.0) for _, c, r, k in frames if r.timestamp() * 1000 - c <= 1000]
-    on_time_q = sum(on_time) / max(1, total)  # late or dropped frames count as 0
-    late_or_dropped = (late + dropped) / max(1, total)
+    if cap_kbps:  # every window of CAP_WINDOW_S capture time, starting at each frame
+        for device_id in ids:
+            mine = [s for s in delivered if s["device"] == device_id]
+            for s in mine:
+                kbit = sum(o["bytes"] for o in mine if s["c"] <= o["c"] < s["c"] + CAP_WINDOW_S)
+                violations += kbit * 8 / 1000 > cap_kbps * CAP_WINDOW_S
+    late_or_dropped = len(missed) / max(1, len(slots))
+    per_min = switches / max(1e-9, minutes)
     return {
         "trace": trace,
-        "policy": policy,
-        "frames": total,
-        "mean_ms_ssim": round(sum(delivered) / max(1, len(delivered)), 4),
+        "policy": variant,
+        "frames": len(slots),
+        "mean_ms_ssim": round(sum(quality[s["k"]] for s in delivered) / max(1, len(delivered)), 4),
         "quality_per_slot": round(on_time_q, 4),
+        "oracle_ms_ssim": round(oracle_q, 4),
+        "of_oracle": round(on_time_q / oracle_q, 4) if oracle_q else None,
         "late_or_dropped": round(late_or_dropped, 4),
-        "switches_per_min": round(switches / max(1e-9, minutes), 2),
+        "late_or_dropped_covered": round(len(covered_missed) / max(1, len(covered)), 4),
+        "outage_slots": len(slots) - len(covered),
+        "dropped_on_device": summary.get("frames_dropped", 0),
+        "trimmed_on_device": summary.get("frames_trimmed", 0),
+        "switches_per_min": round(per_min, 2),
         "cap_violations": violations,
-        "qoe": round(on_time_q - late_or_dropped - 0.01 * switches / max(1e-9, minutes), 4),
-        "oracle_ms_ssim": round(oracle_q / max(1, oracle_slots), 4),
-        "mean_tier": round(sum(k for *_, k in frames) / max(1, len(frames)), 2),
-        "started_ms": int(started_ms),
+        "qoe": round(on_time_q - late_or_dropped - 0.01 * per_min, 4),
+        "mean_tier": round(sum(s["k"] for s in delivered) / max(1, len(delivered)), 2),
     }
 
 
@@ -155,7 +226,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", nargs="+", default=["nbiot", "3g"])
     parser.add_argument(
-        "--policies", nargs="+", default=["fixed-12", "fixed-6", "throughput", "buffer", "robust"]
+        "--policies",
+        nargs="+",
+        default=[
+            "fixed-12",
+            "fixed-6",
+            "throughput",
+            "buffer",
+            "robust",
+            "robust+guard",
+            "fixed-12+guard",
+        ],
+        help="policy names; '+guard' also sets the cameras' 1 s live deadline",
     )
     parser.add_argument("--devices", type=int, default=3)
     parser.add_argument("--duration", type=float, default=60)
@@ -163,20 +245,23 @@ def main() -> None:
         "--cap", type=float, default=None, help="bitrate cap for every camera, kbit/s"
     )
     parser.add_argument("--plot", type=Path, help="write a bar chart of the results here")
+    parser.add_argument("--slots", type=Path, help="write every frame slot here (JSON lines)")
     args = parser.parse_args()
 
     setup_django()
     import torch
 
     torch.set_num_threads(1)
-    results = []
+    results, slots = [], []
     for trace in args.traces:
         for policy in args.policies:
-            figures = run(trace, policy, args.devices, args.duration, args.cap)
+            figures = run(trace, policy, args.devices, args.duration, args.cap, slots)
             print(json.dumps(figures), file=sys.stderr, flush=True)
             results.append(figures)
     if args.plot:
         plot(results, args.plot)
+    if args.slots:
+        args.slots.write_text("".join(json.dumps(s, default=str) + "\n" for s in slots))
     report(
         {
             "benchmark": "abr",

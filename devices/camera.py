@@ -5,7 +5,10 @@ retained Last Will), captures from a frame source, encodes with the shared codec
 current tier and publishes one packet per frame. It measures only what a real device can
 measure on its side of the link (PUBACK latency, unacknowledged backlog, acknowledged
 throughput) and falls back locally, dropping trailing channels or whole frames, rather
-than queueing without limit. Topics and payloads: ``docs/mqtt.md``.
+than queueing without limit. With a deadline set (``deadline_ms`` in the desired state) it
+predicts each frame's arrival from its own PUBACK timing and trims channels, or skips the
+frame, so that what it sends is not late (``docs/control.md``). Topics and payloads:
+``docs/mqtt.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from devices.motion import MotionDetector
 from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
 from devices.sequence import SequenceCounter, default_state_dir
+from devices.uplink import UplinkEstimator
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,10 @@ FIRMWARE = "strata-sim/0.1"
 MAX_TIER = 12
 QOS = 1
 CAPTURE_MODES = ("periodic", "motion")
+CAP_WINDOW_S = 2.0  # the bitrate cap holds over every window this long
+GUARD_MARGIN_S = 0.5  # of the deadline, kept for the broker, ingest and a fading link
+START_CHANNELS = 1  # deadline guard, nothing measured yet: a small first frame measures the link
+RECENT_ACKS = 8  # telemetry's PUBACK latency is over these: the link now, not its history
 
 
 class Encoder(Protocol):
@@ -67,6 +75,7 @@ class Settings:
     fps: float = 1.0
     max_kbps: float | None = None
     mode: str = "periodic"  # or "motion": send only frames in which something moved
+    deadline_ms: float | None = None  # frames that would arrive later are trimmed or skipped
 
     def merged(self, desired: dict[str, Any]) -> Settings:
         """The settings after applying ``desired``; raises ``ValueError`` when it is invalid."""
@@ -87,8 +96,17 @@ class Settings:
         mode = desired.get("mode", self.mode)
         if mode not in CAPTURE_MODES:
             raise ValueError(f"'mode' must be one of {', '.join(CAPTURE_MODES)}")
+        deadline = desired.get("deadline_ms", self.deadline_ms)
+        if deadline is not None and (
+            not isinstance(deadline, int | float)
+            or isinstance(deadline, bool)
+            or not 100 <= deadline <= 600_000
+        ):
+            raise ValueError("'deadline_ms' must be a number 100..600000 or null")
         cap = None if max_kbps is None else float(max_kbps)
-        return Settings(version, tier, float(fps), cap, mode)
+        return Settings(
+            version, tier, float(fps), cap, mode, None if deadline is None else float(deadline)
+        )
 
 
 @dataclass
@@ -100,9 +118,10 @@ class LinkStats:
     bytes_sent: int = 0
     frames_acked: int = 0
     bytes_acked: int = 0
-    frames_dropped: int = 0  # not sent at all: backlog full or over the rate cap
+    frames_dropped: int = 0  # not sent at all: backlog full, over the cap, or sure to be late
     dropped_backlog: int = 0
     dropped_rate: int = 0
+    dropped_deadline: int = 0
     frames_trimmed: int = 0  # sent with fewer channels than the tier asked for
     frames_still: int = 0  # motion mode: looked at, nothing moved, not sent
     connects: int = 0
@@ -120,7 +139,11 @@ class LinkStats:
 class _Pending:
     sent_at: float
     size: int
-    is_frame: bool
+    kind: topics.Kind
+
+    @property
+    def is_frame(self) -> bool:
+        return self.kind is topics.Kind.FRAME
 
 
 class Camera:
@@ -141,6 +164,7 @@ class Camera:
         tier: int = MAX_TIER,
         fps: float = 1.0,
         max_kbps: float | None = None,
+        deadline_ms: float | None = None,
         mode: str = "periodic",
         motion: MotionDetector | None = None,
         max_backlog: int = 16,
@@ -163,7 +187,14 @@ class Camera:
         self.source = source
         self.encoder = encoder
         self.settings = Settings().merged(
-            {"version": 0, "tier": tier, "fps": fps, "max_kbps": max_kbps, "mode": mode}
+            {
+                "version": 0,
+                "tier": tier,
+                "fps": fps,
+                "max_kbps": max_kbps,
+                "mode": mode,
+                "deadline_ms": deadline_ms,
+            }
         )
         self.motion = motion or MotionDetector()
         self.max_backlog = max_backlog
@@ -176,14 +207,15 @@ class Camera:
         )
         self.stats = LinkStats()
         self.online = False
+        self.local_address: tuple[str, int] | None = None
         self.started_at = time.monotonic()
 
         self._topic = {kind: topics.topic(device_id, kind) for kind in topics.Kind}
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning
-        self._tokens = math.inf  # rate-cap bucket in bytes; starts full
-        self._tokens_at = time.monotonic()
+        self._sent_window: deque[tuple[float, int]] = deque()  # (capture s, bytes) for the cap
+        self.uplink = UplinkEstimator()
         self._next_frame = time.monotonic()
         self._next_heartbeat = time.monotonic()
         self._stopped = threading.Event()
@@ -265,6 +297,8 @@ class Camera:
             return
         self.stats.connects += 1
         self.online = True
+        with contextlib.suppress(OSError, AttributeError):  # which link is ours (emulator)
+            self.local_address = client.socket().getsockname()[:2]
         client.subscribe(self._topic[topics.Kind.DESIRED], qos=QOS)
         self._publish_status("online")
         self._next_heartbeat = time.monotonic()
@@ -297,7 +331,7 @@ class Camera:
         info = self._client.publish(self._topic[kind], payload, qos=QOS, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
-        pending = _Pending(sent_at, len(payload), kind is topics.Kind.FRAME)
+        pending = _Pending(sent_at, len(payload), kind)
         with self._lock:
             acked_at = self._early_acks.pop(info.mid, None)
             if acked_at is None:
@@ -323,6 +357,7 @@ class Camera:
         self.stats.bytes_acked += pending.size
         self.stats.puback_ms.append((acked_at - pending.sent_at) * 1000)
         self.stats.acked.append((acked_at, pending.size))
+        self.uplink.acknowledged(pending.sent_at, acked_at, pending.size)
 
     @property
     def seq(self) -> int:
@@ -344,9 +379,10 @@ class Camera:
         """The heartbeat payload: link statistics as the device itself measures them."""
         now = time.monotonic()
         stats = self.stats
-        latencies = sorted(self.telemetry_latencies())
+        latencies = sorted(self.telemetry_latencies()[-RECENT_ACKS:])
         with self._lock:
             throughput = stats.throughput_kbps(now)
+            link = self.uplink.kbps()
         counters = {
             f.name: getattr(stats, f.name)
             for f in fields(stats)
@@ -363,9 +399,10 @@ class Camera:
             "puback_ms": {
                 "mean": round(sum(latencies) / len(latencies), 2) if latencies else None,
                 "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
-                "samples": len(latencies),
+                "samples": len(latencies),  # the last RECENT_ACKS frames
             },
             "throughput_kbps": round(throughput, 2),
+            "link_kbps": round(link, 2) if link is not None else None,
             **self._applied(),
         }
 
@@ -382,6 +419,7 @@ class Camera:
             "fps": s.fps,
             "max_kbps": s.max_kbps,
             "mode": s.mode,
+            "deadline_ms": s.deadline_ms,
         }
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
@@ -410,22 +448,58 @@ class Camera:
 
     # --- capture ------------------------------------------------------------------------
 
-    def _rate_budget(self, now: float) -> float:
-        """Bytes the ``max_kbps`` cap allows right now (a bucket holding two seconds)."""
+    def _cap_allows(self, captured: float) -> float:
+        """Bytes the ``max_kbps`` cap still allows for a frame captured at ``captured``: the
+        cap holds over every ``CAP_WINDOW_S`` window of capture times, not just on average."""
         cap = self.settings.max_kbps
+        window = self._sent_window
+        while window and window[0][0] <= captured - CAP_WINDOW_S:
+            window.popleft()
         if cap is None:
             return math.inf
-        rate = cap * 1000 / 8
-        self._tokens = min(2 * rate, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        return self._tokens
+        return cap * 1000 / 8 * CAP_WINDOW_S - sum(n for _, n in window)
+
+    def _arrival_s(self, size: int) -> float | None:
+        """When a ``size``-byte frame sent now would be acknowledged (``UplinkEstimator``)."""
+        now = time.monotonic()
+        with self._lock:
+            frames = [p for p in self._pending.values() if p.is_frame]
+            queued = sum(p.size for p in self._pending.values())
+            oldest = min(frames, key=lambda p: p.sent_at, default=None)
+            stalled = None if oldest is None else (oldest.size, now - oldest.sent_at)
+            return self.uplink.arrival_s(size, queued, stalled)
+
+    def _fit(self, packet: bytes, channels: int, captured: float) -> tuple[bytes, int, str]:
+        """Trim ``packet`` to the most channels that the cap and the deadline allow."""
+        allowed = self._cap_allows(captured)
+        deadline = self.settings.deadline_ms
+        left = None
+        if deadline is not None:
+            left = deadline / 1000 * (1 - GUARD_MARGIN_S) - (time.monotonic() - captured)
+            if self.uplink.kbps() is None and channels > START_CHANNELS:
+                channels = START_CHANNELS  # nothing measured yet: start small, like TCP
+                packet = trim_channels(packet, channels)
+        while True:
+            over_cap = len(packet) > allowed
+            arrival = None if left is None or over_cap else self._arrival_s(len(packet))
+            # the margin guards the estimate; one channel goes if it can still be in time
+            margin = deadline / 1000 * GUARD_MARGIN_S if deadline and channels == 1 else 0.0
+            late = arrival is not None and left is not None and arrival > left + margin
+            if not over_cap and not late:
+                return packet, channels, "sent"
+            if channels == 1:
+                return packet, channels, "rate" if over_cap else "deadline"
+            # the next lower tier that could fit, by the size of the channels kept
+            channels -= 1
+            packet = trim_channels(packet, channels)
 
     def send_frame(self, frame: np.ndarray) -> str:
         """Encode and publish one captured frame. Returns what happened: ``sent``,
-        ``trimmed`` (fewer channels), ``dropped-backlog`` or ``dropped-rate``."""
+        ``trimmed`` (fewer channels), ``dropped-backlog``, ``dropped-rate`` or
+        ``dropped-deadline``."""
         if self.encoder is None:
             raise RuntimeError("this camera has no encoder")
-        now = time.monotonic()
+        captured = time.monotonic()
         seq = self._seq.take()
         self.stats.frames_captured += 1
         backlog = self.backlog
@@ -435,14 +509,10 @@ class Camera:
         congested = backlog >= max(1, self.max_backlog // 2)
         channels = max(1, tier // 2) if congested else tier
         packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=_now_ms())
-        budget = self._rate_budget(now)
-        while len(packet) > budget and channels > 1:
-            channels = max(1, channels * 2 // 3)
-            packet = trim_channels(packet, channels)
-        if len(packet) > budget:
-            return self._drop("rate")
-        if budget is not math.inf:
-            self._tokens -= len(packet)
+        packet, channels, outcome = self._fit(packet, channels, captured)
+        if outcome != "sent":
+            return self._drop(outcome)
+        self._sent_window.append((captured, len(packet)))
         self._publish(topics.Kind.FRAME, packet)
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(packet)
@@ -460,7 +530,12 @@ class Camera:
         """Do whatever is due (a capture, a heartbeat); return when to call again."""
         now = time.monotonic() if now is None else now
         if self.online and now >= self._next_heartbeat:
-            self.publish_telemetry()
+            # one heartbeat in flight at most: on a stalled link, queued heartbeats would
+            # only delay the frames behind them (and report a link state long gone)
+            with self._lock:
+                waiting = any(p.kind is topics.Kind.TELEMETRY for p in self._pending.values())
+            if not waiting:
+                self.publish_telemetry()
             self._next_heartbeat = now + self.heartbeat_s
         fps = self.settings.fps
         if fps <= 0 or self.source is None or self.encoder is None:

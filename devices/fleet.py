@@ -92,6 +92,7 @@ class Fleet:
         broker_url: str,
         *,
         fps: float = 1.0,
+        deadline_ms: float | None = None,
         tier: int = MAX_TIER,
         mode: str = "periodic",
         source: str = "synthetic",
@@ -135,6 +136,7 @@ class Fleet:
                 source=make_source(source, size, index=i),
                 tier=tier,
                 fps=fps,
+                deadline_ms=deadline_ms,
                 mode=mode,
                 heartbeat_s=heartbeat_s,
                 max_backlog=max_backlog,
@@ -243,6 +245,7 @@ class Fleet:
             "frames_trimmed": sum(s.frames_trimmed for s in stats),
             "dropped_backlog": sum(s.dropped_backlog for s in stats),
             "dropped_rate": sum(s.dropped_rate for s in stats),
+            "dropped_deadline": sum(s.dropped_deadline for s in stats),
             "puback_ms_mean": round(sum(latencies) / len(latencies), 2) if latencies else None,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
@@ -300,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         "--source", default="synthetic", help="synthetic[:SCENE], a folder of images or a video"
     )
     parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument(
+        "--deadline", type=float, help="live deadline, ms: trim or skip frames that would be late"
+    )
     parser.add_argument("--duration", type=float, help="seconds; default: until Ctrl-C")
     parser.add_argument("--tier", type=int, default=MAX_TIER, help=f"channels 1..{MAX_TIER}")
     parser.add_argument("--mode", choices=CAPTURE_MODES, default="periodic")
@@ -332,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         device_ids(args.count, args.prefix),
         args.broker,
         fps=args.fps,
+        deadline_ms=args.deadline,
         tier=args.tier,
         mode=args.mode,
         source=args.source,

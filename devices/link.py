@@ -56,6 +56,7 @@ class LinkEmulator:
         self._random = random.Random(seed)
         self.stagger_s = stagger_s  # connection i sees the trace from i * stagger_s: not in step
         self.connections = 0
+        self.offsets: dict[tuple[str, int], float] = {}  # client (host, port) -> trace offset
         self.host, self.port = host, port or free_port(host)
         self.bytes_up = 0
         self._flowing = threading.Event()
@@ -90,6 +91,11 @@ class LinkEmulator:
         await asyncio.gather(*tasks, return_exceptions=True)
         asyncio.get_running_loop().stop()
 
+    def trace_time(self, client: tuple[str, int] | None, monotonic: float) -> float | None:
+        """Where in the bandwidth trace a client's connection was at ``monotonic``."""
+        offset = self.offsets.get(client) if client else None
+        return None if offset is None else monotonic - self._started_at + offset
+
     def pause(self) -> None:
         """Coverage lost: bytes stop flowing both ways, connections stay open."""
         self._flowing.clear()
@@ -122,6 +128,7 @@ class LinkEmulator:
             return
         offset = self.connections * self.stagger_s
         self.connections += 1
+        self.offsets[writer.get_extra_info("peername")[:2]] = offset
         try:
             await asyncio.gather(
                 self._pump(reader, up_writer, offset),

@@ -97,6 +97,12 @@ def _read_uvarint(data: bytes, pos: int, limit: int) -> tuple[int, int]:
     raise Inconsistent("chunk length varint longer than 5 bytes")
 
 
+def packet_size(chunk_sizes: list[int] | tuple[int, ...]) -> int:
+    """Exact bytes of a packet whose channel chunks have these sizes (header, length
+    table, chunks, CRC): what a frame cost on the wire, from what the archive keeps."""
+    return HEADER_SIZE + CRC_SIZE + sum(len(_uvarint(n)) + n for n in chunk_sizes)
+
+
 @dataclass(frozen=True)
 class Packet:
     """One coded frame. ``chunks[i]`` is latent channel i, in importance order."""

@@ -12,7 +12,10 @@ class LinkSample(models.Model):
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="link_samples")
     at = models.DateTimeField(db_index=True)
-    throughput_kbps = models.FloatField()
+    throughput_kbps = models.FloatField(help_text="Acknowledged kbit/s: what was carried.")
+    link_kbps = models.FloatField(
+        null=True, help_text="What the link could carry, from PUBACK timing (devices.uplink)."
+    )
     backlog = models.PositiveIntegerField()
     max_backlog = models.PositiveIntegerField()
     puback_ms = models.FloatField(null=True)

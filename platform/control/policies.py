@@ -19,7 +19,7 @@ MAX_TIER = 12
 class LinkState:
     """What the platform knows of one camera's uplink, newest sample last."""
 
-    throughput_kbps: Sequence[float]  # acknowledged throughput samples the device reported
+    throughput_kbps: Sequence[float]  # the device's link capacity samples (its telemetry)
     backlog: int  # unacknowledged publishes on the device (its send buffer)
     max_backlog: int
     puback_ms: float | None  # mean publish->PUBACK latency
@@ -27,6 +27,7 @@ class LinkState:
     fps: float
     tier: int  # the tier in force
     since_switch_s: float  # seconds since the tier last changed
+    deadline_ms: float | None = None  # the camera's live deadline, if the admin set one
 
     def kbps_at(self, k: int) -> float | None:
         """The bitrate tier k needs at the current frame rate, if measured."""
@@ -125,70 +126,91 @@ class RobustController:
     """Strata's policy: robustMPC's throughput estimate, BOLA/BBA's buffer signal, the
     camera's own bytes per k, hysteresis and a minimum dwell time.
 
-    - estimate = harmonic mean of recent samples / (1 + max recent relative prediction error)
-    - PUBACK latency near the frame deadline shrinks frames in proportion at once
-    - a filling send buffer steps down at once (it means frames will be late); a queue
-      with a tier that needs more than the estimate goes to the highest tier that fits
-    - an empty buffer with fast PUBACKs probes one tier up after ``dwell_s`` (throughput
-      samples only show what was sent, so an underused link must be probed)
-    - up-switches need ``headroom`` spare capacity and ``dwell_s`` since the last switch
+    - estimate = harmonic mean of the recent capacity samples / (1 + the largest recent
+      relative prediction error), as robustMPC discounts a noisy link
+    - target = the highest k whose bitrate (this scene, this frame rate) uses at most
+      ``utilisation`` of the estimate, and whose frame crosses the link in at most
+      ``frame_share`` of the deadline (with the PUBACK time that transmission does not
+      explain: round trip, broker), so queues drain and single frames are not late
+    - down at once: to the target, and further while the send buffer fills or PUBACKs
+      approach the deadline (frames are already late there)
+    - up only after ``dwell_s`` since the last switch and only to a tier that fits with
+      ``headroom`` to spare (hysteresis: a tier is not left for one that barely fits)
+
+    A camera with a live deadline guards it itself: it trims each frame that its own,
+    fresher estimate says would be late. For such a camera the tier is the ceiling it trims
+    from, so the policy takes the plain estimate and ``guarded_share`` of the deadline: a
+    ceiling set too low would cost quality that no guard gives back.
     """
 
-    dwell_s: float = 10.0
-    headroom: float = 1.2
-    deadline_ms: float = 1000.0  # a frame later than this from capture is late
-    window: int = 5
+    dwell_s: float = 6.0
+    utilisation: float = 0.8
+    headroom: float = 1.15
+    frame_share: float = 0.5
+    guarded_share: float = 0.7
+    deadline_ms: float = 1000.0  # when the camera has none: the live-view freshness aimed at
+    window: int = 3
     errors: list[float] = field(default_factory=list)
     last_estimate: float | None = None
+
+    def _estimate(self, samples: list[float], guarded: bool) -> float:
+        if self.last_estimate:
+            error = abs(samples[-1] - self.last_estimate) / samples[-1]
+            self.errors = [*self.errors[-self.window + 1 :], error]
+        self.last_estimate = harmonic_mean(samples)
+        if guarded:
+            return self.last_estimate
+        return self.last_estimate / (1 + max(self.errors, default=0.0))
 
     def __call__(self, state: LinkState, limits: Limits) -> Decision:
         samples = [s for s in state.throughput_kbps[-self.window :] if s > 0]
         fill = state.backlog / max(1, state.max_backlog)
         inputs: dict = {"buffer_fill": round(fill, 3), "tier": state.tier, "samples": samples}
-        if samples and self.last_estimate:
-            self.errors = [
-                *self.errors[-self.window + 1 :],
-                abs(samples[-1] - self.last_estimate) / samples[-1],
-            ]
-        estimate = harmonic_mean(samples) / (1 + max(self.errors, default=0)) if samples else None
-        self.last_estimate = harmonic_mean(samples) if samples else None
-        inputs["estimate_kbps"] = round(estimate, 2) if estimate else None
+        if not samples:
+            return _decide(state, limits, state.tier, "no link measurement yet: keep", inputs)
+        guarded = state.deadline_ms is not None
+        estimate = self._estimate(samples, guarded)
+        deadline_s = (state.deadline_ms or self.deadline_ms) / 1000
+        share = self.guarded_share if guarded else self.frame_share
+        # PUBACK time not explained by the frame's transmission: round trip, broker, radio
+        now_size = state.bytes_per_frame.get(state.tier)
+        base_s = 0.0
+        if state.puback_ms is not None and now_size is not None:
+            base_s = max(0.0, state.puback_ms / 1000 - now_size * 8 / 1000 / estimate)
+
+        def fits(k: int, margin: float = 1.0) -> bool:
+            need, size = state.kbps_at(k), state.bytes_per_frame.get(k)
+            return (
+                need is not None
+                and size is not None
+                and need * margin <= self.utilisation * estimate
+                and base_s + size * 8 / 1000 / estimate <= share * deadline_s
+            )
+
+        target = max((k for k in range(1, MAX_TIER + 1) if fits(k)), default=1)
+        inputs |= {
+            "estimate_kbps": round(estimate, 2),
+            "base_latency_ms": round(base_s * 1000),
+            "target": target,
+        }
         need_now = state.kbps_at(state.tier)
         inputs["need_kbps"] = round(need_now, 2) if need_now else None
-
         if fill >= 0.5:
-            wanted, why = (
-                max(1, state.tier - max(1, round(fill * 4))),
-                "send buffer filling: step down",
-            )
-        elif fill > 0 and estimate is not None and need_now is not None and need_now > estimate:
-            # Samples only show what was sent: with an empty buffer the link kept up, so
-            # only a queue proves that the tier needs more than the link gives.
-            wanted, why = _highest_fitting(state, estimate), "tier needs more than the link gives"
-        elif (
-            state.puback_ms is not None
-            and state.puback_ms > 0.6 * self.deadline_ms
-            and (size := state.bytes_per_frame.get(state.tier))
-        ):
-            # Frames take too long to get through: shrink them in proportion.
-            target = size * 0.4 * self.deadline_ms / state.puback_ms
-            fitting = [k for k, b in state.bytes_per_frame.items() if b <= target]
-            wanted = max(1, min(state.tier - 1, max(fitting, default=1)))
-            why = f"PUBACK {state.puback_ms:.0f} ms near the {self.deadline_ms:.0f} ms deadline"
-        elif state.since_switch_s < self.dwell_s:
+            wanted = max(1, min(target, state.tier - max(1, round(fill * 4))))
+            why = "send buffer filling: step down"
+        elif state.puback_ms is not None and state.puback_ms > 0.6 * deadline_s * 1000:
+            wanted = max(1, min(target, state.tier - 1))
+            why = f"PUBACK {state.puback_ms:.0f} ms near the {deadline_s * 1000:.0f} ms deadline"
+        elif target < state.tier:
+            wanted, why = target, f"needs more than {self.utilisation:.0%} of the estimate"
+        elif target > state.tier and state.since_switch_s < self.dwell_s:
             wanted, why = state.tier, "dwell: hold"
-        elif (
-            fill == 0
-            and state.tier < MAX_TIER
-            and (
-                estimate is None
-                or (nxt := state.kbps_at(state.tier + 1)) is None
-                or nxt * self.headroom <= estimate
-                or (state.puback_ms is not None and state.puback_ms < 0.2 * self.deadline_ms)
+        elif target > state.tier:
+            wanted = max(
+                (k for k in range(state.tier, target + 1) if fits(k, self.headroom)),
+                default=state.tier,
             )
-            and (state.puback_ms is None or state.puback_ms < 0.3 * self.deadline_ms)
-        ):
-            wanted, why = state.tier + 1, "link idle: probe one tier up"
+            why = "link carries more: up" if wanted > state.tier else "hysteresis: hold"
         else:
             wanted, why = state.tier, "steady"
         return _decide(state, limits, wanted, why, inputs)

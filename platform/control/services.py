@@ -17,12 +17,12 @@ from control.models import LinkSample
 from control.policies import POLICIES, Decision, Limits, LinkState
 from fleet.models import Device
 from fleet.services import apply_controller_tier, effective_tier
+from mcucoder.bitstream import packet_size
 
 log = logging.getLogger(__name__)
 
-PACKET_OVERHEAD_BYTES = 36  # header + CRC of docs/bitstream.md, plus ~2 B of length per chunk
 SAMPLES = 10
-SCENE_FRAMES = 30  # recent frames whose layer sizes stand for the camera's scene
+SCENE_FRAMES = 120  # recent frames whose layer sizes stand for the camera's scene
 
 
 class BadTelemetry(ValueError):
@@ -49,6 +49,7 @@ def record_telemetry(device: Device, payload: dict) -> LinkSample:
         device=device,
         at=timezone.now(),
         throughput_kbps=_number(payload, "throughput_kbps", 0.0),
+        link_kbps=_number(payload, "link_kbps", 0.0) or None,
         backlog=int(_number(payload, "backlog", 0.0)),
         max_backlog=int(_number(payload, "max_backlog", 16.0)),
         puback_ms=float(puback_mean) if isinstance(puback_mean, int | float) else None,
@@ -66,13 +67,26 @@ def bytes_per_frame(device: Device) -> dict[int, float]:
         .annotate(mean=Avg(Length("data")))
         .values_list("index", "mean")
     )
-    sizes, total = {}, float(PACKET_OVERHEAD_BYTES)
+    chunks: list[int] = []
+    sizes = {}
     for k in range(1, 13):
         if k - 1 not in means:
             break
-        total += float(means[k - 1]) + 2
-        sizes[k] = total
+        chunks.append(round(float(means[k - 1])))
+        sizes[k] = float(packet_size(chunks))
     return sizes
+
+
+def extrapolated(sizes: dict[int, float]) -> dict[int, float]:
+    """Sizes for the tiers above those measured (a camera held low sends no high channels):
+    each further channel costs as much as the last measured one. Channels are ordered by
+    importance, so later ones are no bigger: the guess errs high, never tempting a policy
+    into a tier the link cannot carry."""
+    if not sizes:
+        return sizes
+    top = max(sizes)
+    step = sizes[top] - sizes.get(top - 1, packet_size([]))
+    return sizes | {k: sizes[top] + step * (k - top) for k in range(top + 1, 13)}
 
 
 def link_state(device: Device, now: datetime | None = None) -> LinkState:
@@ -81,14 +95,16 @@ def link_state(device: Device, now: datetime | None = None) -> LinkState:
     last = samples[-1] if samples else None
     switched = device.desired_at or device.created_at  # the last published change
     return LinkState(
-        throughput_kbps=[s.throughput_kbps for s in samples],
+        # capacity where the device measures it, else what it carried (older firmware)
+        throughput_kbps=[s.link_kbps or s.throughput_kbps for s in samples],
         backlog=last.backlog if last else 0,
         max_backlog=last.max_backlog if last else 16,
         puback_ms=last.puback_ms if last else None,
-        bytes_per_frame=bytes_per_frame(device),
+        bytes_per_frame=extrapolated(bytes_per_frame(device)),
         fps=device.fps or 1.0,
         tier=effective_tier(device),
         since_switch_s=(now - switched).total_seconds(),
+        deadline_ms=device.deadline_ms,
     )
 
 
@@ -116,20 +132,26 @@ def prune_samples(keep: timedelta = timedelta(days=7)) -> int:
 
 
 def run_controller(
-    policy: str, interval_s: float, stop: threading.Event, once: bool = False
+    policy: str | None, interval_s: float, stop: threading.Event, once: bool = False
 ) -> None:
-    """Decide every active camera's tier each ``interval_s`` until ``stop`` is set.
+    """Decide every active camera's tier each ``interval_s`` until ``stop`` is set, with
+    ``policy`` for all, or (None) the policy each camera's admin chose.
 
-    One policy instance per camera, since policies may keep state (prediction errors).
+    One policy instance per camera, since policies may keep state (prediction errors); a
+    camera whose policy changes gets a fresh one.
     """
-    factory = policy_factory(policy)
-    controllers: dict[int, Callable[[LinkState, Limits], Decision]] = {}
+    if policy is not None:
+        policy_factory(policy)  # an unknown name fails now, not on every round
+    controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]] = {}
     rounds = 0
     while not stop.is_set():
         close_old_connections()
         for device in Device.objects.filter(is_active=True):
-            controller = controllers.setdefault(device.pk, factory())
+            name = policy or device.tier_policy
             try:
+                if (device.pk, name) not in controllers:
+                    controllers[(device.pk, name)] = policy_factory(name)()
+                controller = controllers[(device.pk, name)]
                 decide_tier(device, controller)
             except Exception:  # one camera (or a broker hiccup) must not stop the others
                 log.exception("controller: deciding %s failed", device.device_id)

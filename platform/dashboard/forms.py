@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from control.policies import POLICIES
 from fleet.models import MAX_FPS, MAX_TIER, Device
 
 TIERS = [(k, f"{k} of {MAX_TIER}") for k in range(1, MAX_TIER + 1)]
@@ -27,6 +28,17 @@ class ControlsForm(forms.Form):
     fps = forms.FloatField(label="Frames per second", min_value=0, max_value=MAX_FPS)
     capture_mode = forms.ChoiceField(
         label="Capture", choices=Device._meta.get_field("capture_mode").choices
+    )
+    deadline_ms = forms.IntegerField(
+        label="Live deadline (ms)",
+        min_value=100,
+        max_value=600_000,
+        required=False,
+        help_text="The camera trims or skips frames that would arrive later. Empty: send"
+        " every frame (store and forward).",
+    )
+    tier_policy = forms.ChoiceField(
+        label="Tier policy", choices=[(name, name) for name in POLICIES]
     )
 
     def clean(self) -> dict[str, Any]:

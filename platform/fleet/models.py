@@ -53,6 +53,19 @@ class Device(models.Model):
     max_kbps = models.PositiveIntegerField(
         null=True, blank=True, help_text="Admin bitrate cap in kbit/s; empty for none."
     )
+    deadline_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(100), MaxValueValidator(600_000)],
+        help_text="Live deadline: the camera trims channels, or skips a frame, that would arrive"
+        " later than this after capture. Empty: every frame is sent at its tier (store and"
+        " forward).",
+    )
+    tier_policy = models.CharField(
+        max_length=32,
+        default="robust",
+        help_text="The tier controller's policy for this camera (control.policies.POLICIES).",
+    )
     fps = models.FloatField(
         default=1.0,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_FPS)],

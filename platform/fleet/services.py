@@ -108,6 +108,7 @@ def desired_payload(device: Device) -> dict[str, Any]:
         "fps": device.fps,
         "max_kbps": device.max_kbps,
         "mode": device.capture_mode,
+        "deadline_ms": device.deadline_ms,
     }
 
 
@@ -187,7 +188,16 @@ def publish_desired(device: Device) -> dict[str, Any]:
     return payload
 
 
-CONTROL_FIELDS = ("max_kbps", "min_tier", "max_tier", "tier_override", "fps", "capture_mode")
+CONTROL_FIELDS = (
+    "max_kbps",
+    "min_tier",
+    "max_tier",
+    "tier_override",
+    "fps",
+    "capture_mode",
+    "deadline_ms",
+    "tier_policy",
+)
 
 
 def controls(device: Device) -> dict[str, Any]:

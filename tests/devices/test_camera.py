@@ -59,11 +59,16 @@ def test_status_desired_reported_and_clean_shutdown(
         observer.wait_for(
             device_id, K.REPORTED, lambda p: p["version"] == 4 and p["max_kbps"] == 64
         )
-        assert camera.settings.tier == 5
+        assert camera.settings.tier == 5 and camera.settings.deadline_ms is None
         observer.publish_json(device_id, K.DESIRED, {"version": 2, "tier": 1})
         observer.publish_json(device_id, K.DESIRED, {"version": 5, "tier": 13})
         rejected = observer.wait_for(device_id, K.REPORTED, lambda p: "error" in p)
         assert rejected["version"] == 4 and rejected["tier"] == 5
+        observer.publish_json(device_id, K.DESIRED, {"version": 6, "deadline_ms": 5})
+        refused = observer.wait_for(
+            device_id, K.REPORTED, lambda p: "deadline_ms" in p.get("error", "")
+        )
+        assert refused["deadline_ms"] is None
         assert camera.settings.tier == 5 and camera.settings.version == 4
 
         camera.publish_telemetry()
@@ -71,7 +76,7 @@ def test_status_desired_reported_and_clean_shutdown(
         assert {"frames_sent", "bytes_sent", "backlog", "frames_dropped", "puback_ms"} <= set(
             telemetry
         )
-        assert {"throughput_kbps", "tier", "fps", "uptime_s"} <= set(telemetry)
+        assert {"throughput_kbps", "link_kbps", "tier", "fps", "uptime_s"} <= set(telemetry)
     finally:
         camera.stop()
     offline = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
@@ -164,6 +169,54 @@ def test_rate_cap_drops_trailing_channels_first(
         assert sum(len(p.to_bytes()) for p in packets) <= 1000
     finally:
         camera.stop()
+
+
+def test_deadline_guard_trims_frames_to_arrive_in_time_and_skips_on_a_stalled_link(
+    broker_url: str, device_id: str, observer: Observer
+) -> None:
+    from mcucoder.bitstream import parse_packet
+
+    broker = BrokerURL.parse(broker_url)
+    # 12 channels are 2,085 B: 1.04 s at 16 kbit/s, late before the broker even has them
+    with LinkEmulator((broker.host, broker.port), bandwidth=16.0) as link:
+        camera = make_camera(
+            device_id,
+            link.url,
+            encoder=SizedPacketEncoder(170),
+            deadline_ms=1000,
+            heartbeat_s=60,
+        )
+        try:
+            frame = SyntheticScene("cafe", (64, 48)).next_frame()
+            outcomes = []
+            for _ in range(6):
+                outcomes.append(camera.send_frame(frame))
+                seen = len(observer.of(device_id, K.FRAME))
+                while len(observer.of(device_id, K.FRAME)) == seen:
+                    time.sleep(0.005)
+                arrived_ms = time.time() * 1000
+                packet = parse_packet(observer.of(device_id, K.FRAME)[-1].payload)
+                assert arrived_ms - packet.capture_time_ms <= 1000, outcomes
+                time.sleep(0.3)
+            assert outcomes == ["trimmed"] * 6
+            channels = [parse_packet(m.payload).n_channels for m in observer.of(device_id, K.FRAME)]
+            assert channels[0] == 1  # nothing measured yet: a small first frame
+            assert max(channels) > 1  # then as much as fits, from its own measurements
+            assert camera.telemetry()["link_kbps"] == pytest.approx(16.0, rel=0.5)
+
+            link.pause()  # coverage lost: the next frame is stuck, the ones after it skipped
+            outcomes = [camera.send_frame(frame)]
+            time.sleep(1.0)
+            outcomes += [camera.send_frame(frame), camera.send_frame(frame)]
+            assert outcomes[1:] == ["dropped-deadline"] * 2
+            assert camera.stats.dropped_deadline == 2 and camera.seq == 9
+            link.resume()
+            deadline = time.monotonic() + 10
+            while camera.backlog and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert camera.send_frame(frame) in ("sent", "trimmed")  # back once it drained
+        finally:
+            camera.stop()
 
 
 def test_lossy_link_delays_frames_but_loses_none(

@@ -117,11 +117,14 @@ def test_admin_controls_are_saved_audited_and_published(world):
         "tier_override": "",
         "fps": "2",
         "capture_mode": "motion",
+        "deadline_ms": "1500",
+        "tier_policy": "throughput",
     }
     response = client.post(f"/devices/{mine.device_id}/controls", form, follow=True)
     assert b"Sent to the camera as version 1" in response.content
     mine.refresh_from_db()
     assert (mine.max_kbps, mine.min_tier, mine.max_tier, mine.fps) == (48, 2, 10, 2.0)
+    assert (mine.deadline_ms, mine.tier_policy) == (1500, "throughput")
     state = client.get(f"/devices/{mine.device_id}/state").json()
     assert state["desired"] == {
         "version": 1,
@@ -129,6 +132,7 @@ def test_admin_controls_are_saved_audited_and_published(world):
         "fps": 2.0,
         "max_kbps": 48,
         "mode": "motion",
+        "deadline_ms": 1500,
     }
     assert state["pending"] and state["reported"] is None
     page = client.get(f"/devices/{mine.device_id}/").content.decode()
@@ -137,6 +141,10 @@ def test_admin_controls_are_saved_audited_and_published(world):
         f"/devices/{mine.device_id}/controls", {**form, "min_tier": "11"}, follow=True
     )
     assert bad.status_code == 400 and b"minimum tier is above" in bad.content
+    unknown = client.post(
+        f"/devices/{mine.device_id}/controls", {**form, "tier_policy": "magic"}, follow=True
+    )
+    assert unknown.status_code == 400 and b"magic is not one of the available" in unknown.content
 
 
 def test_frame_page_has_a_slider_up_to_the_layers_received(world):

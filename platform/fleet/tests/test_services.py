@@ -83,17 +83,25 @@ def retained_desired(device_id: str, timeout_s: float = 10.0) -> dict:
 
 def test_update_controls_audits_and_publishes_retained_versions(device):
     admin = get_user_model().objects.create_user("fleet-admin", is_staff=True)
-    first = update_controls(device, admin, max_kbps=40, tier_override=6)
-    assert first == {"version": 1, "tier": 6, "fps": 1.0, "max_kbps": 40, "mode": "periodic"}
+    first = update_controls(device, admin, max_kbps=40, tier_override=6, deadline_ms=800)
+    assert first == {
+        "version": 1,
+        "tier": 6,
+        "fps": 1.0,
+        "max_kbps": 40,
+        "mode": "periodic",
+        "deadline_ms": 800,
+    }
     second = update_controls(device, admin, max_kbps=None, tier_override=None, max_tier=9)
     assert second["version"] == 2 and second["tier"] == 9 and second["max_kbps"] is None
     assert update_controls(device, admin, max_tier=9) is None  # nothing changed
     assert retained_desired(device.device_id) == second
     # What the device does with it: the payload is valid desired state.
     assert Settings().merged(second).max_kbps is None
+    assert Settings().merged(second).deadline_ms == 800
     entries = list(AuditEntry.objects.filter(target=f"device:{device.device_id}"))
     assert [e.after for e in reversed(entries)] == [
-        {"max_kbps": 40, "tier_override": 6},
+        {"max_kbps": 40, "tier_override": 6, "deadline_ms": 800},
         {"max_kbps": None, "max_tier": 9, "tier_override": None},
     ]
     assert entries[0].username == "fleet-admin"
@@ -125,7 +133,7 @@ def test_reported_state_is_kept_newest_first(device):
 
 def test_desired_payload_matches_the_device_contract(device):
     payload = desired_payload(device)
-    assert set(payload) == {"version", "tier", "fps", "max_kbps", "mode"}
+    assert set(payload) == {"version", "tier", "fps", "max_kbps", "mode", "deadline_ms"}
     modes = {value for value, _ in Device._meta.get_field("capture_mode").choices}
     assert modes == set(CAPTURE_MODES)
     assert Settings().merged(payload).mode == "periodic"

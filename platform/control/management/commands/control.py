@@ -15,14 +15,20 @@ class Command(BaseCommand):
     help = "Run the quality-tier controller: decide and publish each camera's tier."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--policy", default="robust", choices=sorted(POLICIES))
+        parser.add_argument(
+            "--policy",
+            default=None,
+            choices=sorted(POLICIES),
+            help="one policy for every camera (default: each camera's own, set by its admin)",
+        )
         parser.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
         parser.add_argument("--once", action="store_true", help="one round, then exit")
 
-    def handle(self, *args, policy: str, interval: float, once: bool, **options) -> None:
+    def handle(self, *args, policy: str | None, interval: float, once: bool, **options) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        self.stdout.write(f"controller: policy {policy}, every {interval:g} s")
+        chosen = policy or "each camera's own"
+        self.stdout.write(f"controller: policy {chosen}, every {interval:g} s")
         try:
             run_controller(policy, interval, stop, once=once)
         except KeyboardInterrupt:

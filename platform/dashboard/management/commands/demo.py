@@ -91,7 +91,7 @@ class Command(BaseCommand):
 
         stop_control = threading.Event()
         threading.Thread(
-            target=run_controller, args=("robust", 5.0, stop_control), name="control", daemon=True
+            target=run_controller, args=(None, 5.0, stop_control), name="control", daemon=True
         ).start()
 
         def announce() -> None:
