@@ -171,9 +171,12 @@ def link_cli(tmp_path_factory) -> Path:
     return exe
 
 
-def _python_device(desired_payloads: list[str]) -> list[tuple[int, dict | None]]:
+def _python_device(desired_payloads: list[str]) -> list[tuple[int, str | dict | None]]:
     """devices/camera.py's rules (Settings.merged + the repeat/stale checks) per payload:
-    (1 applied | 0 ignored | -1 invalid, settings dict after it)."""
+    (1 applied | 0 ignored | -1 invalid, the error text, or the applied settings as
+    Camera._applied() writes them)."""
+    from dataclasses import asdict
+
     from devices.camera import Settings
 
     s, out = Settings(), []
@@ -197,7 +200,7 @@ def _python_device(desired_payloads: list[str]) -> list[tuple[int, dict | None]]
             out.append((0, None))
             continue
         s = new
-        out.append((1, None))
+        out.append((1, asdict(s)))
     return out
 
 
@@ -218,6 +221,15 @@ DESIRED = [
     "[1, 2]",
     '{"version": 7, "max_kbps": null, "mode": "motion", "extra": {"a": [1, "}"]}}',
     '{"version": 8, "fps": 0, "tier": 1}',
+    '{"version": 9, "deadline_ms": 99}',
+    '{"version": 9, "deadline_ms": 600001}',
+    '{"version": 9, "deadline_ms": true}',
+    '{"version": 9, "deadline_ms": "1000"}',
+    '{"version": 9, "deadline_ms": 1000}',
+    '{"version": 10, "deadline_ms": 250.5, "tier": 3}',
+    '{"version": 11, "deadline_ms": 100}',
+    '{"version": 12, "deadline_ms": 600000.0}',
+    '{"version": 13, "deadline_ms": null, "fps": 0, "tier": 1}',
 ]
 
 
@@ -235,10 +247,16 @@ def test_zephyr_link_desired_rules_match_the_simulator(link_cli):
             assert rep["error"] == err and rep["rejected"] == raw
         else:
             assert "error" not in rep
+        if code == 1:  # the settings, in Camera._applied()'s order, as json.dumps writes them
+            assert list(rep.items())[:6] == list(err.items()), raw
+            assert report.startswith(json.dumps(err)[:-1] + ", "), raw
+    assert "'deadline_ms' must be a number 100..600000 or null" in lines[16]
+    after_9 = json.loads(lines[20].split(" ", 1)[1])
+    assert after_9["deadline_ms"] == 1000.0 and '"deadline_ms": 1000.0,' in lines[20]
     final = json.loads(lines[len(DESIRED) - 1].split(" ", 1)[1])
     assert final == {
-        "version": 8, "tier": 1, "fps": 0.0, "max_kbps": None, "mode": "motion",
-        "device": "cam-007", "ts": 1764086420456,
+        "version": 13, "tier": 1, "fps": 0.0, "max_kbps": None, "mode": "motion",
+        "deadline_ms": None, "device": "cam-007", "ts": 1764086420456,
     }  # fmt: skip
 
 
@@ -248,14 +266,18 @@ def test_zephyr_link_topics_and_payloads_follow_docs_mqtt(link_cli):
     res = subprocess.run(
         [str(link_cli), "cam-007", DESIRED[0]], capture_output=True, text=True, check=True
     )
-    lines = res.stdout.splitlines()[1:]
+    lines_all = res.stdout.splitlines()
+    lines = lines_all[1:]
     assert lines[:5] == [topics.topic("cam-007", k) for k in topics.Kind]
-    online, offline, telemetry = (json.loads(x) for x in lines[5:8])
+    online, offline, telemetry, telemetry2 = (json.loads(x) for x in lines[5:9])
     doc = (ROOT / "docs" / "mqtt.md").read_text()
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", doc, re.S)]
     doc_online = next(b for b in blocks if b.get("state") == "online")
     doc_will = next(b for b in blocks if b.get("state") == "offline")
     doc_tel = next(b for b in blocks if "puback_ms" in b)
+    doc_reports = [b for b in blocks if "rejected" in b or set(b) >= {"version", "device", "ts"}]
+    doc_reports = [b for b in doc_reports if "state" not in b and "puback_ms" not in b]
+    assert len(doc_reports) == 2  # applied, rejected
     assert set(online) == set(doc_online) and online["state"] == "online"
     assert online["mqtt"] == "3.1.1" and online["resolution"] == [224, 224]
     assert offline == doc_will  # the Last Will: no timestamp
@@ -264,12 +286,222 @@ def test_zephyr_link_topics_and_payloads_follow_docs_mqtt(link_cli):
         "p95",
         "samples",
     }
-    assert telemetry["frames_dropped"] == telemetry["dropped_backlog"] + telemetry["dropped_rate"]
+    assert list(telemetry) == list(doc_tel)  # the doc's order, settings last as Python's
+    assert telemetry["frames_dropped"] == (
+        telemetry["dropped_backlog"] + telemetry["dropped_rate"] + telemetry["dropped_deadline"]
+    )
+    assert telemetry["dropped_deadline"] == 2 and telemetry["link_kbps"] is None
+    assert telemetry["deadline_ms"] is None and telemetry["puback_ms"]["samples"] == 8
+    # no PUBACK yet: latency null (as Python); link_kbps rounded to 2 decimals
+    assert telemetry2["puback_ms"] == {"mean": None, "p95": None, "samples": 0}
+    assert telemetry2["link_kbps"] == 23.8
+    # the reported payloads (applied, rejected) against the doc's examples
+    applied = json.loads(lines_all[0].split(" ", 1)[1])
+    rejected = json.loads(
+        subprocess.run(
+            [str(link_cli), "cam-007", '{"version": 5, "tier": 13}'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.splitlines()[0]
+        .split(" ", 1)[1]
+    )
+    assert list(applied) == list(doc_reports[0])
+    assert list(rejected) == list(doc_reports[1])
     # local fallback rule 1 at tier 6, max_backlog 16: full, half the tier, drop
-    assert lines[8] == "6 3 0"
-    assert lines[9] == "-1"  # a payload that does not fit is refused, never truncated
+    assert lines[9] == "6 3 0"
+    assert lines[10] == "-1"  # a payload that does not fit is refused, never truncated
 
 
 def test_zephyr_link_rejects_bad_device_ids(link_cli):
     res = subprocess.run([str(link_cli), "cam/7"], capture_output=True, text=True, check=True)
     assert res.stdout.splitlines()[:5] == ["BAD"] * 5
+
+
+# --- the uplink estimator, the rate cap + deadline guard and packet trimming ---------------
+
+
+def _script(link_cli: Path, commands: list[str]) -> list[str]:
+    res = subprocess.run(
+        [str(link_cli), "--script"],
+        input="\n".join(commands) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return res.stdout.splitlines()
+
+
+def _num(text: str) -> float | None:
+    x = float(text)
+    return None if x == -1 else x
+
+
+# (sent_at, acked_at, size): overlapping frames (service from the previous PUBACK), service
+# times below 2 ms and above 2 s (no sample), more than the window of 4, a fade and a recovery
+ACKS = [
+    (0.0, 0.1, 1000),
+    (0.05, 0.15, 500),
+    (0.2, 0.2015, 100),
+    (0.3, 2.5, 4000),
+    (3.0, 3.5, 2000),
+    (3.6, 3.7, 3000),
+    (3.65, 3.9, 1000),
+    (4.0, 4.001, 10),
+    (4.0, 4.5, 5000),
+    (5.0, 5.25, 50),
+    (5.3, 5.4, 4000),
+]
+# (size, queued_bytes, oldest (size, age) or None)
+ARRIVALS = [
+    (500, 0, None),
+    (500, 3000, (1000, 0.05)),
+    (500, 3000, (1000, 0.0)),
+    (2000, 1000, (1000, 3.0)),
+    (1, 0, (20000, 0.5)),
+]
+
+
+def test_zephyr_uplink_estimator_matches_devices_uplink(link_cli):
+    from devices.uplink import UplinkEstimator
+
+    py = UplinkEstimator()
+    commands, expected = ["reset"], [None]
+    for size, queued, oldest in ARRIVALS:  # nothing measured: no prediction
+        commands.append(f"arrival {size} {queued} {oldest[0] if oldest else 0} "
+                        f"{oldest[1] if oldest else 0}")  # fmt: skip
+        expected.append(py.arrival_s(size, queued, oldest))
+    for sent, acked, size in ACKS:
+        py.acknowledged(sent, acked, size)
+        commands.append(f"ack {sent!r} {acked!r} {size}")
+        expected.append(py.kbps())
+        for size2, queued, oldest in ARRIVALS:
+            commands.append(f"arrival {size2} {queued} {oldest[0] if oldest else 0} "
+                            f"{oldest[1] if oldest else 0}")  # fmt: skip
+            expected.append(py.arrival_s(size2, queued, oldest))
+    got = _script(link_cli, commands)
+    assert len(got) == len(expected)
+    assert got[0] == "ok" and all(x == "-1" for x in got[1 : 1 + len(ARRIVALS)])
+    for cmd, line, want in zip(commands[1:], got[1:], expected[1:], strict=True):
+        if want is None:
+            assert _num(line) is None, cmd
+        else:
+            assert _num(line) == pytest.approx(want, rel=1e-12), cmd
+    # hand-checked: 80, 80 (from the previous PUBACK), then 32 / 240 / 40 / 80.16 / 1.6 / 320
+    # kbit/s (80.16: served from the ignored 1 ms sample's PUBACK, 0.499 s); the harmonic mean
+    # of (240, 40, 80.16, 1.6) is above the latest (1.6): a fade is believed at once
+    kbps = [_num(got[1 + (1 + len(ARRIVALS)) * i + len(ARRIVALS)]) for i in range(len(ACKS))]
+    assert kbps[1] == pytest.approx(80) and kbps[3] == pytest.approx(80)
+    assert kbps[9] == pytest.approx(1.6)
+    assert kbps[10] == pytest.approx(4 / (1 / 40 + 0.499 / 40 + 1 / 1.6 + 1 / 320))
+
+
+# Estimator states for the guard: steady 80 kbit/s; nothing measured
+STEADY = [(0.0, 0.1, 1000), (0.2, 0.3, 1000)]
+SIZES = [33 + 500 * k for k in range(1, 13)]  # the packet with its first k channels
+# (name, acks, deadline_ms, max_kbps, cap window [(seconds before capture, bytes)],
+#  queued bytes, oldest pending frame (size, age) or None, seconds since capture, sizes,
+#  hand-checked (channels, outcome))
+GUARD_CASES = [
+    ("no deadline, no cap", STEADY, None, None, [], 0, None, 0.1, SIZES, (12, "sent")),
+    ("no estimate: one channel", [], 1000, None, [], 0, None, 0.1, SIZES, (1, "sent")),
+    ("most channels in half the deadline", STEADY, 1000, None, [], 0, None, 0.1, SIZES,
+     (7, "sent")),
+    ("behind a queue", STEADY, 1000, None, [], 2000, (1000, 0.05), 0.1, SIZES, (3, "sent")),
+    ("one channel may use the whole deadline", STEADY, 1000, None, [], 4000, (1000, 0.05),
+     0.1, SIZES, (1, "sent")),
+    ("stalled link", STEADY, 1000, None, [], 1000, (1000, 2.0), 0.1, SIZES,
+     (0, "deadline")),
+    ("too long since capture", STEADY, 1000, None, [], 0, None, 1.0, SIZES,
+     (0, "deadline")),
+    ("shortest deadline", STEADY, 100, None, [], 0, None, 0.0, SIZES, (1, "sent")),
+    ("longest deadline", STEADY, 600000, None, [], 0, None, 0.0, SIZES, (12, "sent")),
+    ("cap: 2 s window, the frame 2 s old is out", STEADY, None, 8, [(1.0, 1500), (2.0, 5000)],
+     0, None, 0.0, SIZES, (0, "rate")),
+    ("cap trims", STEADY, None, 8, [(1.0, 900)], 0, None, 0.0, SIZES, (2, "sent")),
+    ("cap and deadline", STEADY, 1000, 8, [(0.5, 900)], 0, None, 0.1, SIZES, (2, "sent")),
+    ("cap, no estimate", [], 1000, 8, [(1.9, 1400)], 0, None, 0.1, SIZES, (1, "sent")),
+    ("cap first: no deadline drop when over the cap", STEADY, 1000, 1, [], 0, (1000, 9.0),
+     0.1, SIZES, (0, "rate")),
+    ("a tier of 3", STEADY, 1000, None, [], 0, None, 0.1, SIZES[:3], (3, "sent")),
+]  # fmt: skip
+
+
+def _python_fit(monkeypatch, case) -> tuple[float, int, str]:
+    """Camera._fit itself on packets of the case's sizes (trim_channels and the clock
+    stubbed): (bytes the cap allows, channels kept or 0, outcome)."""
+    import time
+    import types
+
+    import devices.camera as cam
+    from devices import topics
+
+    _, acks, deadline, cap, window, queued, oldest, since, sizes, _ = case
+    now = 1000.0
+    clock = types.SimpleNamespace(monotonic=lambda: now, time=time.time, sleep=time.sleep)
+    monkeypatch.setattr(cam, "time", clock)
+    monkeypatch.setattr(cam, "trim_channels", lambda packet, k: bytes(sizes[k - 1]))
+    camera = cam.Camera("cam-guard", "mqtt://127.0.0.1:1", deadline_ms=deadline, max_kbps=cap)
+    for a in acks:
+        camera.uplink.acknowledged(*a)
+    captured = now - since
+    camera._sent_window.extend((captured - dt, n) for dt, n in window)
+    rest = queued
+    if oldest is not None:
+        camera._pending[1] = cam._Pending(now - oldest[1], oldest[0], topics.Kind.FRAME)
+        rest -= oldest[0]
+    if rest:
+        camera._pending[2] = cam._Pending(now, rest, topics.Kind.TELEMETRY)
+    _, k, outcome = camera._fit(bytes(sizes[-1]), len(sizes), captured)
+    return camera._cap_allows(captured), (k if outcome == "sent" else 0), outcome
+
+
+def test_zephyr_guard_matches_camera_fit(link_cli, monkeypatch):
+    commands, expected = [], []
+    now = 1000.0
+    for case in GUARD_CASES:
+        name, acks, deadline, cap, window, queued, oldest, since, sizes, hand = case
+        captured = now - since
+        commands.append("reset")
+        commands += [f"ack {a[0]!r} {a[1]!r} {a[2]}" for a in acks]
+        commands += [f"capsent {captured - dt!r} {n}" for dt, n in window]
+        size, age = oldest if oldest else (0, 0.0)
+        commands.append(
+            f"guard {deadline or 0} {cap or 0} {captured!r} {queued} {size} {now - (now - age)!r} "
+            f"{now - captured!r} " + " ".join(map(str, sizes))
+        )
+        allowed, k, outcome = _python_fit(monkeypatch, case)
+        assert (k, outcome) == hand, name  # the Python rule gives the hand-checked answer
+        expected.append((name, allowed, k, outcome))
+    lines = [x for x in _script(link_cli, commands) if x != "ok" and " " in x]
+    assert len(lines) == len(expected)
+    why = {0: "sent", 1: "rate", 2: "deadline"}
+    for line, (name, allowed, k, outcome) in zip(lines, expected, strict=True):
+        got_allowed, got_k, got_why = line.split()
+        assert (int(got_k), why[int(got_why)]) == (k, outcome), name
+        if allowed == float("inf"):
+            assert got_allowed == "-1", name
+        else:
+            assert float(got_allowed) == allowed, name
+
+
+def test_zephyr_packet_prefix_sizes_and_trim_match_the_bitstream(link_cli):
+    from mcucoder.bitstream import Packet, packet_size
+
+    rng = np.random.default_rng(7)
+    chunk_sizes = [1, 5, 127, 128, 300, 16384, 2, 90]
+    chunks = tuple(rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in chunk_sizes)
+    full = Packet(1, 0, 0x5354524A, 42, 1764086400123, 224, 224, 2, 0, 0, chunks)
+    raw = full.to_bytes()
+    commands = [f"packet {k} {raw.hex()}" for k in range(1, len(chunks) + 1)]
+    commands += [f"packet 0 {raw.hex()}", f"packet 9 {raw.hex()}", f"packet 1 {raw[:-1].hex()}"]
+    lines = _script(link_cli, commands)
+    prefix = [packet_size(chunk_sizes[:k]) for k in range(1, len(chunks) + 1)]
+    for k, line in enumerate(lines[: len(chunks)], start=1):
+        *sizes, n, trimmed = line.split()
+        assert [int(x) for x in sizes] == prefix and int(n) == len(chunks)
+        assert bytes.fromhex(trimmed) == full.with_channels(k).to_bytes(), k
+        assert len(bytes.fromhex(trimmed)) == prefix[k - 1]
+    assert lines[-3].endswith(" -1") and lines[-2].endswith(" -1")  # channels out of 1..n
+    assert lines[-1] == "-1 -1"  # truncated: not a packet

@@ -36,7 +36,7 @@ LOG_MODULE_REGISTER(strata, LOG_LEVEL_INF);
 #define HEIGHT CONFIG_STRATA_FRAME_HEIGHT
 #define SLOTS CONFIG_STRATA_MAX_BACKLOG
 #define FIRMWARE "strata-zephyr/0.1"
-#define PUBACK_WINDOW 256
+#define PUBACK_WINDOW STRATA_RECENT_ACKS
 
 /* ---- state ------------------------------------------------------------------------------ */
 
@@ -57,7 +57,7 @@ static strata_encoder_t enc;
 struct slot {
 	uint16_t message_id; /* 0 = free */
 	uint32_t len;
-	int64_t sent_ms;
+	double sent_s; /* first publish, uptime seconds (the service time starts here) */
 	uint8_t data[CONFIG_STRATA_PACKET_SLOT_SIZE];
 };
 static struct slot slots[SLOTS];
@@ -70,7 +70,11 @@ static struct {
 	uint32_t bytes;
 } acked_log[64];
 static uint32_t acked_head;
-static double tokens, tokens_at_s; /* max_kbps token bucket (bytes) */
+static strata_uplink_t uplink; /* link_kbps and the deadline guard's arrival prediction */
+static strata_cap_t cap;       /* max_kbps over every 2 s window of capture times */
+/* The heartbeat in flight (at most one: queued heartbeats would only delay the frames). */
+static uint16_t telemetry_mid; /* 0 = none */
+static uint32_t telemetry_len;
 static uint32_t seq_reserved_until; /* persisted: the next boot resumes here */
 static int64_t epoch_offset_ms;      /* Unix ms = k_uptime_get() + offset, once SNTP answered */
 
@@ -91,6 +95,22 @@ static uint64_t now_ms(void)
 	return epoch_offset_ms ? (uint64_t)(k_uptime_get() + epoch_offset_ms) : 0;
 }
 
+/* Uptime in seconds at microsecond resolution (PUBACK service times are a few ms). */
+static double uptime_s(void)
+{
+	return (double)k_ticks_to_us_floor64(k_uptime_ticks()) / 1e6;
+}
+
+static uint16_t take_message_id(void)
+{
+	uint16_t id = next_message_id++;
+
+	if (next_message_id == 0) {
+		next_message_id = 1;
+	}
+	return id;
+}
+
 static int publish(const char *topic, const uint8_t *data, size_t len, bool retain,
 		   uint16_t message_id, bool dup)
 {
@@ -101,22 +121,44 @@ static int publish(const char *topic, const uint8_t *data, size_t len, bool reta
 	p.message.topic.qos = MQTT_QOS_1_AT_LEAST_ONCE;
 	p.message.payload.data = (uint8_t *)data;
 	p.message.payload.len = len;
-	p.message_id = message_id ? message_id : next_message_id++;
-	if (next_message_id == 0) {
-		next_message_id = 1;
-	}
+	p.message_id = message_id ? message_id : take_message_id();
 	p.retain_flag = retain;
 	p.dup_flag = dup;
 	return mqtt_publish(&client, &p);
 }
 
-static void publish_json(const char *topic, int len, bool retain)
+/* Returns the message id used, 0 if nothing was sent. */
+static uint16_t publish_json(const char *topic, int len, bool retain)
 {
+	uint16_t id;
+
 	if (len < 0) {
 		LOG_ERR("payload for %s does not fit", topic);
-		return;
+		return 0;
 	}
-	(void)publish(topic, (const uint8_t *)json, (size_t)len, retain, 0, false);
+	id = take_message_id();
+	return publish(topic, (const uint8_t *)json, (size_t)len, retain, id, false) == 0 ? id : 0;
+}
+
+/* What is published and unacknowledged, for the deadline guard: the frames in the slots and
+ * the heartbeat (status and reported are rare and not tracked). */
+static strata_inflight_t inflight(double now)
+{
+	strata_inflight_t f = {.queued_bytes = telemetry_mid ? telemetry_len : 0};
+	double oldest_sent = 0;
+	int i;
+
+	for (i = 0; i < SLOTS; i++) {
+		if (slots[i].message_id) {
+			f.queued_bytes += slots[i].len;
+			if (f.oldest_size == 0 || slots[i].sent_s < oldest_sent) {
+				f.oldest_size = slots[i].len;
+				oldest_sent = slots[i].sent_s;
+			}
+		}
+	}
+	f.oldest_age_s = f.oldest_size ? now - oldest_sent : 0.0;
+	return f;
 }
 
 static void publish_telemetry(void)
@@ -125,8 +167,13 @@ static void publish_telemetry(void)
 	uint32_t n = MIN(puback_count, PUBACK_WINDOW), i, j, sum = 0;
 	uint64_t bytes10 = 0;
 	int64_t t = k_uptime_get();
+	int len;
 
-	for (i = 0; i < n; i++) { /* insertion sort for the p95: 256 values at most */
+	if (telemetry_mid) {
+		return; /* the last heartbeat is not acknowledged yet: one in flight at most */
+	}
+
+	for (i = 0; i < n; i++) { /* insertion sort for the p95: STRATA_RECENT_ACKS values */
 		uint16_t v = puback_ms[i];
 
 		sum += v;
@@ -135,9 +182,9 @@ static void publish_telemetry(void)
 		}
 		sorted[j] = v;
 	}
-	stats.puback_samples = n;
+	stats.puback_samples = n; /* the last STRATA_RECENT_ACKS frames; 0: null */
 	stats.puback_mean_ms = n ? (double)sum / n : 0.0;
-	stats.puback_p95_ms = n ? sorted[(n * 95) / 100 < n ? (n * 95) / 100 : n - 1] : 0.0;
+	stats.puback_p95_ms = n ? sorted[(n - 1) * 95 / 100] : 0.0; /* int(0.95 * (n - 1)) */
 	for (i = 0; i < ARRAY_SIZE(acked_log); i++) {
 		if (acked_log[i].t_ms && t - acked_log[i].t_ms <= 10000) {
 			bytes10 += acked_log[i].bytes;
@@ -149,10 +196,11 @@ static void publish_telemetry(void)
 		stats.backlog += slots[i].message_id != 0;
 	}
 	stats.max_backlog = SLOTS;
-	publish_json(topic_telemetry,
-		     strata_telemetry(json, sizeof json, DEVICE_ID, now_ms(),
-				      (double)k_uptime_get() / 1000.0, &stats, &settings),
-		     false);
+	stats.link_kbps = strata_uplink_kbps(&uplink); /* < 0: null */
+	len = strata_telemetry(json, sizeof json, DEVICE_ID, now_ms(),
+			       (double)k_uptime_get() / 1000.0, &stats, &settings);
+	telemetry_mid = publish_json(topic_telemetry, len, false);
+	telemetry_len = len > 0 ? (uint32_t)len : 0;
 }
 
 static void on_desired(const uint8_t *payload, size_t len)
@@ -196,6 +244,7 @@ static void on_connack(void)
 					  HEIGHT, &settings),
 		     true);
 	(void)mqtt_subscribe(&client, &subs);
+	telemetry_mid = 0; /* a heartbeat of the last link is not resent: not in flight */
 	for (i = 0; i < SLOTS; i++) { /* unacknowledged frames of the last link: resend */
 		if (slots[i].message_id) {
 			(void)publish(topic_frame, slots[i].data, slots[i].len, false,
@@ -208,14 +257,20 @@ static void on_connack(void)
 static void on_puback(uint16_t message_id)
 {
 	int64_t t = k_uptime_get();
+	double t_s = uptime_s();
 	int i;
 
+	if (telemetry_mid && message_id == telemetry_mid) {
+		telemetry_mid = 0;
+		return;
+	}
 	for (i = 0; i < SLOTS; i++) {
 		if (slots[i].message_id == message_id) {
 			stats.frames_acked++;
 			stats.bytes_acked += slots[i].len;
 			puback_ms[puback_count++ % PUBACK_WINDOW] =
-				(uint16_t)MIN(t - slots[i].sent_ms, UINT16_MAX);
+				(uint16_t)MIN((t_s - slots[i].sent_s) * 1000, UINT16_MAX);
+			strata_uplink_acknowledged(&uplink, slots[i].sent_s, t_s, slots[i].len);
 			acked_log[acked_head].t_ms = t;
 			acked_log[acked_head].bytes = slots[i].len;
 			acked_head = (acked_head + 1) % ARRAY_SIZE(acked_log);
@@ -477,9 +532,12 @@ static int capture_and_encode(int channels, struct slot *s, uint32_t seq)
 static void frame_tick(void)
 {
 	struct slot *free_slot = NULL;
-	uint32_t backlog = 0, seq;
-	int channels, i;
-	double now_s = (double)k_uptime_get() / 1000.0;
+	uint32_t backlog = 0, seq, sizes[STRATA_MAX_TIER];
+	int channels, i, n;
+	long len;
+	double captured_s = uptime_s(), now_s;
+	strata_inflight_t f;
+	strata_verdict_t why;
 
 	for (i = 0; i < SLOTS; i++) {
 		if (slots[i].message_id) {
@@ -496,30 +554,48 @@ static void frame_tick(void)
 		stats.dropped_backlog++;
 		return;
 	}
-	if (channels < settings.tier) {
-		stats.frames_trimmed++;
-	}
 	if (capture_and_encode(channels, free_slot, seq) != 0) {
 		stats.dropped_backlog++; /* capture failed or the packet did not fit its slot */
 		return;
 	}
-	/* Rule 2, rate cap: a token bucket of two seconds of max_kbps. The rows are gone,
-	 * so an over-budget frame is dropped (the next frames get fewer channels from the
-	 * tier the platform lowers on seeing dropped_rate). */
-	if (settings.max_kbps > 0) {
-		double rate = settings.max_kbps * 1000 / 8;
-
-		tokens = MIN(2 * rate, tokens + (now_s - tokens_at_s) * rate);
-		tokens_at_s = now_s;
-		if (free_slot->len > tokens) {
+	/* Rules 2 and 3: the rate cap (bytes captured in any 2 s window) and the deadline guard
+	 * (predicted PUBACK within the deadline) keep the most channels they allow. Channels are
+	 * coded independently, so the packet of the first k channels is this packet cut short:
+	 * its sizes come from the length table, and strata_packet_trim rewrites it in place
+	 * (the same bytes as encoding k channels). */
+	n = strata_packet_prefix_sizes(free_slot->data, free_slot->len, sizes, STRATA_MAX_TIER);
+	if (n != channels) {
+		stats.dropped_backlog++; /* cannot happen: our own encoder's packet */
+		return;
+	}
+	now_s = uptime_s();
+	f = inflight(now_s);
+	channels = strata_guard(&settings, sizes, n, strata_cap_allows(&cap, &settings, captured_s),
+				&uplink, &f, now_s - captured_s, &why);
+	if (channels == 0) {
+		if (why == STRATA_DROP_RATE) {
 			stats.dropped_rate++;
+		} else {
+			stats.dropped_deadline++;
+		}
+		return;
+	}
+	if (channels < n) {
+		len = strata_packet_trim(free_slot->data, free_slot->len, channels);
+		if (len < 0) {
+			stats.dropped_backlog++; /* cannot happen (checked above) */
 			return;
 		}
-		tokens -= free_slot->len;
+		free_slot->len = (uint32_t)len;
 	}
-	free_slot->message_id = next_message_id;
-	free_slot->sent_ms = k_uptime_get();
-	if (publish(topic_frame, free_slot->data, free_slot->len, false, 0, false) != 0) {
+	if (channels < settings.tier) {
+		stats.frames_trimmed++;
+	}
+	strata_cap_sent(&cap, captured_s, free_slot->len);
+	free_slot->message_id = take_message_id();
+	free_slot->sent_s = uptime_s();
+	if (publish(topic_frame, free_slot->data, free_slot->len, false, free_slot->message_id,
+		    false) != 0) {
 		(void)mqtt_abort(&client); /* kept in its slot: resent after the reconnect */
 	}
 	stats.frames_sent++;
@@ -542,6 +618,8 @@ int main(void)
 
 	strata_settings_default(&settings);
 	settings.tier = CONFIG_STRATA_DEFAULT_TIER;
+	strata_uplink_init(&uplink);
+	strata_cap_init(&cap);
 	if (strata_topic(topic_frame, sizeof topic_frame, DEVICE_ID, "frame") < 0 ||
 	    strata_topic(topic_status, sizeof topic_status, DEVICE_ID, "status") < 0 ||
 	    strata_topic(topic_telemetry, sizeof topic_telemetry, DEVICE_ID, "telemetry") < 0 ||

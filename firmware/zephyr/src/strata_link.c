@@ -14,6 +14,7 @@ void strata_settings_default(strata_settings_t *s)
     s->fps = 1.0;
     s->max_kbps = 0.0;
     s->motion = 0;
+    s->deadline_ms = 0.0;
 }
 
 static int valid_device_id(const char *id)
@@ -152,11 +153,12 @@ static int read_object(const char *json, size_t len, const char *const *keys, jv
 strata_desired_result_t strata_desired_apply(strata_settings_t *cur, const char *json,
                                              size_t len, const char **error)
 {
-    static const char *const keys[] = {"version", "tier", "fps", "max_kbps", "mode"};
-    jvalue_t v[5];
+    static const char *const keys[] = {"version", "tier", "fps", "max_kbps", "mode",
+                                       "deadline_ms"};
+    jvalue_t v[6];
     strata_settings_t next = *cur;
     *error = NULL;
-    if (read_object(json, len, keys, v, 5) != 0) {
+    if (read_object(json, len, keys, v, 6) != 0) {
         *error = "desired state must be a JSON object";
         return STRATA_DESIRED_INVALID;
     }
@@ -200,6 +202,16 @@ strata_desired_result_t strata_desired_apply(strata_settings_t *cur, const char 
             *error = "'mode' must be one of periodic, motion";
             return STRATA_DESIRED_INVALID;
         }
+    }
+    if (v[5].kind == V_NULL) {
+        next.deadline_ms = 0.0;
+    } else if (v[5].kind != V_MISSING) {
+        if ((v[5].kind != V_INT && v[5].kind != V_NUMBER) || !(v[5].num >= 100) ||
+            !(v[5].num <= 600000)) {
+            *error = "'deadline_ms' must be a number 100..600000 or null";
+            return STRATA_DESIRED_INVALID;
+        }
+        next.deadline_ms = v[5].num;
     }
     if (next.version < cur->version) return STRATA_DESIRED_IGNORED; /* stale */
     *cur = next;
@@ -263,7 +275,11 @@ static void put_settings(jw_t *w, const strata_settings_t *s)
         put_float(w, s->max_kbps);
     else
         put(w, "null");
-    put(w, ", \"mode\": \"%s\"", s->motion ? "motion" : "periodic");
+    put(w, ", \"mode\": \"%s\", \"deadline_ms\": ", s->motion ? "motion" : "periodic");
+    if (s->deadline_ms > 0)
+        put_float(w, s->deadline_ms);
+    else
+        put(w, "null");
 }
 
 static int done(jw_t *w)
@@ -321,22 +337,33 @@ int strata_telemetry(char *out, size_t cap, const char *device_id, uint64_t ts_m
     put(&w,
         ", \"seq\": %lu, \"frames_captured\": %lu, \"frames_sent\": %lu, \"bytes_sent\": %llu, "
         "\"frames_acked\": %lu, \"bytes_acked\": %llu, \"frames_dropped\": %lu, "
-        "\"dropped_backlog\": %lu, \"dropped_rate\": %lu, \"frames_trimmed\": %lu, "
+        "\"dropped_backlog\": %lu, \"dropped_rate\": %lu, \"dropped_deadline\": %lu, "
+        "\"frames_trimmed\": %lu, "
         "\"frames_still\": %lu, \"connects\": %lu, \"disconnects\": %lu, \"backlog\": %lu, "
         "\"max_backlog\": %lu, \"puback_ms\": {\"mean\": ",
         (unsigned long)st->seq, (unsigned long)st->frames_captured,
         (unsigned long)st->frames_sent, (unsigned long long)st->bytes_sent,
         (unsigned long)st->frames_acked, (unsigned long long)st->bytes_acked,
-        (unsigned long)(st->dropped_backlog + st->dropped_rate),
+        (unsigned long)(st->dropped_backlog + st->dropped_rate + st->dropped_deadline),
         (unsigned long)st->dropped_backlog, (unsigned long)st->dropped_rate,
+        (unsigned long)st->dropped_deadline,
         (unsigned long)st->frames_trimmed, (unsigned long)st->frames_still,
         (unsigned long)st->connects, (unsigned long)st->disconnects, (unsigned long)st->backlog,
         (unsigned long)st->max_backlog);
-    put_float(&w, st->puback_mean_ms);
-    put(&w, ", \"p95\": ");
-    put_float(&w, st->puback_p95_ms);
+    if (st->puback_samples) {
+        put_float(&w, st->puback_mean_ms);
+        put(&w, ", \"p95\": ");
+        put_float(&w, st->puback_p95_ms);
+    } else {
+        put(&w, "null, \"p95\": null");
+    }
     put(&w, ", \"samples\": %lu}, \"throughput_kbps\": ", (unsigned long)st->puback_samples);
     put_float(&w, st->throughput_kbps);
+    put(&w, ", \"link_kbps\": ");
+    if (st->link_kbps >= 0)
+        put_float(&w, floor(st->link_kbps * 100 + 0.5) / 100); /* Python's round(x, 2) */
+    else
+        put(&w, "null");
     put(&w, ", ");
     put_settings(&w, s);
     put(&w, "}");
@@ -348,4 +375,212 @@ int strata_fallback_channels(const strata_settings_t *s, uint32_t backlog, uint3
     if (backlog >= max_backlog) return 0;
     if (2 * backlog >= max_backlog) return s->tier / 2 > 0 ? s->tier / 2 : 1;
     return s->tier;
+}
+
+/* ---- uplink estimator ------------------------------------------------------------------ */
+
+void strata_uplink_init(strata_uplink_t *u)
+{
+    memset(u, 0, sizeof *u);
+}
+
+void strata_uplink_acknowledged(strata_uplink_t *u, double sent_s, double acked_s, uint32_t size)
+{
+    double start = sent_s > u->last_ack_s ? sent_s : u->last_ack_s;
+    double service = acked_s - start;
+    if (acked_s > u->last_ack_s) u->last_ack_s = acked_s;
+    if (service >= STRATA_MIN_SERVICE_S && service <= STRATA_MAX_SERVICE_S) {
+        u->samples[u->next] = (double)size * 8 / 1000 / service;
+        u->next = (u->next + 1) % STRATA_UPLINK_WINDOW;
+        if (u->count < STRATA_UPLINK_WINDOW) u->count++;
+    }
+}
+
+double strata_uplink_kbps(const strata_uplink_t *u)
+{
+    double inv = 0, hm, latest;
+    int i;
+    if (u->count == 0) return -1.0;
+    for (i = 0; i < u->count; i++) inv += 1.0 / u->samples[i];
+    hm = u->count / inv;
+    latest = u->samples[(u->next + STRATA_UPLINK_WINDOW - 1) % STRATA_UPLINK_WINDOW];
+    return hm < latest ? hm : latest;
+}
+
+double strata_uplink_arrival_s(const strata_uplink_t *u, uint32_t size,
+                               const strata_inflight_t *inflight)
+{
+    double kbps = strata_uplink_kbps(u);
+    if (kbps < 0) return -1.0;
+    if (inflight->oldest_size && inflight->oldest_age_s > 0 &&
+        (double)inflight->oldest_size * 8 / 1000 / kbps < inflight->oldest_age_s) {
+        double stalled = (double)inflight->oldest_size * 8 / 1000 / inflight->oldest_age_s;
+        if (stalled < kbps) kbps = stalled;
+    }
+    return (double)(inflight->queued_bytes + size) * 8 / 1000 / (kbps > 1e-6 ? kbps : 1e-6);
+}
+
+/* ---- rate cap over a sliding window of capture times ------------------------------------ */
+
+void strata_cap_init(strata_cap_t *c)
+{
+    memset(c, 0, sizeof *c);
+}
+
+double strata_cap_allows(strata_cap_t *c, const strata_settings_t *s, double captured_s)
+{
+    double sum = 0;
+    int i;
+    while (c->count && c->t_s[c->head] <= captured_s - STRATA_CAP_WINDOW_S) {
+        c->head = (c->head + 1) % STRATA_CAP_ENTRIES;
+        c->count--;
+    }
+    if (!(s->max_kbps > 0)) return HUGE_VAL;
+    for (i = 0; i < c->count; i++) sum += c->bytes[(c->head + i) % STRATA_CAP_ENTRIES];
+    return s->max_kbps * 1000 / 8 * STRATA_CAP_WINDOW_S - sum;
+}
+
+void strata_cap_sent(strata_cap_t *c, double captured_s, uint32_t bytes)
+{
+    if (c->count == STRATA_CAP_ENTRIES) { /* merge the two oldest: kept longer, never less */
+        int second = (c->head + 1) % STRATA_CAP_ENTRIES;
+        c->bytes[second] += c->bytes[c->head];
+        c->head = second;
+        c->count--;
+    }
+    c->t_s[(c->head + c->count) % STRATA_CAP_ENTRIES] = captured_s;
+    c->bytes[(c->head + c->count) % STRATA_CAP_ENTRIES] = bytes;
+    c->count++;
+}
+
+/* ---- the per-frame decision ---------------------------------------------------------------- */
+
+int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int channels,
+                 double allowed_bytes, const strata_uplink_t *u, const strata_inflight_t *inflight,
+                 double since_capture_s, strata_verdict_t *why)
+{
+    const int deadline = s->deadline_ms > 0;
+    const double d_s = s->deadline_ms / 1000;
+    double left = 0;
+    *why = STRATA_SEND;
+    if (channels < 1) return 0;
+    if (deadline) {
+        left = d_s * (1 - STRATA_GUARD_MARGIN) - since_capture_s;
+        if (strata_uplink_kbps(u) < 0 && channels > STRATA_START_CHANNELS)
+            channels = STRATA_START_CHANNELS; /* nothing measured yet: start small, like TCP */
+    }
+    for (;;) {
+        uint32_t size = prefix_sizes[channels - 1];
+        int over_cap = (double)size > allowed_bytes;
+        int late = 0;
+        if (deadline && !over_cap) {
+            double arrival = strata_uplink_arrival_s(u, size, inflight);
+            /* the margin guards the estimate; one channel goes if it can still be in time */
+            double margin = channels == 1 ? d_s * STRATA_GUARD_MARGIN : 0.0;
+            late = arrival >= 0 && arrival > left + margin;
+        }
+        if (!over_cap && !late) return channels;
+        if (channels == 1) {
+            *why = over_cap ? STRATA_DROP_RATE : STRATA_DROP_DEADLINE;
+            return 0;
+        }
+        channels--; /* the next lower tier, by the size of the channels kept */
+    }
+}
+
+/* ---- packets -------------------------------------------------------------------------------- */
+
+#define PACKET_HEADER 29 /* docs/bitstream.md: ... channel count at byte 28 */
+#define PACKET_CRC 4
+
+/* One LEB128 length at p (< end); its value and byte count, or 0 if malformed. */
+static int read_uvarint(const uint8_t *p, const uint8_t *end, uint32_t *value)
+{
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 5 && p + i < end; i++) {
+        v |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *value = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Channel count, the length table's end and each chunk's length; -1 if malformed. */
+static int packet_layout(const uint8_t *packet, size_t len, uint32_t *lengths, int max_channels,
+                         size_t *table_end)
+{
+    const uint8_t *p, *end = packet + len;
+    uint64_t total = 0;
+    int n, c;
+    if (len < PACKET_HEADER + PACKET_CRC || packet[0] != 'S' || packet[1] != 'F') return -1;
+    n = packet[PACKET_HEADER - 1];
+    if (n < 1 || n > max_channels) return -1;
+    p = packet + PACKET_HEADER;
+    for (c = 0; c < n; c++) {
+        int used = read_uvarint(p, end - PACKET_CRC, &lengths[c]);
+        if (!used) return -1;
+        p += used;
+        total += lengths[c];
+    }
+    if (total != (uint64_t)(end - PACKET_CRC - p)) return -1;
+    *table_end = (size_t)(p - packet);
+    return n;
+}
+
+static int uvarint_bytes(uint32_t v)
+{
+    int n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+int strata_packet_prefix_sizes(const uint8_t *packet, size_t len, uint32_t *prefix_sizes,
+                               int max_channels)
+{
+    uint32_t lengths[255];
+    size_t table_end;
+    uint32_t size = PACKET_HEADER + PACKET_CRC;
+    int n = packet_layout(packet, len, lengths, max_channels < 255 ? max_channels : 255,
+                          &table_end), c;
+    for (c = 0; c < n; c++) {
+        size += (uint32_t)uvarint_bytes(lengths[c]) + lengths[c];
+        prefix_sizes[c] = size;
+    }
+    return n;
+}
+
+static uint32_t crc32(const uint8_t *data, size_t n)
+{
+    uint32_t crc = 0xffffffffu;
+    size_t i;
+    int b;
+    for (i = 0; i < n; i++) {
+        crc ^= data[i];
+        for (b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+long strata_packet_trim(uint8_t *packet, size_t len, int channels)
+{
+    uint32_t lengths[255], keep = 0, crc;
+    size_t table_end, head, table = 0;
+    int n = packet_layout(packet, len, lengths, 255, &table_end), c;
+    if (n < 0 || channels < 1 || channels > n) return -1;
+    for (c = 0; c < channels; c++) {
+        table += (size_t)uvarint_bytes(lengths[c]);
+        keep += lengths[c];
+    }
+    head = PACKET_HEADER + table; /* the kept lengths stay where they are */
+    packet[PACKET_HEADER - 1] = (uint8_t)channels;
+    memmove(packet + head, packet + table_end, keep);
+    crc = crc32(packet, head + keep);
+    for (c = 0; c < 4; c++) packet[head + keep + (size_t)c] = (uint8_t)(crc >> (8 * c));
+    return (long)(head + keep + PACKET_CRC);
 }
