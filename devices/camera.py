@@ -449,8 +449,9 @@ class Camera:
     # --- capture ------------------------------------------------------------------------
 
     def _cap_allows(self, captured: float) -> float:
-        """Bytes the ``max_kbps`` cap still allows for a frame captured at ``captured``: the
-        cap holds over every ``CAP_WINDOW_S`` window of capture times, not just on average."""
+        """Bytes the ``max_kbps`` cap still allows for a frame captured at ``captured`` (the
+        packet's capture time, s): the cap holds over every ``CAP_WINDOW_S`` window of
+        capture times, not just on average, as anyone can check from the packets."""
         cap = self.settings.max_kbps
         window = self._sent_window
         while window and window[0][0] <= captured - CAP_WINDOW_S:
@@ -469,9 +470,12 @@ class Camera:
             stalled = None if oldest is None else (oldest.size, now - oldest.sent_at)
             return self.uplink.arrival_s(size, queued, stalled)
 
-    def _fit(self, packet: bytes, channels: int, captured: float) -> tuple[bytes, int, str]:
-        """Trim ``packet`` to the most channels that the cap and the deadline allow."""
-        allowed = self._cap_allows(captured)
+    def _fit(
+        self, packet: bytes, channels: int, captured: float, capture_s: float
+    ) -> tuple[bytes, int, str]:
+        """Trim ``packet`` to the most channels that the cap and the deadline allow
+        (``captured``: monotonic; ``capture_s``: the packet's own capture time)."""
+        allowed = self._cap_allows(capture_s)
         deadline = self.settings.deadline_ms
         left = None
         if deadline is not None:
@@ -500,6 +504,7 @@ class Camera:
         if self.encoder is None:
             raise RuntimeError("this camera has no encoder")
         captured = time.monotonic()
+        capture_ms = _now_ms()  # the packet's capture time: the cap's windows use it too
         seq = self._seq.take()
         self.stats.frames_captured += 1
         backlog = self.backlog
@@ -508,11 +513,11 @@ class Camera:
         tier = self.settings.tier
         congested = backlog >= max(1, self.max_backlog // 2)
         channels = max(1, tier // 2) if congested else tier
-        packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=_now_ms())
-        packet, channels, outcome = self._fit(packet, channels, captured)
+        packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=capture_ms)
+        packet, channels, outcome = self._fit(packet, channels, captured, capture_ms / 1000)
         if outcome != "sent":
             return self._drop(outcome)
-        self._sent_window.append((captured, len(packet)))
+        self._sent_window.append((capture_ms / 1000, len(packet)))
         self._publish(topics.Kind.FRAME, packet)
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(packet)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from statistics import harmonic_mean
 
 MAX_TIER = 12
+CAP_SHARE = 0.85  # of the cap a tier's mean bitrate may use: frames vary, the camera's own
+# cap enforcement (docs/control.md) then trims or drops only now and then
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,15 @@ class Decision:
 
 
 def _bounded(tier: int, limits: Limits, state: LinkState) -> tuple[int, str | None]:
-    """Apply min/max tier and the bitrate cap: the highest tier whose measured bitrate fits."""
+    """Apply min/max tier and the bitrate cap: the highest tier whose measured bitrate fits
+    ``CAP_SHARE`` of the cap."""
     tier = max(limits.min_tier, min(limits.max_tier, tier))
     if limits.max_kbps is None:
         return tier, None
     while (
         tier > limits.min_tier
         and (need := state.kbps_at(tier)) is not None
-        and need > limits.max_kbps
+        and need > limits.max_kbps * CAP_SHARE
     ):
         tier -= 1
     return tier, f"cap {limits.max_kbps:g} kbit/s"

@@ -453,7 +453,7 @@ def _python_fit(monkeypatch, case) -> tuple[float, int, str]:
         rest -= oldest[0]
     if rest:
         camera._pending[2] = cam._Pending(now, rest, topics.Kind.TELEMETRY)
-    _, k, outcome = camera._fit(bytes(sizes[-1]), len(sizes), captured)
+    _, k, outcome = camera._fit(bytes(sizes[-1]), len(sizes), captured, captured)
     return camera._cap_allows(captured), (k if outcome == "sent" else 0), outcome
 
 
