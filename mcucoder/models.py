@@ -25,19 +25,25 @@ class Encoder(nn.Module):
         self.conv2 = QConv2d(16, 16, 5, stride=4, padding=1)
         self.conv3 = QConv2d(16, N_CHANNELS, 3, stride=1, padding=1)
         self.act = nn.ReLU()
+        # q3 only observes (its buffers stay in checkpoints): the deployed INT8 model's output
+        # has scale 1 and zero point 0 (mcucoder.tflite_export), so its quantisation is the
+        # codec's own rounding plus int8 saturation, simulated in forward() as a clamp
         self.q1, self.q2, self.q3 = ActFakeQuant(), ActFakeQuant(), ActFakeQuant()
+        self.qat = False
 
     def set_qat(self, on: bool) -> None:
         """Turn INT8 fake quantisation (weights and activations) on or off."""
         for conv in (self.conv1, self.conv2, self.conv3):
             conv.qat = on
-        for q in (self.q1, self.q2, self.q3):
+        for q in (self.q1, self.q2):
             q.enabled = on
+        self.qat = on
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.q1(self.act(self.conv1(x)))
         x = self.q2(self.act(self.conv2(x)))
-        return self.q3(self.conv3(x))
+        y = self.q3(self.conv3(x))  # disabled: observes the range only
+        return torch.clamp(y, -128, 127) if self.qat else y
 
 
 class Decoder(nn.Module):
