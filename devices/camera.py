@@ -460,6 +460,15 @@ class Camera:
             return math.inf
         return cap * 1000 / 8 * CAP_WINDOW_S - sum(n for _, n in window)
 
+    def _cap_share(self) -> float:
+        """A frame's fair share of the cap in bytes (cap / fps): a frame over it loses
+        channels even while the window has room, so one big frame does not leave the next
+        ones nothing; a single channel may still use what the window has left."""
+        s = self.settings
+        if s.max_kbps is None or s.fps <= 0:
+            return math.inf
+        return s.max_kbps * 1000 / 8 / s.fps
+
     def _arrival_s(self, size: int) -> float | None:
         """When a ``size``-byte frame sent now would be acknowledged (``UplinkEstimator``)."""
         now = time.monotonic()
@@ -475,7 +484,7 @@ class Camera:
     ) -> tuple[bytes, int, str]:
         """Trim ``packet`` to the most channels that the cap and the deadline allow
         (``captured``: monotonic; ``capture_s``: the packet's own capture time)."""
-        allowed = self._cap_allows(capture_s)
+        allowed, share = self._cap_allows(capture_s), self._cap_share()
         deadline = self.settings.deadline_ms
         left = None
         if deadline is not None:
@@ -484,7 +493,7 @@ class Camera:
                 channels = START_CHANNELS  # nothing measured yet: start small, like TCP
                 packet = trim_channels(packet, channels)
         while True:
-            over_cap = len(packet) > allowed
+            over_cap = len(packet) > allowed or (channels > 1 and len(packet) > share)
             arrival = None if left is None or over_cap else self._arrival_s(len(packet))
             # the margin guards the estimate; one channel goes if it can still be in time
             margin = deadline / 1000 * GUARD_MARGIN_S if deadline and channels == 1 else 0.0

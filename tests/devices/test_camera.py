@@ -156,9 +156,10 @@ def test_rate_cap_drops_trailing_channels_first(
     camera = make_camera(device_id, broker_url, encoder=SizedPacketEncoder(170), max_kbps=4.0)
     try:
         frame = SyntheticScene("cat", (64, 48)).next_frame()
-        outcomes = [camera.send_frame(frame) for _ in range(3)]
-        assert outcomes[0] == "trimmed"  # 12 channels do not fit the 1,000-byte bucket
-        assert outcomes[-1] == "dropped-rate"
+        # 4 kbit/s: 1,000 B per 2 s window, a frame's share 500 B (1 frame/s): two channels
+        # (375 B) twice, then one (204 B) in what the window has left, then nothing fits
+        outcomes = [camera.send_frame(frame) for _ in range(4)]
+        assert outcomes == ["trimmed"] * 3 + ["dropped-rate"]
         assert camera.stats.dropped_rate >= 1
         packets = []
         deadline = time.monotonic() + 5

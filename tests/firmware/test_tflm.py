@@ -419,8 +419,13 @@ GUARD_CASES = [
     ("longest deadline", STEADY, 600000, None, [], 0, None, 0.0, SIZES, (12, "sent")),
     ("cap: 2 s window, the frame 2 s old is out", STEADY, None, 8, [(1.0, 1500), (2.0, 5000)],
      0, None, 0.0, SIZES, (0, "rate")),
-    ("cap trims", STEADY, None, 8, [(1.0, 900)], 0, None, 0.0, SIZES, (2, "sent")),
-    ("cap and deadline", STEADY, 1000, 8, [(0.5, 900)], 0, None, 0.1, SIZES, (2, "sent")),
+    # 8 kbit/s at 1 frame/s: a frame's share is 1,000 B, so 2 channels (1,033 B) are over it
+    # although the window still has 1,100 B
+    ("cap share trims", STEADY, None, 8, [(1.0, 900)], 0, None, 0.0, SIZES, (1, "sent")),
+    ("cap and deadline", STEADY, 1000, 8, [(0.5, 900)], 0, None, 0.1, SIZES, (1, "sent")),
+    # 16 kbit/s: share 2,000 B (3 channels), but the window has only 1,000 B left
+    ("cap window binds", STEADY, None, 16, [(1.0, 3000)], 0, None, 0.0, SIZES, (1, "sent")),
+    ("cap share binds", STEADY, None, 16, [(1.0, 1000)], 0, None, 0.0, SIZES, (3, "sent")),
     ("cap, no estimate", [], 1000, 8, [(1.9, 1400)], 0, None, 0.1, SIZES, (1, "sent")),
     ("cap first: no deadline drop when over the cap", STEADY, 1000, 1, [], 0, (1000, 9.0),
      0.1, SIZES, (0, "rate")),

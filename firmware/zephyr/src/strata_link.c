@@ -461,6 +461,10 @@ int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int c
 {
     const int deadline = s->deadline_ms > 0;
     const double d_s = s->deadline_ms / 1000;
+    /* a frame's fair share of the cap (cap / fps): over it a frame loses channels even while
+     * the window has room; a single channel may use what the window has left */
+    const double share =
+        (s->max_kbps > 0 && s->fps > 0) ? s->max_kbps * 1000 / 8 / s->fps : HUGE_VAL;
     double left = 0;
     *why = STRATA_SEND;
     if (channels < 1) return 0;
@@ -471,7 +475,7 @@ int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int c
     }
     for (;;) {
         uint32_t size = prefix_sizes[channels - 1];
-        int over_cap = (double)size > allowed_bytes;
+        int over_cap = (double)size > allowed_bytes || (channels > 1 && (double)size > share);
         int late = 0;
         if (deadline && !over_cap) {
             double arrival = strata_uplink_arrival_s(u, size, inflight);
