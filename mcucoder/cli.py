@@ -1,5 +1,5 @@
 """Command line (``python -m mcucoder --help``): data, train, export, export-int8, release,
-firmware-tables, encode, decode, encode-video, decode-video, evaluate. Heavy imports happen
+firmware-tables, encode, decode, encode-video, decode-video, evaluate, report. Heavy imports happen
 inside each command, so ``--help`` and packet tools stay quick."""
 
 from __future__ import annotations
@@ -210,17 +210,25 @@ def _cmd_decode_video(args: argparse.Namespace) -> int:
 
 def _cmd_release(args: argparse.Namespace) -> int:
     """Checkpoint -> registered model + INT8 encoder + dev-set evaluation + model card."""
-    from .codec import Codec
-    from .data import RandomCrops, cache_dir, image_list, prepare_dev, prepare_dev_video
-    from .evaluate import evaluate, load_images, write_report
+    from .data import RandomCrops, image_list
     from .export import export_int8
-    from .model_card import write
 
     _register(args.checkpoint, args.name)
     try:
         export_int8(args.name, RandomCrops(image_list("train"), 224, seed=7).batch(200))
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"no INT8 encoder: {e}", file=sys.stderr)
+    return _cmd_report(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """The registered model's dev-set reports and model card, rewritten (after a release,
+    or after its INT8 encoder was exported again)."""
+    from .codec import Codec
+    from .data import cache_dir, prepare_dev, prepare_dev_video
+    from .evaluate import evaluate, load_images, write_report
+    from .model_card import write
+
     dev = prepare_dev(cache_dir() / "dev768")
     reports = {}
     rdir = Path(__file__).parent / "weights" / "reports"
@@ -339,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
     rel.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
     rel.set_defaults(fn=_cmd_release)
+    rep = sub.add_parser("report", help="re-evaluate a registered model: reports + model card")
+    rep.add_argument("--name", default="mcucoder-s")
+    rep.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
+    rep.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+    rep.set_defaults(fn=_cmd_report)
     v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
     v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")
     v.add_argument("--size", choices=("224", "full"), default="full")
