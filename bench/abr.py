@@ -84,11 +84,11 @@ def run(
     from control.services import run_controller
     from devices import traces
     from devices.fleet import Fleet, device_ids
-    from devices.mqtt_url import BrokerURL
     from fleet.models import Device
     from fleet.services import provision_device, publisher
     from ingest.consumer import IngestConsumer
     from mcucoder.bitstream import packet_size
+    from protocol.broker import BrokerURL
 
     policy, _, guard = variant.partition("+")
     setting = SETTINGS[trace]

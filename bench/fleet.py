@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 
 from bench._harness import ROOT, machine, mosquitto_broker, report
-from devices import topics
+from protocol import topics
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ def publish(device_ids: list[str], packet: bytes, frames: int, port: int) -> Non
     """Publisher process: QoS 1, round-robin over devices, seq increasing per device."""
     import paho.mqtt.client as mqtt
 
-    from devices import topics
     from mcucoder.bitstream import parse_packet
+    from protocol import topics
 
     base = parse_packet(packet)
     client = mqtt.Client(

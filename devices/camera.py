@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,19 +32,29 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from devices import topics
 from devices.motion import MotionDetector
-from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
 from devices.sequence import SequenceCounter, default_state_dir
 from devices.uplink import UplinkEstimator
+from protocol import topics
+from protocol.broker import BrokerURL
+from protocol.payloads import (
+    CAPTURE_MODES,
+    COUNTERS,
+    MAX_TIER,
+    Desired,
+    PayloadError,
+    PubackStats,
+    Reported,
+    Status,
+    Telemetry,
+    load_object,
+)
 
 log = logging.getLogger(__name__)
 
 FIRMWARE = "strata-sim/0.1"
-MAX_TIER = 12
 QOS = 1
-CAPTURE_MODES = ("periodic", "motion")
 CAP_WINDOW_S = 2.0  # the bitrate cap holds over every window this long
 GUARD_MARGIN_S = 0.5  # of the deadline, kept for the broker, ingest and a fading link
 START_CHANNELS = 1  # deadline guard, nothing measured yet: a small first frame measures the link
@@ -64,49 +74,6 @@ def trim_channels(packet: bytes, channels: int) -> bytes:
     from mcucoder.bitstream import parse_packet
 
     return parse_packet(packet).with_channels(channels).to_bytes()
-
-
-@dataclass
-class Settings:
-    """What the platform may change (the desired state) and the device reports back."""
-
-    version: int = 0
-    tier: int = MAX_TIER
-    fps: float = 1.0
-    max_kbps: float | None = None
-    mode: str = "periodic"  # or "motion": send only frames in which something moved
-    deadline_ms: float | None = None  # frames that would arrive later are trimmed or skipped
-
-    def merged(self, desired: dict[str, Any]) -> Settings:
-        """The settings after applying ``desired``; raises ``ValueError`` when it is invalid."""
-        version = desired.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise ValueError("'version' must be a non-negative integer")
-        tier = desired.get("tier", self.tier)
-        if not isinstance(tier, int) or isinstance(tier, bool) or not 1 <= tier <= MAX_TIER:
-            raise ValueError(f"'tier' must be an integer 1..{MAX_TIER}")
-        fps = desired.get("fps", self.fps)
-        if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 <= fps <= 30:
-            raise ValueError("'fps' must be a number 0..30 (0 pauses capture)")
-        max_kbps = desired.get("max_kbps", self.max_kbps)
-        if max_kbps is not None and (
-            not isinstance(max_kbps, int | float) or isinstance(max_kbps, bool) or max_kbps <= 0
-        ):
-            raise ValueError("'max_kbps' must be a positive number or null")
-        mode = desired.get("mode", self.mode)
-        if mode not in CAPTURE_MODES:
-            raise ValueError(f"'mode' must be one of {', '.join(CAPTURE_MODES)}")
-        deadline = desired.get("deadline_ms", self.deadline_ms)
-        if deadline is not None and (
-            not isinstance(deadline, int | float)
-            or isinstance(deadline, bool)
-            or not 100 <= deadline <= 600_000
-        ):
-            raise ValueError("'deadline_ms' must be a number 100..600000 or null")
-        cap = None if max_kbps is None else float(max_kbps)
-        return Settings(
-            version, tier, float(fps), cap, mode, None if deadline is None else float(deadline)
-        )
 
 
 @dataclass
@@ -186,7 +153,7 @@ class Camera:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         self.source = source
         self.encoder = encoder
-        self.settings = Settings().merged(
+        self.settings = Desired().merged(
             {
                 "version": 0,
                 "tier": tier,
@@ -234,8 +201,8 @@ class Camera:
             clean_session=None if v5 else False,
         )
         self.broker.configure(client, username, password, ca_certs)
-        will = {"state": "offline", "device": self.device_id, "reason": "connection-lost"}
-        client.will_set(self._topic[topics.Kind.STATUS], json.dumps(will), qos=QOS, retain=True)
+        will = Status.last_will(self.device_id).to_json()
+        client.will_set(self._topic[topics.Kind.STATUS], will, qos=QOS, retain=True)
         # paho must not hold frames back on its own: the backlog bound below is the limit
         client.max_inflight_messages_set(self.max_backlog + 8)
         client.reconnect_delay_set(1, 30)
@@ -310,17 +277,19 @@ class Camera:
         if not self._stopped.is_set():
             log.info("%s: disconnected (%s), reconnecting", self.device_id, reason_code)
 
-    def _publish_status(self, state: str, **extra: Any) -> mqtt.MQTTMessageInfo:
-        payload = {"state": state, "device": self.device_id, "ts": _now_ms(), **extra}
+    def _publish_status(self, state: str, reason: str | None = None) -> mqtt.MQTTMessageInfo:
+        status = Status(state, self.device_id, _now_ms(), reason)
         if state == "online":
-            width, height = self.source.size if self.source else DEFAULT_SIZE
-            payload |= {
-                "firmware": FIRMWARE,
-                "mqtt": self.protocol,
-                "resolution": [width, height],
-                **self._applied(),
-            }
-        return self._publish(topics.Kind.STATUS, json.dumps(payload).encode(), retain=True)
+            status = Status(
+                state,
+                self.device_id,
+                status.ts,
+                firmware=FIRMWARE,
+                mqtt=self.protocol,
+                resolution=self.source.size if self.source else DEFAULT_SIZE,
+                applied=self.settings,
+            )
+        return self._publish(topics.Kind.STATUS, status.to_json(), retain=True)
 
     # --- publishing and link statistics -----------------------------------------------
 
@@ -383,58 +352,41 @@ class Camera:
         with self._lock:
             throughput = stats.throughput_kbps(now)
             link = self.uplink.kbps()
-        counters = {
-            f.name: getattr(stats, f.name)
-            for f in fields(stats)
-            if isinstance(getattr(stats, f.name), int)
-        }
-        return {
-            "device": self.device_id,
-            "ts": _now_ms(),
-            "uptime_s": round(now - self.started_at, 1),
-            "seq": self.seq,
-            **counters,
-            "backlog": self.backlog,
-            "max_backlog": self.max_backlog,
-            "puback_ms": {
-                "mean": round(sum(latencies) / len(latencies), 2) if latencies else None,
-                "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
-                "samples": len(latencies),  # the last RECENT_ACKS frames
-            },
-            "throughput_kbps": round(throughput, 2),
-            "link_kbps": round(link, 2) if link is not None else None,
-            **self._applied(),
-        }
+        return Telemetry(
+            device=self.device_id,
+            ts=_now_ms(),
+            uptime_s=round(now - self.started_at, 1),
+            seq=self.seq,
+            counters={name: getattr(stats, name) for name in COUNTERS},
+            backlog=self.backlog,
+            max_backlog=self.max_backlog,
+            puback_ms=PubackStats(
+                mean=round(sum(latencies) / len(latencies), 2) if latencies else None,
+                p95=round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
+                samples=len(latencies),  # the last RECENT_ACKS frames
+            ),
+            throughput_kbps=round(throughput, 2),
+            link_kbps=round(link, 2) if link is not None else None,
+            applied=self.settings,
+        ).to_dict()
 
     def publish_telemetry(self) -> None:
         self._publish(topics.Kind.TELEMETRY, json.dumps(self.telemetry()).encode())
 
     # --- desired / reported state -------------------------------------------------------
 
-    def _applied(self) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "version": s.version,
-            "tier": s.tier,
-            "fps": s.fps,
-            "max_kbps": s.max_kbps,
-            "mode": s.mode,
-            "deadline_ms": s.deadline_ms,
-        }
-
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.topic != self._topic[topics.Kind.DESIRED]:
             return
+        error = None
         try:
-            desired = json.loads(message.payload)
-            if not isinstance(desired, dict):
-                raise ValueError("desired state must be a JSON object")
+            desired = load_object(message.payload, "desired state")
             if desired.get("version", -1) == self.settings.version and self.settings.version:
                 return  # redelivered (retained or QoS 1 duplicate): already applied
             settings = self.settings.merged(desired)
-        except ValueError as exc:  # also json.JSONDecodeError
+        except PayloadError as exc:
             log.warning("%s: rejected desired state: %s", self.device_id, exc)
-            report = {**self._applied(), "error": str(exc), "rejected": _jsonable(message.payload)}
+            error = str(exc)
         else:
             if settings.version < self.settings.version:
                 log.info("%s: ignored stale desired version %s", self.device_id, settings.version)
@@ -442,9 +394,14 @@ class Camera:
             if settings.fps != self.settings.fps:
                 self._next_frame = time.monotonic()
             self.settings = settings
-            report = self._applied()
-        report |= {"device": self.device_id, "ts": _now_ms()}
-        self._publish(topics.Kind.REPORTED, json.dumps(report).encode(), retain=True)
+        report = Reported(
+            self.device_id,
+            _now_ms(),
+            self.settings,
+            error,
+            _jsonable(message.payload) if error else None,
+        )
+        self._publish(topics.Kind.REPORTED, report.to_json(), retain=True)
 
     # --- capture ------------------------------------------------------------------------
 

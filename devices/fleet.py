@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from devices import traces
-from devices.camera import CAPTURE_MODES, MAX_TIER, Camera, Encoder
+from devices.camera import Camera, Encoder
 from devices.link import LinkEmulator
-from devices.mqtt_url import BrokerURL
 from devices.scenes import DEFAULT_SIZE, Size, make_source
 from devices.sequence import default_state_dir
 from devices.traces import Trace
+from protocol.broker import BrokerURL
+from protocol.payloads import CAPTURE_MODES, MAX_TIER
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import harmonic_mean
 
-MAX_TIER = 12
+from protocol.payloads import MAX_TIER
+
 CAP_SHARE = 0.85  # of the cap a tier's mean bitrate may use: frames vary, the camera's own
 # cap enforcement (docs/control.md) then trims or drops only now and then
 

@@ -18,6 +18,7 @@ from control.policies import POLICIES, Decision, Limits, LinkState
 from fleet.models import Device
 from fleet.services import apply_controller_tier, effective_tier
 from mcucoder.bitstream import packet_size
+from protocol.payloads import MAX_TIER, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -25,36 +26,22 @@ SAMPLES = 10
 SCENE_FRAMES = 120  # recent frames whose layer sizes stand for the camera's scene
 
 
-class BadTelemetry(ValueError):
-    """A telemetry message without the statistics the controller needs."""
+def record_telemetry(device: Device, payload: bytes | dict) -> LinkSample:
+    """Keep one telemetry message as a link sample (the device's own measurements).
 
-
-def _number(payload: dict, key: str, default: float) -> float:
-    """A numeric field: the default when absent, an error when present but not a number."""
-    value = payload.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadTelemetry(f"{key!r} is not a number: {value!r}")
-    return float(value)
-
-
-def record_telemetry(device: Device, payload: dict) -> LinkSample:
-    """Keep one telemetry message as a link sample (the device's own measurements)."""
-    if not isinstance(payload, dict):
-        raise BadTelemetry("telemetry is not a JSON object")
-    puback = payload.get("puback_ms")
-    puback_mean = puback.get("mean") if isinstance(puback, dict) else None
+    Raises ``PayloadError`` (a ``ValueError``) for a message that breaks the contract.
+    """
+    telemetry, raw = Telemetry.parse(payload)
     return LinkSample.objects.create(
         device=device,
         at=timezone.now(),
-        throughput_kbps=_number(payload, "throughput_kbps", 0.0),
-        link_kbps=_number(payload, "link_kbps", 0.0) or None,
-        backlog=int(_number(payload, "backlog", 0.0)),
-        max_backlog=int(_number(payload, "max_backlog", 16.0)),
-        puback_ms=float(puback_mean) if isinstance(puback_mean, int | float) else None,
-        frames_dropped=int(_number(payload, "frames_dropped", 0.0)),
-        payload=payload,
+        throughput_kbps=telemetry.throughput_kbps,
+        link_kbps=telemetry.link_kbps or None,
+        backlog=telemetry.backlog,
+        max_backlog=telemetry.max_backlog,
+        puback_ms=telemetry.puback_ms.mean,
+        frames_dropped=telemetry.frames_dropped,
+        payload=raw,
     )
 
 
@@ -69,7 +56,7 @@ def bytes_per_frame(device: Device) -> dict[int, float]:
     )
     chunks: list[int] = []
     sizes = {}
-    for k in range(1, 13):
+    for k in range(1, MAX_TIER + 1):
         if k - 1 not in means:
             break
         chunks.append(round(float(means[k - 1])))
@@ -86,7 +73,7 @@ def extrapolated(sizes: dict[int, float]) -> dict[int, float]:
         return sizes
     top = max(sizes)
     step = sizes[top] - sizes.get(top - 1, packet_size([]))
-    return sizes | {k: sizes[top] + step * (k - top) for k in range(top + 1, 13)}
+    return sizes | {k: sizes[top] + step * (k - top) for k in range(top + 1, MAX_TIER + 1)}
 
 
 def link_state(device: Device, now: datetime | None = None) -> LinkState:

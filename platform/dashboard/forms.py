@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 
 from control.policies import POLICIES
-from fleet.models import MAX_FPS, MAX_TIER, Device
+from fleet.models import Device
+from protocol.payloads import MAX_FPS, MAX_TIER
 
 TIERS = [(k, f"{k} of {MAX_TIER}") for k in range(1, MAX_TIER + 1)]
 

@@ -23,8 +23,9 @@ from dashboard.latents import latent_sheet
 from dashboard.models import Export
 from dashboard.services import as_png, clamp_channels, decoded_at, image_url
 from fleet import services as fleet
-from fleet.models import MAX_TIER, Device
+from fleet.models import Device
 from fleet.services import Health
+from protocol.payloads import MAX_TIER
 
 
 def visible_device(request: HttpRequest, device_id: str) -> Device:

@@ -5,14 +5,22 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-MAX_TIER = 12  # latent channels of MCUCoder
-MAX_FPS = 30  # what a device accepts (devices.camera.Settings)
+from protocol.payloads import (
+    CAPTURE_MODES,
+    MAX_DEADLINE_MS,
+    MAX_FPS,
+    MAX_TIER,
+    MIN_DEADLINE_MS,
+    MIN_TIER,
+)
+from protocol.topics import DEVICE_ID_PATTERN
 
 device_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    DEVICE_ID_PATTERN,
     "Letters, digits, '.', '_' and '-' only (it is an MQTT topic level).",
 )
-tier_validators = [MinValueValidator(1), MaxValueValidator(MAX_TIER)]
+CAPTURE_MODE_LABELS = {"periodic": "Periodic", "motion": "On motion"}
+tier_validators = [MinValueValidator(MIN_TIER), MaxValueValidator(MAX_TIER)]
 
 
 class Device(models.Model):
@@ -56,7 +64,7 @@ class Device(models.Model):
     deadline_ms = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(100), MaxValueValidator(600_000)],
+        validators=[MinValueValidator(MIN_DEADLINE_MS), MaxValueValidator(MAX_DEADLINE_MS)],
         help_text="Live deadline: the camera trims channels, or skips a frame, that would arrive"
         " later than this after capture. Empty: every frame is sent at its tier (store and"
         " forward).",
@@ -73,7 +81,7 @@ class Device(models.Model):
     )
     capture_mode = models.CharField(
         max_length=16,
-        choices=[("periodic", "Periodic"), ("motion", "On motion")],
+        choices=[(mode, CAPTURE_MODE_LABELS[mode]) for mode in CAPTURE_MODES],
         default="periodic",
         help_text="Periodic sends every frame; on motion only frames in which something moved.",
     )

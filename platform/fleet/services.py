@@ -23,9 +23,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from devices import topics
-from devices.mqtt_url import BrokerURL
-from fleet.models import MAX_TIER, ConnectionChange, Device
+from fleet.models import ConnectionChange, Device
+from protocol import topics
+from protocol.broker import BrokerURL
+from protocol.payloads import MAX_TIER, MIN_TIER, Desired
 
 
 def provision_device(device_id: str, *, name: str = "", site: str = "") -> Device:
@@ -100,16 +101,21 @@ def effective_tier(device: Device) -> int:
     return max(device.min_tier, min(device.max_tier, tier))
 
 
+def desired_state(device: Device) -> Desired:
+    """The desired state the device is asked to run (``protocol.payloads.Desired``)."""
+    return Desired(
+        version=device.desired_version,
+        tier=effective_tier(device),
+        fps=device.fps,
+        max_kbps=device.max_kbps,
+        mode=device.capture_mode,
+        deadline_ms=device.deadline_ms,
+    )
+
+
 def desired_payload(device: Device) -> dict[str, Any]:
-    """The JSON the device accepts (``devices.camera.Settings.merged``)."""
-    return {
-        "version": device.desired_version,
-        "tier": effective_tier(device),
-        "fps": device.fps,
-        "max_kbps": device.max_kbps,
-        "mode": device.capture_mode,
-        "deadline_ms": device.deadline_ms,
-    }
+    """The JSON of the desired state, as published."""
+    return desired_state(device).to_dict()
 
 
 @dataclass(frozen=True)
@@ -243,8 +249,8 @@ def apply_controller_tier(
     The admin's limits and override still apply (``effective_tier``). Returns the published
     payload, or None when the camera keeps its tier.
     """
-    if not 1 <= tier <= MAX_TIER:
-        raise ValueError(f"tier must be 1..{MAX_TIER}")
+    if not MIN_TIER <= tier <= MAX_TIER:
+        raise ValueError(f"tier must be {MIN_TIER}..{MAX_TIER}")
     before = effective_tier(device)
     device.desired_tier, device.tier_reason = tier, reason
     device.tier_decided_at = at or timezone.now()
@@ -257,8 +263,10 @@ def apply_controller_tier(
 def record_reported(device_id: str, reported: dict[str, Any], at: datetime | None = None) -> bool:
     """Store what a device says it applied (its retained ``reported`` message).
 
-    For ingest to call on ``strata/v1/dev/{id}/reported``. An older version than the one
-    stored is ignored (retained replays arrive out of order). Returns False when ignored.
+    For ingest to call on ``strata/v1/dev/{id}/reported`` with a message that
+    ``protocol.payloads.Reported.parse`` accepted. An older version than the one stored is
+    ignored (retained replays arrive out of order), as is one without a version. Returns
+    False when ignored.
     """
     version = reported.get("version")
     if not isinstance(version, int) or isinstance(version, bool):

@@ -23,9 +23,9 @@ from django.db import close_old_connections, connections
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from devices import topics
-from devices.mqtt_url import BrokerURL
 from ingest.services import handle_batch
+from protocol import topics
+from protocol.broker import BrokerURL
 
 log = logging.getLogger(__name__)
 

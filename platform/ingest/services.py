@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -17,12 +16,13 @@ from archive.models import DecodedImage
 from archive.partitions import ensure_layer_partitions
 from archive.services import store_packets
 from control.services import record_telemetry
-from devices import topics
 from fleet.models import Device
 from fleet.services import mark_seen, record_reported, set_online
 from ingest.models import Rejection
 from mcucoder import registry
 from mcucoder.bitstream import Packet, PacketError, parse_packet
+from protocol import topics
+from protocol.payloads import PayloadError, Reported, Status
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,10 @@ def ingest_status(device_id: str, payload: bytes) -> None:
     if not payload:
         return
     try:
-        state = json.loads(payload.decode("utf-8"))["state"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        status = Status.parse(payload)
+    except PayloadError as exc:
         raise Rejected("bad_status", f"{payload[:100]!r}: {exc}") from exc
-    if state not in ("online", "offline"):
-        raise Rejected("bad_status", f"unknown state {state!r}")
-    set_online(device_id, state == "online")
+    set_online(device_id, status.state == "online")
 
 
 def ingest_reported(device_id: str, payload: bytes) -> None:
@@ -177,12 +175,9 @@ def ingest_reported(device_id: str, payload: bytes) -> None:
     if not payload:
         return  # a deleted retained message
     try:
-        reported = json.loads(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        record_reported(device_id, Reported.parse(payload))
+    except PayloadError as exc:
         raise Rejected("bad_reported", f"{payload[:100]!r}: {exc}") from exc
-    if not isinstance(reported, dict) or not isinstance(reported.get("version"), int):
-        raise Rejected("bad_reported", f"no integer version in {payload[:100]!r}")
-    record_reported(device_id, reported)
 
 
 def ingest_telemetry(device_id: str, payload: bytes) -> None:
@@ -192,8 +187,8 @@ def ingest_telemetry(device_id: str, payload: bytes) -> None:
         return
     mark_seen(device)
     try:
-        record_telemetry(device, json.loads(payload.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:  # BadTelemetry is a ValueError
+        record_telemetry(device, payload)
+    except PayloadError as exc:
         raise Rejected("bad_telemetry", f"{payload[:100]!r}: {exc}") from exc
 
 

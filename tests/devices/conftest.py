@@ -15,8 +15,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices import topics
-from devices.mqtt_url import BrokerURL
+from protocol import topics
+from protocol.broker import BrokerURL
 
 
 @pytest.fixture(scope="session")

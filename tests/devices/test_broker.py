@@ -10,10 +10,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices import topics
 from devices.broker import EmbeddedBroker
 from devices.camera import Camera
 from devices.scenes import SyntheticScene
+from protocol import topics
 from tests.devices.conftest import connect_observer
 from tests.devices.packets import SizedPacketEncoder
 

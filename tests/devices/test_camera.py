@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from devices import topics
 from devices.camera import Camera
 from devices.link import LinkEmulator, constant
-from devices.mqtt_url import BrokerURL
 from devices.scenes import SyntheticScene
+from protocol import topics
+from protocol.broker import BrokerURL
 from tests.devices.conftest import Observer, connect_observer
 from tests.devices.packets import SizedPacketEncoder
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from devices import topics
 from devices.camera import Camera
 from devices.fleet import Fleet, device_ids, load_credentials
 from devices.scenes import make_source
 from mcucoder.bitstream import parse_packet
+from protocol import topics
 from tests.devices.conftest import clear_retained, connect_observer
 
 K = topics.Kind

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from devices import topics
 from devices.camera import Camera
 from devices.motion import MotionDetector
 from devices.scenes import SCENE_NAMES, SyntheticScene
 from mcucoder.bitstream import parse_packet
+from protocol import topics
 from tests.devices.conftest import Observer
 from tests.devices.packets import SizedPacketEncoder
 

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from archive.models import Frame, Layer
-from devices import topics
 from fleet.services import provision_device
 from ingest.models import Rejection
+from protocol import topics
 from tests.support.packets import fake_packet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

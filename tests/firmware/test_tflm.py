@@ -177,7 +177,7 @@ def _python_device(desired_payloads: list[str]) -> list[tuple[int, str | dict | 
     Camera._applied() writes them)."""
     from dataclasses import asdict
 
-    from devices.camera import Settings
+    from protocol.payloads import Desired as Settings
 
     s, out = Settings(), []
     for raw in desired_payloads:
@@ -261,7 +261,7 @@ def test_zephyr_link_desired_rules_match_the_simulator(link_cli):
 
 
 def test_zephyr_link_topics_and_payloads_follow_docs_mqtt(link_cli):
-    from devices import topics
+    from protocol import topics
 
     res = subprocess.run(
         [str(link_cli), "cam-007", DESIRED[0]], capture_output=True, text=True, check=True
@@ -440,7 +440,7 @@ def _python_fit(monkeypatch, case) -> tuple[float, int, str]:
     import types
 
     import devices.camera as cam
-    from devices import topics
+    from protocol import topics
 
     _, acks, deadline, cap, window, queued, oldest, since, sizes, _ = case
     now = 1000.0

@@ -9,12 +9,12 @@ from archive.services import store_packet
 from control.models import LinkSample
 from control.policies import RobustController
 from control.services import bytes_per_frame, decide_tier, extrapolated, link_state
-from devices import topics
 from fleet.models import Device
 from fleet.services import provision_device
 from ingest.models import Rejection
 from ingest.services import handle_message
 from mcucoder.bitstream import parse_packet
+from protocol import topics
 from tests.support.packets import fake_packet
 
 pytestmark = pytest.mark.django_db

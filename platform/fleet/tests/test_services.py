@@ -16,9 +16,6 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from access.models import AuditEntry
-from devices import topics
-from devices.camera import CAPTURE_MODES, Settings
-from devices.mqtt_url import BrokerURL
 from fleet.models import Device
 from fleet.services import (
     Health,
@@ -31,6 +28,10 @@ from fleet.services import (
     set_online,
     update_controls,
 )
+from protocol import topics
+from protocol.broker import BrokerURL
+from protocol.payloads import CAPTURE_MODES
+from protocol.payloads import Desired as Settings
 
 pytestmark = pytest.mark.django_db
 

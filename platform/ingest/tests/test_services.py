@@ -5,11 +5,11 @@ import redis
 from django.conf import settings
 
 from archive.models import Frame
-from devices import topics
 from fleet.models import Device
 from fleet.services import provision_device
 from ingest.models import Rejection
 from ingest.services import handle_message
+from protocol import topics
 from tests.support.packets import fake_packet
 from tests.support.processes import celery_key
 

@@ -20,9 +20,9 @@ from django.core.management.base import BaseCommand
 from access.services import assign
 from control.services import run_controller
 from decoder_worker.celery import worker_command
-from devices.mqtt_url import BrokerURL
 from fleet.services import provision_device, publisher
 from ingest.consumer import IngestConsumer
+from protocol.broker import BrokerURL
 
 DEMO_PASSWORD = "strata-demo"
 DEMO_CAMERAS = [

@@ -7,9 +7,9 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from devices import topics
-from devices.mqtt_url import BrokerURL
 from ingest.consumer import SESSION_EXPIRY_S, IngestConsumer
+from protocol import topics
+from protocol.broker import BrokerURL
 
 
 class Command(BaseCommand):

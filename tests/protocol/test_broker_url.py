@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices.mqtt_url import BrokerURL
+from protocol.broker import BrokerURL
 
 
 @pytest.mark.parametrize(
