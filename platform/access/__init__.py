@@ -1,1 +1,1 @@
-"""Who may see and change what: roles, per-camera scoping, login rate limiting, the audit log."""
+"""Who may see and change what: roles, per-camera scoping, login rate limiting."""

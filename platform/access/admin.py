@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from access.auditing import AuditedAdmin
-from access.models import Assignment, AuditEntry
+from access.models import Assignment
+from audit.auditing import AuditedAdmin
 
 
 @admin.register(Assignment)
@@ -12,24 +12,6 @@ class AssignmentAdmin(AuditedAdmin):
     list_filter = ("site",)
     search_fields = ("user__username", "device__device_id", "site")
     autocomplete_fields = ("device",)
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: the log is written by the services that make the changes."""
-
-    list_display = ("at", "username", "action", "target", "before", "after")
-    list_filter = ("action",)
-    search_fields = ("username", "target")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class AssignmentInline(admin.TabularInline):

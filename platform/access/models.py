@@ -1,4 +1,4 @@
-"""Camera assignments (operators' scope), failed sign-ins (rate limiting) and the audit log."""
+"""Camera assignments (operators' scope) and failed sign-ins (rate limiting)."""
 
 from __future__ import annotations
 
@@ -51,24 +51,3 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.ip} at {self.at:%H:%M:%S}"
-
-
-class AuditEntry(models.Model):
-    """Who changed what, when, with the values before and after."""
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
-    action = models.CharField(max_length=64)
-    target = models.CharField(max_length=200, help_text="What was changed, e.g. device:cam-1.")
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-
-    class Meta:
-        ordering = ["-at", "-pk"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.target}"

@@ -1,4 +1,4 @@
-"""Roles, per-camera scoping, login rate limiting and the audit log, as plain functions.
+"""Roles, per-camera scoping and login rate limiting, as plain functions.
 
 Roles: an *admin* is an active staff user and sees and steers the whole fleet; everyone
 else signed in is an *operator* who sees only the cameras assigned to them, one by one or
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from access.models import Assignment, AuditEntry, LoginFailure
+from access.models import Assignment, LoginFailure
 from fleet.models import Device
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -93,30 +92,3 @@ def record_login_failure(username: str, ip: str | None, limits: LoginLimits = LI
 def clear_login_failures(username: str) -> None:
     """A successful sign-in forgives the username's earlier mistakes (not the address's)."""
     LoginFailure.objects.filter(username=username.lower()).delete()
-
-
-# --- audit log -------------------------------------------------------------------------------
-
-
-def audit(
-    user: AbstractBaseUser | None,
-    action: str,
-    target: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> AuditEntry:
-    """Record an admin change; only the fields that changed are kept."""
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    return AuditEntry.objects.create(
-        user=user,
-        username=user.get_username() if user else "",
-        action=action,
-        target=target,
-        before={k: before.get(k) for k in changed},
-        after={k: after.get(k) for k in changed},
-    )
-
-
-def audit_trail(target: str, limit: int = 10) -> list[AuditEntry]:
-    """The latest changes to one target, newest first."""
-    return list(AuditEntry.objects.filter(target=target)[:limit])

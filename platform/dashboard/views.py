@@ -14,8 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from access.services import audit_trail, is_admin, visible_devices
+from access.services import is_admin, visible_devices
 from archive.models import DecodedImage, Frame
+from audit.services import audit_trail
 from dashboard import queries
 from dashboard.exports import ExportError, request_export
 from dashboard.forms import ControlsForm, ExportForm

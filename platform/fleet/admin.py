@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from access.auditing import AuditedAdmin
+from audit.auditing import AuditedAdmin
 from fleet.models import Device
 
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.services import audit
 from fleet.models import ConnectionChange, Device
 from protocol import topics
 from protocol.broker import BrokerURL
@@ -218,8 +219,6 @@ def update_controls(
     Returns the published payload, or None when nothing changed. Raises ``ValidationError``
     for limits that contradict each other.
     """
-    from access.services import audit  # access depends on fleet, not the other way round
-
     unknown = set(changes) - set(CONTROL_FIELDS)
     if unknown:
         raise ValueError(f"not a control: {', '.join(sorted(unknown))}")

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from access.models import AuditEntry
+from audit.models import AuditEntry
 from fleet.models import Device
 from fleet.services import (
     Health,

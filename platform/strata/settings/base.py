@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "ingest",
     "dashboard",
     "access",
+    "audit",
     "control",
 ]
 

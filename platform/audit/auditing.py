@@ -12,7 +12,7 @@ from django.db import models
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
-from access.services import audit
+from audit.services import audit
 
 
 def snapshot(obj: models.Model | None) -> dict[str, Any]:
@@ -30,10 +30,11 @@ def snapshot(obj: models.Model | None) -> dict[str, Any]:
 
 
 def _record(
-    request: HttpRequest, obj: models.Model, verb: str, before: dict, after: dict, key: str = "pk"
+    request: HttpRequest, obj: models.Model, verb: str, before: dict, after: dict, ident: Any
 ) -> None:
+    """Log ``obj``'s change under ``model:ident`` (taken before a delete, which clears the pk)."""
     meta = obj._meta
-    target = f"{meta.model_name}:{getattr(obj, key)}"
+    target = f"{meta.model_name}:{ident}"
     audit(request.user, f"{meta.label_lower}.{verb}", target, before, after)
 
 
@@ -54,12 +55,12 @@ class AuditedAdmin(admin.ModelAdmin):
         before = snapshot(_stored(obj)) if change else {}
         super().save_model(request, obj, form, change)
         verb = "change" if change else "add"
-        _record(request, obj, verb, before, snapshot(obj), self.audit_key)
+        _record(request, obj, verb, before, snapshot(obj), getattr(obj, self.audit_key))
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
-        before = snapshot(obj)
+        before, ident = snapshot(obj), getattr(obj, self.audit_key)
         super().delete_model(request, obj)
-        _record(request, obj, "delete", before, {}, self.audit_key)
+        _record(request, obj, "delete", before, {}, ident)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet) -> None:
         for obj in queryset:
@@ -68,11 +69,18 @@ class AuditedAdmin(admin.ModelAdmin):
     def save_formset(
         self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
-        before = {f.instance.pk: snapshot(_stored(f.instance)) for f in formset.initial_forms}
+        # Keyed by the form's instance, the very object saved or deleted: a delete clears its pk.
+        before = {
+            id(f.instance): (f.instance.pk, snapshot(_stored(f.instance)))
+            for f in formset.initial_forms
+        }
         super().save_formset(request, form, formset, change)
         for obj in formset.deleted_objects:
-            _record(request, obj, "delete", before.get(obj.pk, {}), {})
+            pk, values = before.get(id(obj), (obj.pk, {}))
+            _record(request, obj, "delete", values, {}, pk)
         for obj in formset.new_objects:
-            _record(request, obj, "add", {}, snapshot(obj))
+            _record(request, obj, "add", {}, snapshot(obj), obj.pk)
         for obj, _ in formset.changed_objects:
-            _record(request, obj, "change", before.get(obj.pk, {}), snapshot(obj))
+            _record(
+                request, obj, "change", before.get(id(obj), (None, {}))[1], snapshot(obj), obj.pk
+            )
