@@ -1,0 +1,100 @@
+"""How many channels of a frame a camera sends, if any: its local fallback.
+
+A device must not queue without limit when the link cannot carry its tier, so it decides
+per frame, before publishing: the ``max_kbps`` cap (over every ``CAP_WINDOW_S`` window of
+capture times, with each frame held to its fair share) and, with ``deadline_ms`` set, the
+*deadline guard* (``docs/control.md``): keep the most channels that still arrive in time
+by the device's own PUBACK-based estimate, or skip the frame. These are pure rules on
+numbers handed in (the clock, the estimate, the settings), kept apart from the MQTT
+session so that they can be tested, and compared with the firmware's, without a broker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+from protocol.payloads import Desired
+
+CAP_WINDOW_S = 2.0  # the bitrate cap holds over every window this long
+GUARD_MARGIN_S = 0.5  # of the deadline, kept for the broker, ingest and a fading link
+START_CHANNELS = 1  # deadline guard, nothing measured yet: a small first frame measures the link
+
+
+def trim_channels(packet: bytes, channels: int) -> bytes:
+    """Keep the first ``channels`` latent channels of a packet (a valid lower tier)."""
+    from mcucoder.bitstream import parse_packet
+
+    return parse_packet(packet).with_channels(channels).to_bytes()
+
+
+def cap_share(settings: Desired) -> float:
+    """A frame's fair share of the cap in bytes (cap / fps): a frame over it loses channels
+    even while the window has room, so one big frame does not leave the next ones nothing;
+    a single channel may still use what the window has left."""
+    if settings.max_kbps is None or settings.fps <= 0:
+        return math.inf
+    return settings.max_kbps * 1000 / 8 / settings.fps
+
+
+class SendPolicy:
+    """The cap window (what was sent, by capture time) and the per-frame decision."""
+
+    def __init__(self) -> None:
+        self.sent_window: deque[tuple[float, int]] = deque()  # (capture s, bytes)
+
+    def sent(self, capture_s: float, size: int) -> None:
+        """Count a frame that was published against the cap."""
+        self.sent_window.append((capture_s, size))
+
+    def cap_allows(self, settings: Desired, capture_s: float) -> float:
+        """Bytes the ``max_kbps`` cap still allows for a frame captured at ``capture_s``
+        (the packet's capture time, s): the cap holds over every ``CAP_WINDOW_S`` window of
+        capture times, not just on average, as anyone can check from the packets."""
+        window = self.sent_window
+        while window and window[0][0] <= capture_s - CAP_WINDOW_S:
+            window.popleft()
+        if settings.max_kbps is None:
+            return math.inf
+        return settings.max_kbps * 1000 / 8 * CAP_WINDOW_S - sum(n for _, n in window)
+
+    def fit(
+        self,
+        packet: bytes,
+        channels: int,
+        settings: Desired,
+        *,
+        capture_s: float,
+        elapsed_s: float,
+        measured: bool,
+        arrival_s: Callable[[int], float | None],
+        trim: Callable[[bytes, int], bytes] = trim_channels,
+    ) -> tuple[bytes, int, str]:
+        """Trim ``packet`` (``channels`` channels) to the most channels that the cap and the
+        deadline allow. ``capture_s``: the packet's own capture time; ``elapsed_s``: since
+        the capture; ``measured``: whether the uplink has an estimate yet;
+        ``arrival_s(size)``: when a frame that size sent now would be acknowledged (None
+        while nothing is measured). Returns (packet, channels, ``sent`` | ``rate`` |
+        ``deadline``), the latter two meaning: skip the frame."""
+        allowed, share = self.cap_allows(settings, capture_s), cap_share(settings)
+        deadline = settings.deadline_ms
+        left = None
+        if deadline is not None:
+            left = deadline / 1000 * (1 - GUARD_MARGIN_S) - elapsed_s
+            if not measured and channels > START_CHANNELS:
+                channels = START_CHANNELS  # nothing measured yet: start small, like TCP
+                packet = trim(packet, channels)
+        while True:
+            over_cap = len(packet) > allowed or (channels > 1 and len(packet) > share)
+            arrival = None if left is None or over_cap else arrival_s(len(packet))
+            # the margin guards the estimate; one channel goes if it can still be in time
+            margin = deadline / 1000 * GUARD_MARGIN_S if deadline and channels == 1 else 0.0
+            late = arrival is not None and left is not None and arrival > left + margin
+            if not over_cap and not late:
+                return packet, channels, "sent"
+            if channels == 1:
+                return packet, channels, "rate" if over_cap else "deadline"
+            # the next lower tier that could fit, by the size of the channels kept
+            channels -= 1
+            packet = trim(packet, channels)
