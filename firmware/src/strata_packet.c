@@ -12,6 +12,7 @@ uint8_t strata_symbol_index(int channel, int8_t v)
     return (uint8_t)(mcucoder_symbol[channel][v + 128] - mcucoder_offset[channel]);
 }
 
+/* strata_bitstream.h: the firmware's one CRC-32 (packets written here, trimmed by the app). */
 uint32_t strata_crc32(uint32_t crc, const uint8_t *data, size_t n)
 {
     /* half-byte table: 64 bytes of flash instead of 1 KB */
@@ -98,7 +99,9 @@ static uint8_t *put_le(uint8_t *p, uint64_t v, int n)
     return p;
 }
 
-static uint8_t *put_uvarint(uint8_t *p, uint32_t n)
+/* LEB128 (strata_bitstream.h): public, so code that rewrites packets (the Zephyr app's
+ * trimming) uses these instead of a copy of its own. */
+uint8_t *strata_uvarint_put(uint8_t *p, uint32_t n)
 {
     while (n >= 0x80) {
         *p++ = (uint8_t)(n | 0x80);
@@ -108,7 +111,7 @@ static uint8_t *put_uvarint(uint8_t *p, uint32_t n)
     return p;
 }
 
-static size_t uvarint_size(uint32_t n)
+size_t strata_uvarint_size(uint32_t n)
 {
     size_t size = 1;
     while (n >= 0x80) {
@@ -116,6 +119,20 @@ static size_t uvarint_size(uint32_t n)
         size++;
     }
     return size;
+}
+
+int strata_uvarint_read(const uint8_t *p, const uint8_t *end, uint32_t *value)
+{
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 5 && p + i < end; i++) {
+        v |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *value = v;
+            return i + 1;
+        }
+    }
+    return 0;
 }
 
 strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent, int w8, int h8,
@@ -144,7 +161,7 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
             return STRATA_ERR_NO_SPACE;
         }
         lengths[c] = (uint32_t)(before - chunks);
-        head += uvarint_size(lengths[c]);
+        head += strata_uvarint_size(lengths[c]);
     }
     if (head > (size_t)(chunks - out)) {
         return STRATA_ERR_NO_SPACE; /* the lengths came out longer than 1 byte each */
@@ -166,7 +183,7 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
     p = put_le(p, 0, 2); /* ref: none for intra frames */
     *p++ = (uint8_t)k;
     for (c = 0; c < k; c++) {
-        p = put_uvarint(p, lengths[c]);
+        p = strata_uvarint_put(p, lengths[c]);
     }
     memmove(p, chunks, total);
     p += total;

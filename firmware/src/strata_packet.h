@@ -5,16 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata_bitstream.h" /* header and CRC sizes, CRC-32, LEB128 (public: shared) */
 #include "strata_encoder.h"
-
-#define STRATA_HEADER_SIZE 29
-#define STRATA_CRC_SIZE 4
 
 /* Symbol index (symbol - table offset) of the model's int8 output v in channel c. */
 uint8_t strata_symbol_index(int channel, int8_t v);
-
-/* zlib's CRC-32 of data[0..n), continuing from crc (0 to start). */
-uint32_t strata_crc32(uint32_t crc, const uint8_t *data, size_t n);
 
 /* The packet of frame f from the latent symbol indices [channel][h8][w8]. */
 strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent, int w8, int h8,

@@ -3,8 +3,9 @@
  * encoder (strata_encoder.h), publish packets with Zephyr's MQTT client (docs/mqtt.md).
  *
  * Thin by design: the encoder is ../../src (tested on the host and under QEMU), topics,
- * payloads and the desired-state rules are strata_link.c (tested on the host). What is
- * here moves bytes between the camera, the encoder and the socket, and keeps counters.
+ * payloads, the desired-state rules and the send policy are the strata_link.h units
+ * (strata_session/desired/uplink/send/telemetry.c, tested on the host). What is here
+ * moves bytes between the camera, the encoder and the socket, and keeps counters.
  * Written against Zephyr 4.0's APIs (video API with endpoint arguments); NOT compiled on
  * the development machine (README.md).
  */

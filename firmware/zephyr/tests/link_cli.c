@@ -1,4 +1,5 @@
-/* Host driver for strata_link.c (tests/firmware/test_tflm.py):
+/* Host driver for the link logic of strata_link.h (tests/firmware/test_tflm.py; built as
+ * strata-link-cli by firmware/CMakeLists.txt):
  *   link_cli DEVICE_ID DESIRED_JSON...  applies each payload in turn and prints, per payload,
  *   "<result> <reported JSON>"; then the topics, the online/offline status, a telemetry
  *   sample (a second one with link_kbps and no PUBACK samples) and the fallback channel
