@@ -6,17 +6,17 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint format services browser venv venv-dev clean
 
 demo: $(VENV)/.runtime  ## Run the platform + a simulated fleet on the embedded default
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo
+	$(BIN)/python -m launchers.demo
 
 test: $(VENV)/.dev services browser  ## Lint, then the whole suite against real PostgreSQL, Redis, Mosquitto, Chromium
 	bash scripts/ensure_firmware_tools.sh  # Arm toolchain + QEMU for tests/firmware (skips if absent)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layers of docs/architecture.md
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
@@ -31,12 +31,15 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+# The repository itself is installed editable (pyproject.toml): no sys.path set-up anywhere.
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+$(VENV)/.dev: requirements.txt requirements-dev.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.runtime
 
 venv: $(VENV)/.runtime

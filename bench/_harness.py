@@ -6,16 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (str(ROOT), str(ROOT / "platform")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
 BENCH_ENV = {
     "DATABASE_URL": os.environ.get(

@@ -27,8 +27,6 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._harness import machine, mosquitto_broker, report, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,6 @@ import multiprocessing as mp
 import sys
 import time
 import uuid
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import (
     child,

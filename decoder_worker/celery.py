@@ -1,28 +1,24 @@
-"""The Celery application, configured from Django settings (``CELERY_*``).
+"""The decode workers' entry point: Django set up, then the platform's Celery app.
 
-Start a worker with ``celery -A decoder_worker worker -Q live,archive``. ``platform/`` is put
-on the import path here, as in ``manage.py``, because the tasks write to the archive.
+Start a worker with ``celery -A decoder_worker worker -Q live,archive``. The app is the
+platform's own (``strata.celery``); this package adds only the task wrappers
+(``decoder_worker.tasks``), named in ``CELERY_IMPORTS``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-for _p in (str(_ROOT), str(_ROOT / "platform")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strata.settings.dev")
 
-import django  # noqa: E402
-from celery import Celery  # noqa: E402
+import django
 
 django.setup()
 
-app = Celery("strata", include=["decoder_worker.tasks"])
-app.config_from_object("django.conf:settings", namespace="CELERY")
+from strata.celery import app  # noqa: E402
+
+app.loader.import_default_modules()  # registers decoder_worker.tasks
 
 
 def worker_command(

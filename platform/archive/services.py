@@ -178,19 +178,3 @@ def record_decoded(
         channels=channels,
         defaults={"image": image, "content_type": content_type, "decode_ms": decode_ms},
     )
-
-
-def decoded_image(frame_id: int, channels: int) -> DecodedImage | None:
-    """The stored image of a frame at exactly ``channels``, if it has been decoded."""
-    return DecodedImage.objects.filter(frame_id=frame_id, channels=channels).first()
-
-
-def frames_needing_decode(frame_ids: Sequence[int]) -> list[Frame]:
-    """The frames among ``frame_ids`` that have no decoded image at their full layer count."""
-    frames = list(Frame.objects.filter(pk__in=frame_ids).select_related("device"))
-    done = set(
-        DecodedImage.objects.filter(frame_id__in=[f.pk for f in frames]).values_list(
-            "frame_id", "channels"
-        )
-    )
-    return [f for f in frames if f.n_layers > 0 and (f.pk, f.n_layers) not in done]

@@ -6,7 +6,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from access.services import is_admin, visible_devices
-from dashboard.live import FLEET_GROUP, device_group
+from archive.events import FLEET_GROUP, device_group
+from dashboard.services import frame_url, image_url
 
 
 @database_sync_to_async
@@ -37,4 +38,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def fleet_event(self, message: dict) -> None:
-        await self.send_json(message["event"])
+        """An archive event (``archive.events``), with the links a page needs to show it."""
+        event = dict(message["event"])
+        if event.get("type") == "frame":
+            event["image_url"] = image_url(event["frame_id"], event["channels"])
+            event["frame_url"] = frame_url(event["frame_id"])
+        await self.send_json(event)

@@ -2,8 +2,8 @@
 
 What only a layered codec can show: each channel is one layer of the frame, in importance
 order; the maps show what each layer carries (channels not received are left dark). The
-entropy decoding is the codec's own (``Codec.dequantise`` through the decode worker's
-cached codec), so this view and the decoder never disagree.
+entropy decoding is the codec's own (``Codec.dequantise`` through the archive's cached
+codec), so this view and the decoder never disagree.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
+from archive.decoding import codec_for
 from archive.models import Frame
 from archive.services import archived_packet
 
@@ -24,8 +25,6 @@ LABEL = 14
 
 def latent_maps(frame: Frame) -> np.ndarray:
     """(12, H/8, W/8) quantised latents of the frame's received layers, zeros for the rest."""
-    from decoder_worker.decoding import codec_for  # loads the codec once per process
-
     return codec_for(frame.model_id).dequantise(archived_packet(frame))
 
 

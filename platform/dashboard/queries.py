@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, QuerySet, S
 from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
+from archive.images import latest_decoded
 from archive.models import DecodedImage, Frame, Layer
 from control.models import LinkSample
 from fleet.models import ConnectionChange, Device
@@ -23,17 +24,6 @@ class CameraTile:
     tier: int  # the tier it is asked to send
     applied: Applied
     activity: Activity
-
-
-def latest_decoded(device: Device) -> DecodedImage | None:
-    """The newest decoded image of the device's most recent decoded frame."""
-    return (
-        DecodedImage.objects.filter(frame__device=device)
-        .select_related("frame")
-        .defer("image")
-        .order_by("-frame__capture_time_ms", "-frame__seq", "-channels")
-        .first()
-    )
 
 
 def camera_tile(
@@ -206,14 +196,6 @@ def neighbours(frame: Frame) -> tuple[Frame | None, Frame | None]:
     before = same.filter(seq__lt=frame.seq).order_by("-seq").first()
     after = same.filter(seq__gt=frame.seq).order_by("seq").first()
     return before, after
-
-
-def decoded_channels(frame: Frame) -> list[int]:
-    return list(
-        DecodedImage.objects.filter(frame=frame)
-        .order_by("channels")
-        .values_list("channels", flat=True)
-    )
 
 
 # --- recent activity, per minute, from the archive (what the camera delivered) ------------

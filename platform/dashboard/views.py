@@ -15,14 +15,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from access.services import is_admin, visible_devices
-from archive.models import DecodedImage, Frame
+from archive.exports import ExportError, request_export
+from archive.images import as_png, best_decoded, clamp_channels, decoded_at
+from archive.models import Export, Frame
 from audit.services import audit_trail
 from dashboard import queries
-from dashboard.exports import ExportError, request_export
 from dashboard.forms import ControlsForm, ExportForm
 from dashboard.latents import latent_sheet
-from dashboard.models import Export
-from dashboard.services import as_png, clamp_channels, decoded_at, image_url
+from dashboard.services import image_url
 from fleet import services as fleet
 from fleet.models import Device
 from fleet.services import Health
@@ -235,13 +235,10 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
     """The decoded image of a frame at ``?k=`` channels (default: the best decoded);
     ``?format=png`` downloads it as PNG."""
     frame = visible_frame(request, frame_id)
-    decoded = DecodedImage.objects.filter(frame=frame)
     k = request.GET.get("k")
-    if k is not None:
-        if not k.isdigit():
-            raise Http404("k must be a channel count")
-        decoded = decoded.filter(channels=int(k))
-    image = decoded.order_by("-channels").first()
+    if k is not None and not k.isdigit():
+        raise Http404("k must be a channel count")
+    image = best_decoded(frame, None if k is None else int(k))
     if image is None:
         raise Http404("no decoded image for this frame yet")
     if request.GET.get("format") == "png":

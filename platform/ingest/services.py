@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from archive.models import DecodedImage
+from archive.images import frames_needing_decode
+from archive.jobs import DECODE_FRAMES, queue_job
 from archive.partitions import ensure_layer_partitions
 from archive.services import store_packets
 from control.services import record_telemetry
@@ -130,21 +131,9 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
         if seen:
             Device.objects.filter(pk__in=seen).update(online=True, last_seen_at=timezone.now())
 
-    decoded = set(
-        DecodedImage.objects.filter(frame_id__in=[s.frame.pk for s in result.stored]).values_list(
-            "frame_id", "channels"
-        )
-    )
-    to_decode = [
-        s.frame.pk
-        for s in result.stored
-        if s.new_layers > 0 or (s.frame.pk, s.frame.n_layers) not in decoded
-    ]
+    to_decode = [f.pk for f in frames_needing_decode([s.frame.pk for s in result.stored])]
     if to_decode:
-        # Imported here: the task module pulls in Celery's app, not torch.
-        from decoder_worker.tasks import decode_frames
-
-        decode_frames.delay(to_decode)
+        queue_job(DECODE_FRAMES, to_decode, queue="live")
     queued = set(to_decode)
     outcome.frames = [
         FrameOutcome(

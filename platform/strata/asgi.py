@@ -1,16 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (live dashboard)."""
 
 import os
-import sys
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
-for _p in (str(_ROOT), str(_ROOT / "platform")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strata.settings.dev")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 

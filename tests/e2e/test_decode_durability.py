@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from archive.decoding import codec_for
 from archive.models import DecodedImage
 from archive.services import store_packets
-from decoder_worker.decoding import codec_for
 from fleet.services import provision_device
 from mcucoder import registry
 from mcucoder.bitstream import parse_packet

@@ -1,4 +1,4 @@
-"""The README's run command: ``manage.py demo`` on the embedded default (SQLite, amqtt,
+"""The README's run command: ``python -m launchers.demo`` (``make demo``) on the embedded default (SQLite, amqtt,
 in-process Celery, in-memory channel layer) brings up a dashboard with live cameras."""
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ def demo(tmp_path, spawn):
         STRATA_VAR_DIR=str(tmp_path / "var"),
         PYTHONUNBUFFERED="1",
     )
-    migrate = spawn("migrate", [sys.executable, "manage.py", "migrate", "--noinput"], env)
-    assert migrate.popen.wait(120) == 0, migrate.output()
     port = free_port()
-    proc = spawn("demo", [sys.executable, "manage.py", "demo", "--port", str(port)], env)
+    proc = spawn("demo", [sys.executable, "-m", "launchers.demo", "--port", str(port)], env)
     proc.wait_for("Strata demo is up", timeout_s=120)
     return proc, f"http://127.0.0.1:{port}"
 

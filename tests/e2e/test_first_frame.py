@@ -14,8 +14,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from PIL import Image
 
+from archive.events import FLEET_GROUP
 from archive.models import DecodedImage, Frame, Layer
-from dashboard.live import FLEET_GROUP
 from fleet.services import provision_device
 from tests.support.processes import camera_args
 

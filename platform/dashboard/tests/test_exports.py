@@ -13,9 +13,9 @@ from django.utils import timezone
 from PIL import Image
 
 from access.services import assign
+from archive.exports import ExportError, build_export, request_export
+from archive.models import Export
 from archive.services import record_decoded, store_packet
-from dashboard.exports import ExportError, build_export, request_export
-from dashboard.models import Export
 from fleet.services import provision_device
 from mcucoder.bitstream import parse_packet
 from tests.support.packets import fake_packet
@@ -42,9 +42,10 @@ def camera():
 @pytest.fixture
 def run_inline(monkeypatch):
     """The worker's part, run here: the task as the worker would run it."""
+    from archive.jobs import EXPORT_VIDEO
     from decoder_worker.celery import app
 
-    task = app.tasks["dashboard.tasks.export_video"]
+    task = app.tasks[EXPORT_VIDEO]
     monkeypatch.setattr(task, "apply_async", lambda args, queue: task.run(*args))
 
 

@@ -11,10 +11,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from access.services import assign
+from archive.events import frame_decoded as announce_decoded
 from archive.models import DecodedImage
 from archive.services import record_decoded, store_packet
 from dashboard.consumers import LiveConsumer
-from dashboard.live import announce_decoded
 from fleet.services import provision_device
 from mcucoder.bitstream import parse_packet
 from tests.support.packets import fake_packet

@@ -12,6 +12,7 @@ from django.test import Client
 from PIL import Image
 
 from access.services import assign
+from archive.jobs import REDECODE
 from archive.services import record_decoded, store_packet
 from fleet.models import Device
 from fleet.services import provision_device
@@ -157,12 +158,11 @@ def test_decode_endpoint_requests_a_missing_k_once(world, monkeypatch):
     _, _, my_frame, _, operator, _ = world
     requested: list[tuple[int, int]] = []
 
-    class FakeTask:
-        @staticmethod
-        def delay(frame_id: int, channels: int) -> None:
-            requested.append((frame_id, channels))
+    def queue_job(name: str, frame_id: int, channels: int, queue: str) -> None:
+        assert (name, queue) == (REDECODE, "archive")
+        requested.append((frame_id, channels))
 
-    monkeypatch.setattr("decoder_worker.tasks.redecode", FakeTask, raising=False)
+    monkeypatch.setattr("archive.images.queue_job", queue_job)
     from django.core.cache import cache
 
     cache.clear()

@@ -2,7 +2,7 @@
 
 The embedded default (no ``DATABASE_URL``/``REDIS_URL``/``MQTT_URL``) runs everything in one
 machine with no system services: SQLite, Celery tasks run in-process, an in-memory channel
-layer and an embedded MQTT broker started by ``manage.py demo``.
+layer and an embedded MQTT broker started by ``python -m launchers.demo``.
 """
 
 from __future__ import annotations
@@ -130,9 +130,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "live"
+CELERY_IMPORTS = ["decoder_worker.tasks"]  # the workers' task wrappers (archive.jobs names them)
 CELERY_TASK_ROUTES = {
     "decoder_worker.tasks.decode_frames": {"queue": "live"},
     "decoder_worker.tasks.redecode": {"queue": "archive"},
+    "decoder_worker.tasks.export_video": {"queue": "archive"},
 }
 # A task a dead worker held (late acknowledgement) goes back to the queue after this long:
 # longer than the slowest batch decode, short enough that a crash costs little latency.

@@ -1,4 +1,5 @@
-"""Decode archived frames in batches: one codec per process, one forward pass per size."""
+"""Decode archived frames and store the images: one codec per process, one forward pass per
+frame size. The decode workers' tasks call these; so does the embedded demo, in-process."""
 
 from __future__ import annotations
 
@@ -13,13 +14,10 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
+from archive import events
+from archive.images import clamp_channels, decoded_image, frames_needing_decode
 from archive.models import DecodedImage, Frame
-from archive.services import (
-    archived_packet,
-    decoded_image,
-    frames_needing_decode,
-    record_decoded,
-)
+from archive.services import archived_packet, record_decoded
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +73,12 @@ def decode_and_store(requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage
 
 
 def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
-    """Live decode: the given frames at all the layers they have, unless already done."""
+    """Live decode: the given frames at all the layers they have, unless already done; each
+    new image is announced to the live views (``archive.events``)."""
     stored = decode_and_store([(f, f.n_layers) for f in frames_needing_decode(frame_ids)])
     log.info("decoded %d of %d frames", len(stored), len(frame_ids))
+    for decoded in stored:
+        events.frame_decoded(decoded)
     return stored
 
 
@@ -89,7 +90,7 @@ def redecode(frame_id: int, channels: int) -> DecodedImage | None:
     frame = Frame.objects.filter(pk=frame_id).first()
     if frame is None or frame.n_layers == 0:
         return None
-    channels = max(1, min(channels, frame.n_layers))
+    channels = clamp_channels(frame, channels)
     cached = decoded_image(frame_id, channels)
     if cached is not None:
         return cached

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from archive.decoding import codec_for, decode_frames, redecode
 from archive.models import DecodedImage
 from archive.services import store_packet
-from decoder_worker.decoding import codec_for, decode_frames, redecode
 from fleet.services import provision_device
 from mcucoder import registry
 from mcucoder.bitstream import parse_packet

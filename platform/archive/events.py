@@ -1,22 +1,23 @@
-"""Live events for the dashboard, sent through the Channels layer to open pages.
+"""Live events of the archive, sent through the Channels layer to whoever listens.
 
 Every event goes to the fleet group (admins' pages) and to the camera's own group, which
 operators' pages join for each camera assigned to them: nobody receives a camera's frames
-who may not see the camera.
+who may not see the camera. The dashboard's WebSocket consumer forwards them to pages.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db.models import Sum
 from django.db.models.functions import Length
-from django.urls import reverse
 
 from archive.models import DecodedImage, Layer
-from dashboard.services import image_url
 
 FLEET_GROUP = "fleet"
+EVENT_TYPE = "fleet.event"  # the channel-layer message type (consumers' ``fleet_event``)
 
 
 def device_group(device_id: str) -> str:
@@ -24,9 +25,9 @@ def device_group(device_id: str) -> str:
     return f"device.{device_id}"
 
 
-def frame_event(decoded: DecodedImage) -> dict:
-    """The JSON a page receives for a newly decoded frame; ``bytes`` (what its layers
-    weigh) lets a page show the camera's bitrate as frames arrive."""
+def frame_event(decoded: DecodedImage) -> dict[str, Any]:
+    """A newly decoded frame; ``bytes`` (what its layers weigh) lets a page show the
+    camera's bitrate as frames arrive."""
     frame = decoded.frame
     size = Layer.objects.filter(frame=frame, index__lt=decoded.channels).aggregate(
         b=Sum(Length("data"))
@@ -41,17 +42,15 @@ def frame_event(decoded: DecodedImage) -> dict:
         "height": frame.height,
         "capture_time_ms": frame.capture_time_ms,
         "bytes": size or 0,
-        "image_url": image_url(frame.pk, decoded.channels),
-        "frame_url": reverse("dashboard:frame", args=[frame.pk]),
     }
 
 
-def announce_decoded(decoded: DecodedImage) -> None:
-    """Tell every open dashboard that may see the camera that a frame can be shown."""
+def frame_decoded(decoded: DecodedImage) -> None:
+    """Tell every listener that may see the camera that a frame can be shown."""
     layer = get_channel_layer()
     if layer is None:
         return
     event = frame_event(decoded)
-    message = {"type": "fleet.event", "event": event}
+    message = {"type": EVENT_TYPE, "event": event}
     for group in (FLEET_GROUP, device_group(event["device_id"])):
         async_to_sync(layer.group_send)(group, message)

@@ -1,7 +1,8 @@
 """Export a camera's time range as an MP4 at a chosen k, as a background job with progress.
 
-The frames are decoded where needed by the decode worker's own functions (``decode_and_store``,
-cached per (frame, k) like every other decode) and encoded with PyAV (H.264).
+The frames are decoded where needed by ``archive.decoding.decode_and_store`` (cached per
+(frame, k) like every other decode) and encoded with PyAV (H.264). The job runs on a decode
+worker (``archive.jobs.EXPORT_VIDEO``), on the ``archive`` queue.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from PIL import Image
 
-from archive.models import DecodedImage, Frame
-from dashboard.models import Export
+from archive.decoding import decode_and_store
+from archive.images import as_rgb, decoded_images
+from archive.jobs import EXPORT_VIDEO, queue_job
+from archive.models import Export, Frame
 from fleet.models import Device
 
 log = logging.getLogger(__name__)
@@ -49,36 +52,22 @@ def request_export(
     if n == 0 or n > MAX_FRAMES:
         export.delete()
         raise ExportError(f"{n} frames in that range (1..{MAX_FRAMES} can be exported)")
-    from decoder_worker.celery import app  # the configured app: eager in the embedded demo
-
-    app.tasks["dashboard.tasks.export_video"].apply_async((export.pk,), queue="archive")
+    queue_job(EXPORT_VIDEO, export.pk, queue="archive")
     export.refresh_from_db()
     return export
 
 
 def _images(frames: list[Frame], k: int) -> list[np.ndarray]:
     """The frames at k (capped at what each received), decoding the missing ones once."""
-    from decoder_worker.decoding import decode_and_store
-
     wanted = {f.pk: min(k, f.n_layers) for f in frames if f.n_layers}
-    have = {
-        (d.frame_id, d.channels): d
-        for d in DecodedImage.objects.filter(frame__in=frames, channels__in=set(wanted.values()))
-    }
+    have = decoded_images(frames, wanted.values())
     missing = [
         (f, wanted[f.pk]) for f in frames if f.pk in wanted and (f.pk, wanted[f.pk]) not in have
     ]
     if missing:
         decode_and_store(missing)
-        have |= {
-            (d.frame_id, d.channels): d
-            for d in DecodedImage.objects.filter(frame__in=[f for f, _ in missing])
-        }
-    return [
-        np.asarray(Image.open(io.BytesIO(bytes(have[(f.pk, wanted[f.pk])].image))).convert("RGB"))
-        for f in frames
-        if (f.pk, wanted.get(f.pk)) in have
-    ]
+        have |= decoded_images([f for f, _ in missing], wanted.values())
+    return [as_rgb(have[(f.pk, wanted[f.pk])]) for f in frames if (f.pk, wanted.get(f.pk)) in have]
 
 
 def build_export(export_id: int) -> Export:

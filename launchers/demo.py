@@ -1,0 +1,154 @@
+"""``python -m launchers.demo``: the whole platform and a simulated fleet in one process.
+
+On the embedded default (no ``MQTT_URL``/``REDIS_URL``) it starts an embedded MQTT broker,
+runs ingest in a thread, runs Celery tasks in-process and serves the dashboard with daphne.
+With ``MQTT_URL`` it uses that broker; with ``REDIS_URL`` it starts a real Celery worker.
+It migrates the database first, so it runs from an empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strata.settings.dev")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the embedded default)
+from access.services import assign  # noqa: E402
+from control.services import run_controller  # noqa: E402
+from decoder_worker.celery import worker_command  # noqa: E402
+from devices.broker import EmbeddedBroker, free_port  # noqa: E402
+from devices.fleet import Fleet  # noqa: E402
+from fleet.services import provision_device, publisher  # noqa: E402
+from ingest.consumer import IngestConsumer  # noqa: E402
+from protocol.broker import BrokerURL  # noqa: E402
+
+DEMO_PASSWORD = "strata-demo"
+DEMO_CAMERAS = [
+    ("demo-farm-1", "Paddock gate", "North farm"),
+    ("demo-yard-2", "Barn yard", "North farm"),
+    ("demo-road-3", "Access road", "Depot"),
+]
+DEMO_OPERATOR_SITE = "North farm"
+
+
+def ensure_demo_users() -> None:
+    """An admin and an operator with a known password, printed at start-up; the operator
+    sees the cameras of one site only."""
+    users = get_user_model()
+    for username, staff in (("admin", True), ("operator", False)):
+        user, _ = users.objects.get_or_create(username=username)
+        user.is_staff = user.is_superuser = staff
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        if not staff:
+            assign(user, site=DEMO_OPERATOR_SITE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    parser.add_argument("--cameras", type=int, default=len(DEMO_CAMERAS))
+    parser.add_argument("--fps", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    call_command("migrate", interactive=False, verbosity=0)
+    run(args.host, args.port, args.cameras, args.fps)
+    return 0
+
+
+def run(host: str, port: int, cameras: int, fps: float) -> None:
+    """Start every part, serve until Ctrl-C, then stop them in order."""
+    ensure_demo_users()
+    specs = [DEMO_CAMERAS[i % len(DEMO_CAMERAS)] for i in range(cameras)]
+    device_ids = [
+        spec[0] if i < len(DEMO_CAMERAS) else f"{spec[0]}-{i + 1}" for i, spec in enumerate(specs)
+    ]
+    for device_id, (_, name, site) in zip(device_ids, specs, strict=True):
+        provision_device(device_id, name=name, site=site)
+
+    broker = None
+    if settings.MQTT_URL:
+        broker_url, mqtt5 = settings.MQTT_URL, True
+    else:
+        broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+        broker_url, mqtt5 = broker.url, False  # amqtt speaks MQTT 3.1.1
+    publisher.use(broker_url, mqtt5=mqtt5)  # admins' changes reach the cameras here
+
+    worker = None
+    if settings.REDIS_URL:
+        worker = subprocess.Popen(
+            worker_command(loglevel="WARNING"), cwd=Path(settings.PROJECT_DIR)
+        )
+
+    consumer = IngestConsumer(
+        BrokerURL.parse(broker_url), client_id="strata-demo-ingest", mqtt5=mqtt5
+    )
+    ingest_thread = consumer.start()
+    fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
+    fleet.start()
+
+    stop_control = threading.Event()
+    threading.Thread(
+        target=run_controller, args=(None, 5.0, stop_control), name="control", daemon=True
+    ).start()
+
+    def announce() -> None:
+        """Printed once daphne listens: a launcher may connect as soon as it reads it."""
+        print(
+            f"\nStrata demo is up.\n"
+            f"  Dashboard: http://{host}:{port}/\n"
+            f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD}: {DEMO_OPERATOR_SITE} only)\n"
+            f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
+            f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+            f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"
+            f"Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+
+    try:
+        serve(host, port, announce)
+    finally:
+        # Stop every thread that may be inside torch before the interpreter finalises:
+        # a daemon thread woken during finalisation aborts the process.
+        stop_control.set()
+        fleet.stop()
+        consumer.stop()
+        ingest_thread.join(10)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(10)
+        if broker is not None:
+            broker.stop()
+
+
+def serve(host: str, port: int, ready: Callable[[], None]) -> None:
+    """Serve the ASGI application with daphne until Ctrl-C; ``ready`` once it listens."""
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server
+
+    from strata.asgi import application
+
+    Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=host, port=port),
+        signal_handlers=True,
+        ready_callable=ready,
+    ).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
