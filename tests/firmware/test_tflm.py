@@ -315,6 +315,46 @@ def test_zephyr_link_topics_and_payloads_follow_docs_mqtt(link_cli):
     assert lines[10] == "-1"  # a payload that does not fit is refused, never truncated
 
 
+def test_zephyr_link_payloads_pass_the_protocol_validators(link_cli):
+    """The C firmware's messages, checked by the one definition of the contract
+    (``protocol.payloads``): accepted, and laid out as the Python classes write them."""
+    from protocol.payloads import MAX_TIER, Desired, Reported, Status, Telemetry
+
+    header = (ROOT / "firmware" / "zephyr" / "src" / "strata_desired.h").read_text()
+    assert f"#define STRATA_MAX_TIER {MAX_TIER}\n" in header  # the codec's channel count
+    res = subprocess.run(
+        [str(link_cli), "cam-007", DESIRED[0], '{"version": 6, "tier": 13}'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = res.stdout.splitlines()
+    applied, refused = (json.loads(line.split(" ", 1)[1]) for line in lines[:2])
+    online, offline, telemetry = lines[7:10]
+    assert Reported.parse(applied)["version"] == 5
+    settings = Desired().merged(applied)
+    assert list(applied) == list(Reported("cam-007", applied["ts"], settings).to_dict())
+    assert Reported.parse(refused)["error"] == "'tier' must be an integer 1..12"
+    assert Status.parse(online).state == "online" and Status.parse(offline).state == "offline"
+    assert json.loads(offline) == Status.last_will("cam-007").to_dict()
+    parsed, raw = Telemetry.parse(telemetry)
+    rebuilt = Telemetry(
+        device=parsed.device,
+        ts=parsed.ts,
+        uptime_s=parsed.uptime_s,
+        seq=parsed.seq,
+        counters=parsed.counters,
+        backlog=parsed.backlog,
+        max_backlog=parsed.max_backlog,
+        puback_ms=parsed.puback_ms,
+        throughput_kbps=parsed.throughput_kbps,
+        link_kbps=parsed.link_kbps,
+        applied=Desired().merged(raw),
+    )
+    assert list(raw) == list(rebuilt.to_dict())  # the same fields, in the same order
+    assert raw == json.loads(json.dumps(rebuilt.to_dict()))
+
+
 def test_zephyr_link_rejects_bad_device_ids(link_cli):
     res = subprocess.run([str(link_cli), "cam/7"], capture_output=True, text=True, check=True)
     assert res.stdout.splitlines()[:5] == ["BAD"] * 5
