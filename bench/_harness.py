@@ -42,9 +42,7 @@ def setup_django() -> dict[str, str]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "platform")])
-    return env
+    return dict(os.environ)  # children import the editable install: no PYTHONPATH
 
 
 @contextmanager
