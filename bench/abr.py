@@ -1,7 +1,7 @@
 """Tier policies compared on the repository's bandwidth traces, with the real device code,
 link emulator, broker, ingest and controller.
 
-    python bench/abr.py [--traces nbiot 3g] [--policies fixed-12 ... robust robust+guard]
+    python -m bench.abr [--traces nbiot 3g] [--policies fixed-12 ... robust robust+guard]
                         [--devices 3] [--duration 60] [--cap KBPS] [--plot docs/img/abr.png]
 
 For each trace and policy: simulated cameras stream through emulated uplinks (each camera

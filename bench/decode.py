@@ -1,7 +1,7 @@
 """Decode throughput against batch size: entropy decoding plus one decoder pass per batch,
 frames/s at 224×224 and 768×512, on CPU and on a GPU when there is one.
 
-    python bench/decode.py [--batches 1 4 16] [--seconds 5]
+    python -m bench.decode [--batches 1 4 16] [--seconds 5]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fleet scale: N simulated cameras in one process (`devices.fleet`) against a real broker,
 with a subscriber counting what actually arrives.
 
-    python bench/fleet.py [--count 200] [--fps 1] [--duration 60]
+    python -m bench.fleet [--count 200] [--fps 1] [--duration 60]
 
 Prints, last, one JSON line: the fleet's own summary plus frames/s received by the broker's
 subscriber, the fleet process's CPU share and peak memory.

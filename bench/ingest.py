@@ -4,7 +4,7 @@ Starts ``manage.py ingest`` processes against the real Mosquitto, PostgreSQL and
 publishes real 224×224 packets (encoded once by the codec, re-sequenced) from a publisher
 process, and measures the rate at which frames and all their layers are committed.
 
-    python bench/ingest.py [--frames 20000] [--ingest 1] [--devices 200]
+    python -m bench.ingest [--frames 20000] [--ingest 1] [--devices 200]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Latency from a device's capture to its decoded frame stored, p50 and p99 (ms), with a
 simulated fleet, the real ingest process and a real Celery decode worker.
 
-    python bench/latency.py [--devices 50 200] [--fps 0.2] [--duration 60]
+    python -m bench.latency [--devices 50 200] [--fps 0.2] [--duration 60]
 
 Capture time is the device's clock in the packet; devices run on this machine, so it is the
 same clock as the archive's ``decoded_at``.

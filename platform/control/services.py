@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import close_old_connections
-from django.db.models import Avg, Subquery
-from django.db.models.functions import Length
+from django.db.models import Avg, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Length, RowNumber
 from django.utils import timezone
 
 from archive.models import Frame, Layer
+from control.leader import leader_lock
 from control.models import LinkSample
 from control.policies import POLICIES, Decision, Limits, LinkState
 from fleet.models import Device
@@ -47,21 +50,57 @@ def record_telemetry(device: Device, payload: bytes | dict) -> LinkSample:
 
 def bytes_per_frame(device: Device) -> dict[int, float]:
     """Mean packet bytes at each k over the camera's recent frames (its scene's cost)."""
-    recent = Frame.objects.filter(device=device).order_by("-id").values("id")[:SCENE_FRAMES]
-    means = dict(
-        Layer.objects.filter(frame_id__in=Subquery(recent))
-        .values("index")
-        .annotate(mean=Avg(Length("data")))
-        .values_list("index", "mean")
+    return scene_sizes([device.pk]).get(device.pk, {})
+
+
+def scene_sizes(device_pks: Sequence[int]) -> dict[int, dict[int, float]]:
+    """``bytes_per_frame`` for many cameras in one query: each camera's ``SCENE_FRAMES``
+    most recent frames, mean layer bytes per index, as packet sizes at each k."""
+    if not device_pks:
+        return {}
+    recent = (
+        Frame.objects.filter(device_id__in=device_pks)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("device_id")], order_by=F("id").desc()))
+        .filter(rank__lte=SCENE_FRAMES)
+        .values("id")
     )
-    chunks: list[int] = []
-    sizes = {}
-    for k in range(1, MAX_TIER + 1):
-        if k - 1 not in means:
-            break
-        chunks.append(round(float(means[k - 1])))
-        sizes[k] = float(packet_size(chunks))
-    return sizes
+    rows = (
+        Layer.objects.filter(frame_id__in=Subquery(recent))
+        .values("frame__device_id", "index")
+        .annotate(mean=Avg(Length("data")))
+        .values_list("frame__device_id", "index", "mean")
+    )
+    means: dict[int, dict[int, float]] = defaultdict(dict)
+    for device_pk, index, mean in rows:
+        means[device_pk][index] = float(mean)
+    out: dict[int, dict[int, float]] = {}
+    for device_pk, by_index in means.items():
+        chunks: list[int] = []
+        sizes: dict[int, float] = {}
+        for k in range(1, MAX_TIER + 1):
+            if k - 1 not in by_index:
+                break
+            chunks.append(round(by_index[k - 1]))
+            sizes[k] = float(packet_size(chunks))
+        out[device_pk] = sizes
+    return out
+
+
+def recent_samples(device_pks: Sequence[int]) -> dict[int, list[LinkSample]]:
+    """Each camera's ``SAMPLES`` newest link samples, oldest first, in one query."""
+    if not device_pks:
+        return {}
+    rows = (
+        LinkSample.objects.filter(device_id__in=device_pks)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("device_id")], order_by=F("at").desc()))
+        .filter(rank__lte=SAMPLES)
+        .defer("payload")
+        .order_by("device_id", "at")
+    )
+    out: dict[int, list[LinkSample]] = defaultdict(list)
+    for sample in rows:
+        out[sample.device_id].append(sample)
+    return out
 
 
 def extrapolated(sizes: dict[int, float]) -> dict[int, float]:
@@ -76,9 +115,18 @@ def extrapolated(sizes: dict[int, float]) -> dict[int, float]:
     return sizes | {k: sizes[top] + step * (k - top) for k in range(top + 1, MAX_TIER + 1)}
 
 
-def link_state(device: Device, now: datetime | None = None) -> LinkState:
+def link_state(
+    device: Device,
+    now: datetime | None = None,
+    samples: list[LinkSample] | None = None,
+    sizes: dict[int, float] | None = None,
+) -> LinkState:
+    """What the policy sees of one camera; ``samples`` and ``sizes`` when read in bulk."""
     now = now or timezone.now()
-    samples = list(LinkSample.objects.filter(device=device).order_by("-at")[:SAMPLES])[::-1]
+    if samples is None:
+        samples = recent_samples([device.pk]).get(device.pk, [])
+    if sizes is None:
+        sizes = bytes_per_frame(device)
     last = samples[-1] if samples else None
     switched = device.desired_at or device.created_at  # the last published change
     return LinkState(
@@ -87,7 +135,7 @@ def link_state(device: Device, now: datetime | None = None) -> LinkState:
         backlog=last.backlog if last else 0,
         max_backlog=last.max_backlog if last else 16,
         puback_ms=last.puback_ms if last else None,
-        bytes_per_frame=extrapolated(bytes_per_frame(device)),
+        bytes_per_frame=extrapolated(sizes),
         fps=device.fps or 1.0,
         tier=effective_tier(device),
         since_switch_s=(now - switched).total_seconds(),
@@ -104,13 +152,73 @@ def limits_of(device: Device) -> Limits:
     )
 
 
-def decide_tier(device: Device, policy: Callable[[LinkState, Limits], Decision]) -> Decision:
+def decide_tier(
+    device: Device,
+    policy: Callable[[LinkState, Limits], Decision],
+    state: LinkState | None = None,
+) -> Decision:
     """Decide the device's tier and hand it to the fleet, which stores the decision's inputs
     (the camera page shows why) and publishes only when the tier to send changes."""
-    decision = policy(link_state(device), limits_of(device))
+    decision = policy(state or link_state(device), limits_of(device))
     if apply_controller_tier(device, decision.tier, decision.as_json()) is not None:
         log.info("%s: tier %d (%s)", device.device_id, decision.tier, decision.reason)
     return decision
+
+
+def cameras_to_decide() -> QuerySet[Device]:
+    """Active cameras with something new since their last decision: telemetry, or a
+    change of their controls (cap, limits, policy, deadline: each publishes a new desired
+    state). A camera that sent nothing costs nothing."""
+    newer_sample = LinkSample.objects.filter(
+        device=OuterRef("pk"), at__gt=OuterRef("tier_decided_at")
+    )
+    any_sample = LinkSample.objects.filter(device=OuterRef("pk"))
+    return Device.objects.filter(is_active=True).filter(
+        Q(tier_decided_at__isnull=True, desired_version=0)
+        | Q(tier_decided_at__isnull=True) & Exists(any_sample)
+        | Exists(newer_sample)
+        | Q(desired_at__gt=F("tier_decided_at"))
+    )
+
+
+@dataclass
+class Round:
+    """What one controller round did (for logs and the benchmark)."""
+
+    decided: int = 0
+    published: int = 0
+    failed: int = 0
+
+
+def control_round(
+    policy: str | None,
+    controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]],
+    now: datetime | None = None,
+    everyone: bool = False,
+) -> Round:
+    """Decide the tier of every camera that has something new (``everyone``: every active
+    camera, as a controller's first round does), from link samples and scene sizes read for
+    all of them at once. ``controllers`` keeps one policy instance per camera across
+    rounds (policies may keep state); a camera whose policy changes gets a fresh one."""
+    now = now or timezone.now()
+    devices = list(Device.objects.filter(is_active=True) if everyone else cameras_to_decide())
+    pks = [d.pk for d in devices]
+    samples, sizes = recent_samples(pks), scene_sizes(pks)
+    done = Round()
+    for device in devices:
+        name = policy or device.tier_policy
+        try:
+            if (device.pk, name) not in controllers:
+                controllers[(device.pk, name)] = policy_factory(name)()
+            state = link_state(device, now, samples.get(device.pk, []), sizes.get(device.pk, {}))
+            before = device.desired_version
+            decide_tier(device, controllers[(device.pk, name)], state)
+            done.decided += 1
+            done.published += device.desired_version != before
+        except Exception:  # one camera (or a broker hiccup) must not stop the others
+            done.failed += 1
+            log.exception("controller: deciding %s failed", device.device_id)
+    return done
 
 
 def prune_samples(keep: timedelta = timedelta(days=7)) -> int:
@@ -121,33 +229,28 @@ def prune_samples(keep: timedelta = timedelta(days=7)) -> int:
 def run_controller(
     policy: str | None, interval_s: float, stop: threading.Event, once: bool = False
 ) -> None:
-    """Decide every active camera's tier each ``interval_s`` until ``stop`` is set, with
-    ``policy`` for all, or (None) the policy each camera's admin chose.
+    """Run ``control_round`` each ``interval_s`` until ``stop`` is set, with ``policy`` for
+    all cameras, or (None) the policy each camera's admin chose.
 
-    One policy instance per camera, since policies may keep state (prediction errors); a
-    camera whose policy changes gets a fresh one.
+    Several controller processes may run: only the one holding the leader lock decides;
+    the others wait and take over when it stops (``leader_lock``). The first round decides
+    every active camera; later rounds only those with something new (``cameras_to_decide``).
     """
     if policy is not None:
         policy_factory(policy)  # an unknown name fails now, not on every round
     controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]] = {}
     rounds = 0
-    while not stop.is_set():
-        close_old_connections()
-        for device in Device.objects.filter(is_active=True):
-            name = policy or device.tier_policy
-            try:
-                if (device.pk, name) not in controllers:
-                    controllers[(device.pk, name)] = policy_factory(name)()
-                controller = controllers[(device.pk, name)]
-                decide_tier(device, controller)
-            except Exception:  # one camera (or a broker hiccup) must not stop the others
-                log.exception("controller: deciding %s failed", device.device_id)
-        rounds += 1
-        if rounds % 720 == 0:
-            prune_samples()
-        if once:
-            return
-        stop.wait(interval_s)
+    with leader_lock() as lock:
+        while not stop.is_set():
+            close_old_connections()
+            if lock.acquire():
+                control_round(policy, controllers, everyone=rounds == 0)
+                rounds += 1
+                if rounds % 720 == 0:
+                    prune_samples()
+            if once:
+                return
+            stop.wait(interval_s)
 
 
 def policy_factory(name: str) -> Callable[[], Callable[[LinkState, Limits], Decision]]:

@@ -256,7 +256,11 @@ def apply_controller_tier(
     device.save(update_fields=["desired_tier", "tier_reason", "tier_decided_at"])
     if effective_tier(device) == before and device.desired_version > 0:
         return None
-    return publish_desired(device)
+    payload = publish_desired(device)
+    # the decision covers the state it published: not "changed since decided" next round
+    Device.objects.filter(pk=device.pk).update(tier_decided_at=device.desired_at)
+    device.tier_decided_at = device.desired_at
+    return payload
 
 
 def record_reported(device_id: str, reported: dict[str, Any], at: datetime | None = None) -> bool:
