@@ -3,13 +3,23 @@ every camera, frame and image is looked up through the user's scope (``access.se
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, timedelta
+from functools import wraps
+from typing import TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -42,14 +52,101 @@ def visible_frame(request: HttpRequest, frame_id: int) -> Frame:
     )
 
 
+# --- query parameters: one parse each, a bad value is a 400 that says why, never a 500 -----
+
+T = TypeVar("T")
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+class BadParameter(ValueError):
+    """A query parameter a page cannot use; ``refuses_bad_parameters`` answers it with 400."""
+
+
+def refuses_bad_parameters(view: View) -> View:
+    """Answer a ``BadParameter`` raised by ``view`` with 400 and its reason, as plain text."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except BadParameter as exc:
+            return HttpResponseBadRequest(
+                f"Bad query parameter {exc}\n", content_type="text/plain; charset=utf-8"
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def query_param(request: HttpRequest, name: str, parse: Callable[[str], T], default: T) -> T:
+    """``?name=`` parsed by ``parse`` (which raises ValueError on a bad value); ``default``
+    when absent."""
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise BadParameter(f"{name}={raw[:40]!r}: {exc}") from None
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """ASCII digits only (``str.isdigit`` also passes ``²``, which ``int`` refuses)."""
+
+    def parse(raw: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return int(raw)
+
+    return parse
+
+
+def text(max_length: int = 200) -> Callable[[str], str]:
+    """Free text that PostgreSQL can compare: no NUL, bounded, stripped."""
+
+    def parse(raw: str) -> str:
+        if "\x00" in raw or len(raw) > max_length:
+            raise ValueError(f"must be text of at most {max_length} characters, without NUL")
+        return raw.strip()
+
+    return parse
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError("must be one of " + ", ".join(repr(a) for a in allowed))
+        return raw
+
+    return parse
+
+
+FIRST_DAY = date(1970, 1, 1)  # frames carry Unix times; nothing is archived before
+
+
+def archive_day(raw: str) -> date:
+    """A ``YYYY-MM-DD`` day the archive can hold: from 1970 to tomorrow (any time zone)."""
+    last = timezone.localdate() + timedelta(days=1)
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+        raise ValueError("must be a day as YYYY-MM-DD")
+    day = date.fromisoformat(raw)  # ValueError for 2026-02-30
+    if not FIRST_DAY <= day <= last:
+        raise ValueError(f"must be a day from {FIRST_DAY} to {last}")
+    return day
+
+
+CHANNEL_COUNT = whole_number(1, MAX_TIER)
+HOUR = whole_number(0, 23)
+
+
 @login_required
 @require_GET
+@refuses_bad_parameters
 def overview(request: HttpRequest) -> HttpResponse:
     devices = visible_devices(request.user)
     filters = queries.Filters(
-        site=request.GET.get("site", ""),
-        health=request.GET.get("health", ""),
-        q=request.GET.get("q", "").strip(),
+        site=query_param(request, "site", text(), ""),
+        health=query_param(request, "health", choice("", *(h.value for h in Health)), ""),
+        q=query_param(request, "q", text(), ""),
     )
     tiles = queries.camera_tiles(devices, filters)
     context = {
@@ -133,24 +230,18 @@ def device_state(request: HttpRequest, device_id: str) -> JsonResponse:
     )
 
 
-def _day(value: str | None, default: date) -> date:
-    try:
-        return date.fromisoformat(value) if value else default
-    except ValueError:
-        raise Http404("day must be YYYY-MM-DD") from None
-
-
 @login_required
 @require_GET
+@refuses_bad_parameters
 def archive(request: HttpRequest, device_id: str) -> HttpResponse:
     """The camera's timeline: days with frames, the hours of one day, the frames of one hour."""
     device = visible_device(request, device_id)
     days = queries.archive_days(device)
-    day = _day(request.GET.get("day"), days[0][0] if days else timezone.localdate())
+    day = query_param(request, "day", archive_day, days[0][0] if days else timezone.localdate())
     hours = queries.day_hours(device, day)
-    hour_param = request.GET.get("hour")
-    if hour_param is not None and hour_param.isdigit() and int(hour_param) < 24:
-        hour = hours[int(hour_param)]
+    hour_param = query_param(request, "hour", HOUR, None)
+    if hour_param is not None:
+        hour = hours[hour_param]
     else:  # the latest hour with frames
         hour = next((b for b in reversed(hours) if b.frames), hours[-1])
     frames = list(queries.hour_frames(device, hour.start))
@@ -169,12 +260,13 @@ def archive(request: HttpRequest, device_id: str) -> HttpResponse:
 
 
 def _channels(request: HttpRequest, name: str, frame: Frame, default: int) -> int:
-    value = request.GET.get(name, "")
-    return clamp_channels(frame, int(value)) if value.isdigit() else default
+    """``?name=`` as a channel count, clamped to the layers the frame has."""
+    return clamp_channels(frame, query_param(request, name, CHANNEL_COUNT, default))
 
 
 @login_required
 @require_GET
+@refuses_bad_parameters
 def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
     """One archived frame with the quality slider (k = 1 .. layers received)."""
     frame = visible_frame(request, frame_id)
@@ -198,13 +290,14 @@ def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@refuses_bad_parameters
 def frame_decode(request: HttpRequest, frame_id: int) -> JsonResponse:
     """Polled by the slider: is the frame at ``?k=`` ready, and where is it?"""
     frame = visible_frame(request, frame_id)
-    k = request.GET.get("k", "")
-    if not k.isdigit() or frame.n_layers == 0:
+    k = query_param(request, "k", CHANNEL_COUNT, None)
+    if k is None or frame.n_layers == 0:
         raise Http404("k must be a channel count of a frame with layers")
-    k = clamp_channels(frame, int(k))
+    k = clamp_channels(frame, k)
     decoded = decoded_at(frame, k)
     return JsonResponse(
         {
@@ -231,17 +324,15 @@ def frame_latents(request: HttpRequest, frame_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@refuses_bad_parameters
 def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
     """The decoded image of a frame at ``?k=`` channels (default: the best decoded);
     ``?format=png`` downloads it as PNG."""
     frame = visible_frame(request, frame_id)
-    k = request.GET.get("k")
-    if k is not None and not k.isdigit():
-        raise Http404("k must be a channel count")
-    image = best_decoded(frame, None if k is None else int(k))
+    image = best_decoded(frame, query_param(request, "k", CHANNEL_COUNT, None))
     if image is None:
         raise Http404("no decoded image for this frame yet")
-    if request.GET.get("format") == "png":
+    if query_param(request, "format", choice("png"), None) == "png":
         response = HttpResponse(as_png(image), content_type="image/png")
         name = f"{frame.device.device_id}-{frame.seq}-k{image.channels}.png"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
