@@ -31,7 +31,10 @@ MAX_DEADLINE_MS = 600_000
 CAPTURE_MODES = ("periodic", "motion")  # motion: only frames in which something moved
 STATES = ("online", "offline")
 MAX_PAYLOAD_BYTES = 16 * 1024  # a JSON message on a device topic; frames have their own limit
+MAX_DEPTH = 16  # nesting of objects and arrays in a JSON message (the contract's use 2)
 MAX_COUNTER = 2**63 - 1  # counters are stored as 64-bit integers
+MAX_BACKLOG = 1_000_000  # frames in a device's send queue (stored as a 32-bit integer)
+MAX_MEASURE = 1e12  # any measured quantity (kbit/s, ms, s): finite, stored as a double
 DEFAULT_MAX_BACKLOG = 16
 
 # The device's own link counters, sent in every telemetry message (firmware and simulator).
@@ -77,7 +80,7 @@ def _finite(name: str, value: Any) -> float:
     return float(value)
 
 
-def _number(obj: Mapping[str, Any], name: str, default: float, hi: float = 1e12) -> float:
+def _number(obj: Mapping[str, Any], name: str, default: float, hi: float = MAX_MEASURE) -> float:
     """An optional non-negative number (telemetry): the default when absent or null."""
     value = obj.get(name)
     if value is None:
@@ -88,27 +91,44 @@ def _number(obj: Mapping[str, Any], name: str, default: float, hi: float = 1e12)
     return number
 
 
-def _counter(obj: Mapping[str, Any], name: str, default: int = 0) -> int:
+def _counter(obj: Mapping[str, Any], name: str, default: int = 0, hi: int = MAX_COUNTER) -> int:
     value = obj.get(name)
     if value is None:
         return default
-    if not _is_int(value) or not 0 <= value <= MAX_COUNTER:
-        raise PayloadError(name, f"'{name}' must be an integer 0..2^63-1: {value!r}")
+    if not _is_int(value) or not 0 <= value <= hi:
+        raise PayloadError(name, f"'{name}' must be an integer 0..{hi}: {value!r}")
     return value
 
 
-def _no_nul(value: Any, path: str = "") -> None:
-    """Text with NUL cannot be stored (PostgreSQL refuses it); nested values are walked."""
+def _storable(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse what PostgreSQL cannot store in text or JSON, wherever it is in the message,
+    known field or not: NUL characters, lone UTF-16 surrogates (``"\\ud800"``), and
+    non-finite numbers (``1e400`` parses as infinity; PostgreSQL's JSON has none), and
+    nesting deeper than ``MAX_DEPTH``."""
     if isinstance(value, str):
         if "\x00" in value:
             raise PayloadError(path, f"'{path}' contains a NUL character")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _no_nul(key, path or "key")
-            _no_nul(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _no_nul(item, f"{path}[{i}]")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(path, f"'{path}' contains a lone surrogate") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise PayloadError(path, f"'{path}' is not a finite number: {value!r}")
+    elif isinstance(value, Mapping | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise PayloadError(path, f"'{path}' is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise PayloadError(path, f"'{path}' has a key that is not text: {key!r}")
+                _storable(key, path or "key")
+                _storable(item, f"{path}.{key}" if path else key, depth + 1)
+        else:
+            for i, item in enumerate(value):
+                _storable(item, f"{path}[{i}]", depth + 1)
+    elif value is not None and not isinstance(value, bool | int):
+        raise PayloadError(path, f"'{path}' is not a JSON value: {type(value).__name__}")
 
 
 def _reject_constant(name: str) -> float:
@@ -116,20 +136,21 @@ def _reject_constant(name: str) -> float:
 
 
 def load_object(payload: bytes | str | Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Decode a JSON object from a message: strict JSON (no NaN / Infinity), no NUL."""
+    """Decode a JSON object from a message: strict JSON (no NaN / Infinity, no number that
+    overflows a double), valid UTF-8 without NUL or lone surrogates: storable as it is."""
     if isinstance(payload, Mapping):
         obj = dict(payload)
     else:
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise PayloadError("", f"{what} is larger than {MAX_PAYLOAD_BYTES} bytes")
         try:
-            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+            text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
             obj = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise PayloadError("", f"{what} is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise PayloadError("", f"{what} must be a JSON object")
-    _no_nul(obj)
+    _storable(obj)
     return obj
 
 
@@ -155,14 +176,15 @@ class Desired:
         self._check()
 
     def _check(self) -> None:
-        if not _is_int(self.version) or self.version < 0:
+        if not _is_int(self.version) or not 0 <= self.version <= MAX_COUNTER:
+            # the firmware's wording (tests/firmware compares them); at most 2^63-1
             raise PayloadError("version", "'version' must be a non-negative integer")
         if not _is_int(self.tier) or not MIN_TIER <= self.tier <= MAX_TIER:
             raise PayloadError("tier", f"'tier' must be an integer {MIN_TIER}..{MAX_TIER}")
         if not _is_number(self.fps) or not 0 <= self.fps <= MAX_FPS:
             raise PayloadError("fps", f"'fps' must be a number 0..{MAX_FPS} (0 pauses capture)")
         if self.max_kbps is not None and (
-            not _is_number(self.max_kbps) or not 0 < self.max_kbps < math.inf
+            not _is_number(self.max_kbps) or not 0 < self.max_kbps <= MAX_MEASURE
         ):
             raise PayloadError("max_kbps", "'max_kbps' must be a positive number or null")
         if self.mode not in CAPTURE_MODES:
@@ -312,8 +334,8 @@ class Telemetry:
             uptime_s=_number(obj, "uptime_s", 0.0),
             seq=_counter(obj, "seq"),
             counters={name: _counter(obj, name) for name in COUNTERS if name in obj},
-            backlog=_counter(obj, "backlog"),
-            max_backlog=_counter(obj, "max_backlog", DEFAULT_MAX_BACKLOG),
+            backlog=_counter(obj, "backlog", hi=MAX_BACKLOG),
+            max_backlog=_counter(obj, "max_backlog", DEFAULT_MAX_BACKLOG, hi=MAX_BACKLOG),
             puback_ms=PubackStats(
                 mean=_optional(puback, "mean", "puback_ms.mean"),
                 p95=_optional(puback, "p95", "puback_ms.p95"),
@@ -330,8 +352,8 @@ def _optional(obj: Mapping[str, Any], key: str, name: str) -> float | None:
     if value is None:
         return None
     number = _finite(name, value)
-    if not 0 <= number <= 1e12:
-        raise PayloadError(name, f"'{name}' is out of range: {value!r}")
+    if not 0 <= number <= MAX_MEASURE:
+        raise PayloadError(name, f"'{name}' is out of range 0..{MAX_MEASURE:g}: {value!r}")
     return number
 
 

@@ -150,6 +150,10 @@ STRATA_DECODE_DEVICE = os.environ.get("STRATA_DECODE_DEVICE", "auto")  # auto | 
 STRATA_DECODED_FORMAT = "WEBP"
 STRATA_DECODED_QUALITY = 90
 STRATA_MAX_PACKET_BYTES = 256 * 1024
+# Largest frame ingest archives (width x height; 1080p padded to 8 fits): bounds what a decode
+# worker holds per frame. A decode pass stacks frames of one size up to the batch's pixels.
+STRATA_MAX_FRAME_PIXELS = int(os.environ.get("STRATA_MAX_FRAME_PIXELS", 1920 * 1088))
+STRATA_DECODE_BATCH_PIXELS = int(os.environ.get("STRATA_DECODE_BATCH_PIXELS", 4 * 1920 * 1088))
 
 LOGGING = {
     "version": 1,
