@@ -7,7 +7,7 @@ import io
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 
 import numpy as np
@@ -16,7 +16,7 @@ from PIL import Image
 
 from archive import events
 from archive.images import clamp_channels, decoded_image, frames_needing_decode
-from archive.models import DecodedImage, Frame
+from archive.models import DecodedImage, DecodeFailure, Frame
 from archive.services import archived_packet, record_decoded
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,78 @@ def encode_image(rgb: np.ndarray) -> tuple[bytes, str]:
     return buf.getvalue(), f"image/{fmt.lower()}"
 
 
+def decode_passes(
+    requests: Sequence[tuple[Frame, int]],
+) -> Iterator[list[tuple[Frame, int]]]:
+    """Split decode requests into passes of at most ``STRATA_DECODE_BATCH_PIXELS`` pixels
+    (at least one frame each), frames of one size together: what one forward pass holds."""
+    budget = settings.STRATA_DECODE_BATCH_PIXELS
+    batch: list[tuple[Frame, int]] = []
+    pixels = 0
+    for request in sorted(requests, key=lambda r: (r[0].height, r[0].width)):
+        size = request[0].width * request[0].height
+        if batch and pixels + size > budget:
+            yield batch
+            batch, pixels = [], 0
+        batch.append(request)
+        pixels += size
+    if batch:
+        yield batch
+
+
+def _mark_failed(frame: Frame, channels: int, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    log.warning("frame %s cannot be decoded at k=%d: %s", frame.pk, channels, error)
+    DecodeFailure.objects.update_or_create(
+        frame_id=frame.pk, channels=channels, defaults={"error": error[:2000]}
+    )
+
+
+def _decode_pass(codec, requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage]:
+    """One forward pass; if a frame's content fails it, each frame alone, so that only the
+    bad ones fail, and are marked (``DecodeFailure``). Content errors are ``ValueError``s
+    (``PacketError`` is one); anything else (the database, the GPU) propagates, and the
+    task is retried."""
+    packets, good = [], []
+    for frame, channels in requests:
+        try:
+            packets.append(archived_packet(frame, channels))
+            good.append(frame)
+        except ValueError as exc:  # layers that make no packet (a gap at layer 0, a header)
+            _mark_failed(frame, channels, exc)
+    if not packets:
+        return []
+    started = time.perf_counter()
+    try:
+        images = codec.decode_batch(packets)
+    except ValueError as exc:
+        if len(packets) == 1:
+            _mark_failed(good[0], packets[0].n_channels, exc)
+            return []
+        return [
+            image
+            for frame, packet in zip(good, packets, strict=True)
+            for image in _decode_pass(codec, [(frame, packet.n_channels)])
+        ]
+    per_frame_ms = (time.perf_counter() - started) * 1000 / len(packets)
+    stored: list[DecodedImage] = []
+    for frame, packet, rgb in zip(good, packets, images, strict=True):
+        data, content_type = encode_image(rgb)
+        decoded, created = record_decoded(
+            frame.pk, packet.n_channels, data, content_type, per_frame_ms
+        )
+        if created:
+            stored.append(decoded)
+    return stored
+
+
 def decode_and_store(requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage]:
     """Decode each (frame, k) from its first k archived layers and store the image once.
 
-    Frames are grouped by model, and the codec batches each group by size: one forward
-    pass per size. Returns the images newly stored (a redelivered task stores nothing twice).
+    Frames are grouped by model and split into passes bounded in pixels
+    (``decode_passes``); the codec batches each pass by size: one forward pass per size.
+    A frame that cannot be decoded fails alone and is marked. Returns the images newly
+    stored (a redelivered task stores nothing twice).
     """
     by_model: dict[int, list[tuple[Frame, int]]] = defaultdict(list)
     for frame, channels in requests:
@@ -58,24 +125,26 @@ def decode_and_store(requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage
     stored: list[DecodedImage] = []
     for model_id, group in by_model.items():
         codec = codec_for(model_id)
-        packets = [archived_packet(frame, channels) for frame, channels in group]
-        started = time.perf_counter()
-        images = codec.decode_batch(packets)
-        per_frame_ms = (time.perf_counter() - started) * 1000 / len(group)
-        for (frame, _), packet, rgb in zip(group, packets, images, strict=True):
-            data, content_type = encode_image(rgb)
-            decoded, created = record_decoded(
-                frame.pk, packet.n_channels, data, content_type, per_frame_ms
-            )
-            if created:
-                stored.append(decoded)
+        for requests_of_pass in decode_passes(group):
+            stored += _decode_pass(codec, requests_of_pass)
     return stored
 
 
+def _failed(requests: Sequence[tuple[Frame, int]]) -> set[tuple[int, int]]:
+    """The (frame id, k) among ``requests`` already marked as undecodable."""
+    return set(
+        DecodeFailure.objects.filter(frame_id__in=[f.pk for f, _ in requests]).values_list(
+            "frame_id", "channels"
+        )
+    )
+
+
 def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
-    """Live decode: the given frames at all the layers they have, unless already done; each
-    new image is announced to the live views (``archive.events``)."""
-    stored = decode_and_store([(f, f.n_layers) for f in frames_needing_decode(frame_ids)])
+    """Live decode: the given frames at all the layers they have, unless already done or
+    marked undecodable; each new image is announced to the live views (``archive.events``)."""
+    requests = [(f, f.n_layers) for f in frames_needing_decode(frame_ids)]
+    failed = _failed(requests)
+    stored = decode_and_store([(f, k) for f, k in requests if (f.pk, k) not in failed])
     log.info("decoded %d of %d frames", len(stored), len(frame_ids))
     for decoded in stored:
         events.frame_decoded(decoded)
@@ -85,14 +154,15 @@ def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
 def redecode(frame_id: int, channels: int) -> DecodedImage | None:
     """Archive view: the frame at ``channels`` (capped at the layers received), cached.
 
-    Returns None for a frame that does not exist or has no layers.
+    Returns None for a frame that does not exist, has no layers, or cannot be decoded at
+    ``channels`` (marked; not tried again).
     """
     frame = Frame.objects.filter(pk=frame_id).first()
     if frame is None or frame.n_layers == 0:
         return None
     channels = clamp_channels(frame, channels)
     cached = decoded_image(frame_id, channels)
-    if cached is not None:
+    if cached is not None or (frame.pk, channels) in _failed([(frame, channels)]):
         return cached
     decode_and_store([(frame, channels)])
     return decoded_image(frame_id, channels)

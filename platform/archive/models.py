@@ -83,6 +83,25 @@ class DecodedImage(models.Model):
         return f"{self.frame_id} at k={self.channels}"
 
 
+class DecodeFailure(models.Model):
+    """A frame that cannot be decoded from its first ``channels`` layers (a corrupt chunk
+    under a valid CRC, a feature the decoder lacks): kept so it fails once, alone, and is
+    not tried again at that k. A lower k, below the bad layer, may still decode."""
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="decode_failures")
+    channels = models.PositiveSmallIntegerField()
+    error = models.TextField()
+    failed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "channels"], name="decodefailure_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frame_id} at k={self.channels}: {self.error[:60]}"
+
+
 # --- exports: a camera's time range as an MP4 at a chosen k, built in the background and kept
 # until someone deletes it (retention never touches exports).
 
