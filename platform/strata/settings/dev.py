@@ -1,6 +1,4 @@
-"""Development and demo settings: the embedded default, DEBUG on unless told otherwise."""
+"""Development and demo settings: the embedded default. DEBUG is off unless DEBUG=1 is set:
+its error pages show settings, among them the database and broker passwords."""
 
 from .base import *  # noqa: F403
-from .base import env_bool
-
-DEBUG = env_bool("DEBUG", True)
