@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the embedded default)
-from access.services import assign  # noqa: E402
+from access.services import assign, unlock  # noqa: E402
 from control.services import run_controller  # noqa: E402
 from decoder_worker.celery import worker_command  # noqa: E402
 from devices.broker import EmbeddedBroker, free_port  # noqa: E402
@@ -54,6 +54,7 @@ def ensure_demo_users() -> None:
         user.is_staff = user.is_superuser = staff
         user.set_password(DEMO_PASSWORD)
         user.save()
+        unlock(username)  # a lockout from an earlier run does not outlive a restart
         if not staff:
             assign(user, site=DEMO_OPERATOR_SITE)
 

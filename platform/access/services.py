@@ -49,19 +49,39 @@ def assign(user: AbstractBaseUser, *, device: Device | None = None, site: str = 
 
 
 # --- login rate limiting ---------------------------------------------------------------------
+#
+# Two locks, neither of which a stranger can use to shut an account out everywhere:
+#  - per (username, address): five wrong passwords for one account from one address lock that
+#    account *from that address* only; its owner elsewhere still signs in;
+#  - per address: twenty failures from one address (any usernames) lock that address, for
+#    every account, and no other address.
+# Both end a window after the failure that set them; ``unlock`` ends them at once.
 
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failed sign-ins allowed per window, per username (guessing one password) and per
-    address (trying many usernames)."""
+    """Failed sign-ins allowed per window: per account and address (guessing one password)
+    and per address (trying many usernames)."""
 
-    per_username: int = 5
-    per_ip: int = 20
+    per_user_address: int = 5
+    per_address: int = 20
     window: timedelta = timedelta(minutes=15)
 
 
 LIMITS = LoginLimits()
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Sign-in is refused until ``until``; ``scope`` says for whom, for the message."""
+
+    until: datetime
+    scope: str  # "account" (this account from this address) or "address" (every account)
+
+    def retry_after(self, now: datetime | None = None) -> int:
+        """Whole seconds until it ends (at least 1)."""
+        left = (self.until - (now or timezone.now())).total_seconds()
+        return max(1, int(left + 0.999))
 
 
 def _locked_until(failures: QuerySet[LoginFailure], limit: int, window: timedelta) -> datetime:
@@ -70,16 +90,23 @@ def _locked_until(failures: QuerySet[LoginFailure], limit: int, window: timedelt
     return nth[0] + window if nth else datetime.min.replace(tzinfo=UTC)
 
 
-def login_retry_after(username: str, ip: str | None, limits: LoginLimits = LIMITS) -> int:
-    """Seconds until ``username`` may try to sign in again from ``ip``; 0 when allowed now."""
+def _from(ip: str | None) -> Q:
+    return Q(ip=ip) if ip else Q(ip__isnull=True)
+
+
+def login_lockout(username: str, ip: str | None, limits: LoginLimits = LIMITS) -> Lockout | None:
+    """The lock that stops ``username`` signing in from ``ip`` now, or None."""
     now = timezone.now()
-    recent = LoginFailure.objects.filter(at__gte=now - limits.window)
-    until = _locked_until(
-        recent.filter(username=username.lower()), limits.per_username, limits.window
+    recent = LoginFailure.objects.filter(_from(ip), at__gte=now - limits.window)
+    by_address = _locked_until(recent, limits.per_address, limits.window)
+    by_account = _locked_until(
+        recent.filter(username=username.lower()), limits.per_user_address, limits.window
     )
-    if ip:
-        until = max(until, _locked_until(recent.filter(ip=ip), limits.per_ip, limits.window))
-    return max(0, int((until - now).total_seconds() + 0.999))
+    if by_address > now and by_address >= by_account:
+        return Lockout(by_address, "address")
+    if by_account > now:
+        return Lockout(by_account, "account")
+    return None
 
 
 def record_login_failure(username: str, ip: str | None, limits: LoginLimits = LIMITS) -> None:
@@ -89,6 +116,21 @@ def record_login_failure(username: str, ip: str | None, limits: LoginLimits = LI
     LoginFailure.objects.create(username=username.lower()[:150], ip=ip or None)
 
 
-def clear_login_failures(username: str) -> None:
-    """A successful sign-in forgives the username's earlier mistakes (not the address's)."""
-    LoginFailure.objects.filter(username=username.lower()).delete()
+def clear_login_failures(username: str, ip: str | None) -> None:
+    """A successful sign-in forgives the account's mistakes from this address only: it must
+    not give a guesser elsewhere a fresh count."""
+    LoginFailure.objects.filter(_from(ip), username=username.lower()).delete()
+
+
+def unlock(username: str | None = None, ip: str | None = None) -> int:
+    """End the locks on an account (every address) and/or on an address (every account), now:
+    what ``manage.py unlock`` and the demo call. Returns the failures forgotten."""
+    if not username and not ip:
+        raise ValueError("unlock a username, an address or both")
+    failures = LoginFailure.objects.all()
+    if username:
+        failures = failures.filter(username=username.lower())
+    if ip:
+        failures = failures.filter(ip=ip)
+    deleted, _ = failures.delete()
+    return deleted

@@ -1,4 +1,5 @@
-"""Sign-in with rate limiting: Django's login view, refusing while an account or address is locked."""
+"""Sign-in with rate limiting: Django's login view, refusing while an account is locked from
+this address or the address is locked (``access.services``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from access import services
 
@@ -19,29 +21,39 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 class RateLimitMixin:
-    """For sign-in forms: refuses to even check the password while too many recent attempts
-    failed, and counts each failure."""
+    """For sign-in forms: refuses to even check the password while this account is locked
+    from this address, or this address is locked; counts each failure."""
 
     request: HttpRequest | None
 
-    locked_message = "Too many failed sign-ins. Try again in %(minutes)d minute(s)."
+    locked_messages = {
+        "account": "Too many failed sign-ins to this account from your address.",
+        "address": "Too many failed sign-ins from your address.",
+    }
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
         ip = client_ip(self.request) if self.request else None
-        self.retry_after = services.login_retry_after(username, ip)
-        if self.retry_after:
+        lockout = services.login_lockout(username, ip)
+        self.retry_after = lockout.retry_after() if lockout else 0
+        if lockout:
+            minutes = max(1, (self.retry_after + 59) // 60)
             raise forms.ValidationError(
-                self.locked_message,
+                "%(why)s Try again at %(until)s (in %(minutes)d minute(s)), "
+                "or ask an admin to unlock it (manage.py unlock).",
                 code="locked",
-                params={"minutes": max(1, (self.retry_after + 59) // 60)},
+                params={
+                    "why": self.locked_messages[lockout.scope],
+                    "until": timezone.localtime(lockout.until).strftime("%H:%M %Z"),
+                    "minutes": minutes,
+                },
             )
         try:
             cleaned = super().clean()
         except forms.ValidationError:
             services.record_login_failure(username, ip)
             raise
-        services.clear_login_failures(username)
+        services.clear_login_failures(username, ip)
         return cleaned
 
 

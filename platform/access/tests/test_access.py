@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from access.models import LoginFailure
 from access.services import (
     LIMITS,
     assign,
     can_view,
-    login_retry_after,
+    login_lockout,
     record_login_failure,
     visible_devices,
 )
@@ -65,53 +69,101 @@ def test_assign_needs_exactly_one_target(cameras):
         assign(make_user("x"), device=cameras["gate"], site="Depot")
 
 
-def test_failures_lock_the_username_then_the_window_passes():
-    for _ in range(LIMITS.per_username - 1):
-        record_login_failure("Alice", "10.0.0.1")
-    assert login_retry_after("alice", "10.0.0.2") == 0
-    record_login_failure("alice", "10.0.0.1")
-    retry = login_retry_after("ALICE", "10.0.0.2")
-    assert 0 < retry <= LIMITS.window.total_seconds()
-    LoginFailure.objects.update(at=LoginFailure.objects.first().at - LIMITS.window)
-    assert login_retry_after("alice", "10.0.0.2") == 0
+def sign_in(username: str, password: str, ip: str, path: str = "/login/"):
+    """A sign-in from ``ip`` (the peer address daphne reports)."""
+    client = Client(REMOTE_ADDR=ip)
+    response = client.post(path, {"username": username, "password": password})
+    return response, client
 
 
-def test_failures_from_one_address_lock_it_for_every_username():
-    for i in range(LIMITS.per_ip):
-        record_login_failure(f"user{i}", "10.9.9.9")
-    assert login_retry_after("someone-else", "10.9.9.9") > 0
-    assert login_retry_after("someone-else", "10.1.1.1") == 0
+def fail(username: str, ip: str, times: int) -> None:
+    for _ in range(times):
+        response, _ = sign_in(username, "wrong", ip)
+        assert response.status_code == 200, "locked before the limit"
 
 
-def test_login_view_refuses_with_429_after_too_many_failures():
-    make_user("carol")
-    client = Client()
-    for _ in range(LIMITS.per_username):
-        response = client.post("/login/", {"username": "carol", "password": "wrong"})
-        assert response.status_code == 200
-    # Locked: even the right password is refused, without being checked.
-    response = client.post("/login/", {"username": "carol", "password": "pw-for-tests"})
+def test_wrong_passwords_lock_the_account_from_that_address_only():
+    make_user("alice")
+    fail("alice", "203.0.113.9", LIMITS.per_user_address)
+    response, client = sign_in("Alice", "pw-for-tests", "203.0.113.9")  # even the right one
+    assert response.status_code == 429 and "_auth_user_id" not in client.session
+    response, client = sign_in("alice", "pw-for-tests", "198.51.100.7")  # the owner, elsewhere
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+
+
+def test_an_address_trying_many_accounts_is_throttled_but_no_admin_elsewhere():
+    make_user("root-admin", staff=True)
+    attacker = "203.0.113.66"
+    for i in range(LIMITS.per_address - LIMITS.per_user_address):
+        fail(f"user{i}", attacker, 1)
+    fail("root-admin", attacker, LIMITS.per_user_address)  # twenty, five of them the admin's
+    response, _ = sign_in("someone-else", "whatever", attacker)
     assert response.status_code == 429
-    assert int(response["Retry-After"]) > 0
-    assert b"Too many failed sign-ins" in response.content
+    assert b"from your address" in response.content
+    response, client = sign_in("root-admin", "pw-for-tests", "198.51.100.20")
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+    response, client = sign_in("root-admin", "pw-for-tests", "198.51.100.20", "/admin/login/")
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+
+
+def test_the_lock_message_says_when_it_ends():
+    make_user("carol")
+    fail("carol", "10.0.0.3", LIMITS.per_user_address)
+    before = timezone.now()
+    response, client = sign_in("carol", "pw-for-tests", "10.0.0.3")
+    assert response.status_code == 429
+    retry = int(response["Retry-After"])
+    assert 0 < retry <= LIMITS.window.total_seconds()
+    page = response.content.decode()
+    ends = timezone.localtime(before + timedelta(seconds=retry))
+    assert (
+        f"Try again at {ends:%H:%M}" in page
+        or f"Try again at {ends - timedelta(minutes=1):%H:%M}" in page
+    )
+    assert "manage.py unlock" in page
     assert "_auth_user_id" not in client.session
 
 
-def test_successful_login_forgives_earlier_mistakes():
-    make_user("dave")
-    client = Client()
-    client.post("/login/", {"username": "dave", "password": "wrong"})
-    response = client.post("/login/", {"username": "dave", "password": "pw-for-tests"})
+def test_the_window_passing_ends_the_lock():
+    fail("dora", "10.0.0.4", LIMITS.per_user_address)
+    assert login_lockout("dora", "10.0.0.4").scope == "account"
+    LoginFailure.objects.update(at=timezone.now() - LIMITS.window - timedelta(seconds=1))
+    assert login_lockout("dora", "10.0.0.4") is None
+
+
+def test_unlock_command_ends_an_account_lock_and_an_address_lock():
+    make_user("erin")
+    fail("erin", "10.0.0.5", LIMITS.per_user_address)
+    for i in range(LIMITS.per_address):
+        record_login_failure(f"spray{i}", "10.0.0.6")
+    assert login_lockout("erin", "10.0.0.5") and login_lockout("anyone", "10.0.0.6")
+    out = io.StringIO()
+    call_command("unlock", "Erin", stdout=out)
+    assert "Unlocked Erin: 5 failed sign-in(s) forgotten" in out.getvalue()
+    response, client = sign_in("erin", "pw-for-tests", "10.0.0.5")
     assert response.status_code == 302
-    assert not LoginFailure.objects.filter(username="dave").exists()
+    call_command("unlock", "--address", "10.0.0.6", stdout=io.StringIO())
+    assert login_lockout("anyone", "10.0.0.6") is None
+    with pytest.raises(CommandError):
+        call_command("unlock", stdout=io.StringIO())
+
+
+def test_successful_login_forgives_only_this_address():
+    make_user("dave")
+    record_login_failure("dave", "10.0.0.8")  # someone guessing elsewhere
+    sign_in("dave", "wrong", "10.0.0.7")
+    response, _ = sign_in("dave", "pw-for-tests", "10.0.0.7")
+    assert response.status_code == 302
+    assert list(LoginFailure.objects.filter(username="dave").values_list("ip", flat=True)) == [
+        "10.0.0.8"
+    ]
 
 
 def test_admin_site_sign_in_is_rate_limited_too():
     make_user("eve", staff=True)
-    client = Client()
-    for _ in range(LIMITS.per_username):
-        client.post("/admin/login/", {"username": "eve", "password": "wrong"})
-    response = client.post("/admin/login/", {"username": "eve", "password": "pw-for-tests"})
+    for _ in range(LIMITS.per_user_address):
+        sign_in("eve", "wrong", "10.0.0.9", "/admin/login/")
+    response, client = sign_in("eve", "pw-for-tests", "10.0.0.9", "/admin/login/")
     assert b"Too many failed sign-ins" in response.content
     assert "_auth_user_id" not in client.session
 
