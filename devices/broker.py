@@ -4,17 +4,33 @@ The demo must run on a machine with nothing but Python; production and the tests
 real broker (Mosquitto, EMQX). amqtt speaks MQTT 3.1.1 only, so clients of this broker
 must connect with MQTT 3.1.1 (``Camera(protocol="3.1.1")``, ``Fleet(mqtt="3.1.1")``) and
 consumers must not rely on ``$share/`` subscriptions (see ``docs/mqtt.md``).
+
+With ``accounts`` (what the demo passes) anonymous clients are refused, a camera's client id
+must be its username, and each account publishes and subscribes only where its role allows
+(``Account``): the same rules as ``deploy/mosquitto``. Without accounts the broker is open,
+for tests of the broker itself only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import json
 import logging
 import signal
 import socket
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
+
+from protocol import topics
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +38,88 @@ log = logging.getLogger(__name__)
 PROTOCOL = "3.1.1"
 
 
-def broker_config(host: str, port: int, session_expiry_s: int = 3600) -> dict[str, Any]:
-    """amqtt's configuration: one TCP listener, anonymous clients, no $SYS chatter."""
+@dataclass(frozen=True)
+class Account:
+    """One login of the embedded broker and what it may do (topic filters, ``+`` allowed)."""
+
+    password: str
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    bind_client_id: bool = False  # a camera: its client id must be its username
+
+    @classmethod
+    def camera(cls, device_id: str, password: str) -> Account:
+        """A camera: its own topics only, as ``deploy/mosquitto``'s generated ACL."""
+        own = topics.Kind
+        return cls(
+            password,
+            publish=tuple(
+                topics.topic(device_id, kind)
+                for kind in (own.FRAME, own.STATUS, own.TELEMETRY, own.REPORTED)
+            ),
+            subscribe=(topics.topic(device_id, own.DESIRED),),
+            bind_client_id=True,
+        )
+
+    @classmethod
+    def ingest(cls, password: str) -> Account:
+        """The platform's ingest: reads what cameras send, publishes nothing."""
+        kinds = (topics.Kind.FRAME, topics.Kind.STATUS, topics.Kind.TELEMETRY, topics.Kind.REPORTED)
+        return cls(password, subscribe=tuple(topics.subscription(kind) for kind in kinds))
+
+    @classmethod
+    def publisher(cls, password: str) -> Account:
+        """The platform's web and controller: the only writers of desired states (and readers
+        of them, to find and repair a foreign retained one)."""
+        desired = topics.subscription(topics.Kind.DESIRED)
+        return cls(password, publish=(desired,), subscribe=(desired,))
+
+
+class AccountsPlugin(BaseAuthPlugin, BaseTopicPlugin):
+    """amqtt authentication and topic rules from ``Account``s (one plugin, both checks)."""
+
+    @dataclass
+    class Config:
+        accounts: dict[str, Account] = field(default_factory=dict)
+
+    async def authenticate(self, *, session: Any) -> bool:
+        account = self.config.accounts.get(session.username or "")
+        if account is None or not hmac.compare_digest(
+            (session.password or "").encode(), account.password.encode()
+        ):
+            return False
+        return not account.bind_client_id or session.client_id == session.username
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool:
+        if action is Action.RECEIVE:  # the subscription was checked when it was made
+            return True
+        account = self.config.accounts.get(session.username or "") if session else None
+        if account is None or not topic:
+            return False
+        allowed = account.publish if action is Action.PUBLISH else account.subscribe
+        return any(TopicAccessControlListPlugin.topic_ac(topic, rule) for rule in allowed)
+
+
+def broker_config(
+    host: str,
+    port: int,
+    session_expiry_s: int = 3600,
+    accounts: Mapping[str, Account] | None = None,
+) -> dict[str, Any]:
+    """amqtt's configuration: one TCP listener, no $SYS chatter; logins and topic rules from
+    ``accounts`` (anonymous clients refused), or an open broker without them."""
+    if accounts is None:
+        plugins: dict[str, Any] = {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+        }
+    else:
+        plugins = {f"{__name__}.AccountsPlugin": {"accounts": dict(accounts)}}
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         "session_expiry_interval": session_expiry_s,
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": plugins,
     }
 
 
@@ -59,8 +151,14 @@ class EmbeddedBroker:
     """amqtt in a daemon thread with its own asyncio loop: ``start()`` returns once it
     accepts connections, ``stop()`` shuts it down. ``url`` is what clients connect to."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        accounts: Mapping[str, Account] | None = None,
+    ) -> None:
         self.host, self.port = host, port
+        self.accounts = accounts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
         self._thread: threading.Thread | None = None
@@ -93,7 +191,9 @@ class EmbeddedBroker:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            self._broker = _patched_broker_class()(broker_config(self.host, self.port), loop=loop)
+            self._broker = _patched_broker_class()(
+                broker_config(self.host, self.port, accounts=self.accounts), loop=loop
+            )
             loop.run_until_complete(self._broker.start())
         except BaseException as exc:  # reported to start()'s caller
             self._error = exc
@@ -135,16 +235,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def accounts_from_json(path: Path) -> dict[str, Account]:
+    """The CLI's accounts file: cameras by device id, and the platform's two roles."""
+    spec = json.loads(path.read_text())
+    accounts = {d: Account.camera(d, pw) for d, pw in spec.get("cameras", {}).items()}
+    if spec.get("ingest"):
+        accounts["strata-ingest"] = Account.ingest(spec["ingest"])
+    if spec.get("publisher"):
+        accounts["strata-control"] = Account.publisher(spec["publisher"])
+    return accounts
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m devices.broker --port 1883``: run the embedded broker until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Embedded MQTT 3.1.1 broker (amqtt) for demos")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument(
+        "--accounts",
+        type=Path,
+        required=True,
+        help='JSON {"cameras": {device_id: password}, "ingest": password, "publisher": '
+        "password}; the platform logs in as strata-ingest and strata-control",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with EmbeddedBroker(args.host, args.port) as broker:
+    with EmbeddedBroker(args.host, args.port, accounts_from_json(args.accounts)) as broker:
         print(f"MQTT broker listening on {broker.url} (MQTT {PROTOCOL}); Ctrl-C stops", flush=True)
         try:
             stop.wait()

@@ -272,9 +272,16 @@ def _credentials(
 
 def load_credentials(path: Path) -> Callable[[str], tuple[str, str]]:
     """Per-device credentials from a CSV of ``device_id,password`` (the username is the
-    device id, as the broker ACL expects) or ``device_id,username,password`` rows."""
+    device id, as the broker ACL expects) or ``device_id,username,password`` rows, or from
+    the JSON lines that ``manage.py provision`` prints (``device_id``, ``username``,
+    ``password``)."""
     table: dict[str, tuple[str, str]] = {}
-    for row in csv.reader(path.read_text().splitlines()):
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("{"):
+            issued = json.loads(line)
+            table[issued["device_id"]] = (issued["username"], issued["password"])
+            continue
+        row = next(csv.reader([line]), [])
         if not row or row[0].startswith("#"):
             continue
         if len(row) == 2:
@@ -325,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         "--loss", type=float, default=0.0, help="emulated segment loss probability (TCP resends)"
     )
     parser.add_argument(
-        "--credentials", type=Path, help="CSV of device_id,password (or device_id,user,password)"
+        "--credentials",
+        type=Path,
+        help="CSV of device_id,password (or device_id,user,password), or the JSON lines of "
+        "manage.py provision",
     )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
     args = parser.parse_args(argv)

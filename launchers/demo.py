@@ -9,7 +9,9 @@ It migrates the database first, so it runs from an empty one.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -30,9 +32,10 @@ import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the emb
 from access.services import assign, unlock  # noqa: E402
 from control.services import run_controller  # noqa: E402
 from decoder_worker.celery import worker_command  # noqa: E402
-from devices.broker import EmbeddedBroker, free_port  # noqa: E402
+from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
 from devices.fleet import Fleet  # noqa: E402
-from fleet.services import provision_device, publisher  # noqa: E402
+from fleet.credentials import issue_credentials  # noqa: E402
+from fleet.services import publisher, repair_desired  # noqa: E402
 from ingest.consumer import IngestConsumer  # noqa: E402
 from protocol.broker import BrokerURL  # noqa: E402
 
@@ -43,6 +46,8 @@ DEMO_CAMERAS = [
     ("demo-road-3", "Access road", "Depot"),
 ]
 DEMO_OPERATOR_SITE = "North farm"
+REPAIR_EVERY_S = 60.0  # how often retained desired states are checked against the platform's
+log = logging.getLogger("launchers.demo")
 
 
 def ensure_demo_users() -> None:
@@ -78,16 +83,29 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
     device_ids = [
         spec[0] if i < len(DEMO_CAMERAS) else f"{spec[0]}-{i + 1}" for i, spec in enumerate(specs)
     ]
-    for device_id, (_, name, site) in zip(device_ids, specs, strict=True):
-        provision_device(device_id, name=name, site=site)
+    # every camera gets its own login, as `manage.py provision` gives a real one
+    passwords = {
+        device_id: issue_credentials(device_id, name=name, site=site).password
+        for device_id, (_, name, site) in zip(device_ids, specs, strict=True)
+    }
 
     broker = None
     if settings.MQTT_URL:
-        broker_url, mqtt5 = settings.MQTT_URL, True
+        broker_url = ingest_url = publisher_url = settings.MQTT_URL
+        mqtt5 = True
     else:
-        broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+        # No anonymous clients: the cameras, ingest and the publisher each log in with their
+        # own account and rights (the same rules as deploy/mosquitto).
+        ingest_password, publisher_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        accounts = {d: Account.camera(d, pw) for d, pw in passwords.items()}
+        accounts["strata-ingest"] = Account.ingest(ingest_password)
+        accounts["strata-control"] = Account.publisher(publisher_password)
+        broker = EmbeddedBroker("127.0.0.1", free_port(), accounts=accounts).start()
         broker_url, mqtt5 = broker.url, False  # amqtt speaks MQTT 3.1.1
-    publisher.use(broker_url, mqtt5=mqtt5)  # admins' changes reach the cameras here
+        address = f"{broker.host}:{broker.port}"
+        ingest_url = f"mqtt://strata-ingest:{ingest_password}@{address}"
+        publisher_url = f"mqtt://strata-control:{publisher_password}@{address}"
+    publisher.use(publisher_url, mqtt5=mqtt5)  # admins' changes reach the cameras here
 
     worker = None
     if settings.REDIS_URL:
@@ -96,15 +114,24 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
         )
 
     consumer = IngestConsumer(
-        BrokerURL.parse(broker_url), client_id="strata-demo-ingest", mqtt5=mqtt5
+        BrokerURL.parse(ingest_url), client_id="strata-demo-ingest", mqtt5=mqtt5
     )
     ingest_thread = consumer.start()
-    fleet = Fleet(device_ids, broker_url, fps=fps, mqtt="5" if mqtt5 else "3.1.1")
+    fleet = Fleet(
+        device_ids,
+        broker_url,
+        fps=fps,
+        mqtt="5" if mqtt5 else "3.1.1",
+        credentials=lambda device_id: (device_id, passwords[device_id]),
+    )
     fleet.start()
 
     stop_control = threading.Event()
     threading.Thread(
         target=run_controller, args=(None, 5.0, stop_control), name="control", daemon=True
+    ).start()
+    threading.Thread(
+        target=keep_desired_states, args=(stop_control,), name="desired-repair", daemon=True
     ).start()
 
     def announce() -> None:
@@ -134,6 +161,18 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
             worker.wait(10)
         if broker is not None:
             broker.stop()
+
+
+def keep_desired_states(stop: threading.Event) -> None:
+    """Put back, now and every ``REPAIR_EVERY_S``, any retained desired state that is not
+    the platform's (``fleet.services.repair_desired``)."""
+    while True:
+        try:
+            repair_desired()
+        except Exception:  # the broker is away: try again next time
+            log.exception("checking retained desired states failed")
+        if stop.wait(REPAIR_EVERY_S):
+            return
 
 
 def serve(host: str, port: int, ready: Callable[[], None]) -> None:

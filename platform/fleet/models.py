@@ -120,3 +120,20 @@ class ConnectionChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} {'online' if self.online else 'offline'} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeviceCredential(models.Model):
+    """A camera's MQTT login. The username is its device id (the broker forces the client id
+    to the username); the password is kept only as the broker's own hash
+    (``fleet.credentials.mosquitto_hash``), shown once when issued."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="credential")
+    username = models.CharField(max_length=64, unique=True)
+    password_hash = models.CharField(max_length=255)
+    issued_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when revoked: the broker refuses the login."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.username} ({'revoked' if self.revoked_at else 'active'})"

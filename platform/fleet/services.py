@@ -9,7 +9,11 @@ message on ``strata/v1/dev/{id}/desired`` that the device applies and echoes on
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from audit.services import audit
@@ -28,6 +33,8 @@ from fleet.models import ConnectionChange, Device
 from protocol import topics
 from protocol.broker import BrokerURL
 from protocol.payloads import MAX_TIER, MIN_TIER, Desired
+
+log = logging.getLogger(__name__)
 
 
 def provision_device(device_id: str, *, name: str = "", site: str = "") -> Device:
@@ -123,24 +130,44 @@ def desired_payload(device: Device) -> dict[str, Any]:
 class Applied:
     """Whether the device runs what was last asked of it."""
 
-    pending: bool  # a newer version was published than the device has reported
+    pending: bool  # the camera has not reported the state last published (yet)
     rejected: str  # the device's error for the last desired state, if it refused it
     reported_version: int | None
+    foreign: bool = False  # it reports a version the platform never issued
 
 
 def applied(device: Device) -> Applied:
+    """Applied means the camera reported exactly the state the platform published last:
+    its version and its values. A report of any other state (a newer version from a foreign
+    client, or the platform's version number with other values) is not "applied"."""
     reported = device.reported or {}
     version = reported.get("version")
-    version = version if isinstance(version, int) else None
-    behind = device.desired_version > 0 and (version is None or version < device.desired_version)
-    return Applied(
-        pending=behind, rejected=str(reported.get("error", "")), reported_version=version
+    version = version if isinstance(version, int) and not isinstance(version, bool) else None
+    rejected = str(reported.get("error", ""))
+    foreign = version is not None and version > device.desired_version
+    matches = version == device.desired_version and all(
+        reported.get(name) == value
+        for name, value in desired_payload(device).items()
+        if name != "version"
     )
+    pending = device.desired_version > 0 and not rejected and not matches
+    return Applied(
+        pending=pending or foreign, rejected=rejected, reported_version=version, foreign=foreign
+    )
+
+
+class PublishRefused(ConnectionError):
+    """The broker refused the platform's login or its publish (wrong account, ACL)."""
 
 
 class Publisher:
     """Publishes retained desired state. One short-lived MQTT connection per change: changes
-    are rare (an admin's save, a controller's tier switch) and this keeps no thread around."""
+    are rare (an admin's save, a controller's tier switch) and this keeps no thread around.
+
+    It logs in with the account in ``settings.MQTT_URL``: in production the web's or the
+    controller's, the only ones the broker lets write desired states. A refused login or
+    publish raises ``PublishRefused`` instead of passing for done.
+    """
 
     def __init__(self) -> None:
         self.url: str | None = None  # None: settings.MQTT_URL
@@ -150,17 +177,39 @@ class Publisher:
         """Point at another broker (the demo's embedded one, which speaks MQTT 3.1.1)."""
         self.url, self.protocol = url, mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
 
-    def publish(self, device_id: str, payload: dict[str, Any], timeout_s: float = 10.0) -> None:
+    @contextmanager
+    def session(self, timeout_s: float = 10.0) -> Iterator[mqtt.Client]:
+        """A connected client with the platform's account; raises when the broker refuses."""
         broker = BrokerURL.parse(self.url or settings.MQTT_URL or settings.EMBEDDED_MQTT_URL)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=self.protocol)
         broker.configure(client)
         connected = threading.Event()
-        client.on_connect = lambda *args: connected.set()
+        answer: list[Any] = []
+
+        def on_connect(_client, _userdata, _flags, reason_code, _properties=None) -> None:
+            answer.append(reason_code)
+            connected.set()
+
+        client.on_connect = on_connect
         client.connect(broker.host, broker.port, keepalive=30)
         client.loop_start()
         try:
             if not connected.wait(timeout_s):
                 raise ConnectionError(f"MQTT broker {broker} did not accept the connection")
+            if answer[0].is_failure:
+                raise PublishRefused(f"MQTT broker {broker} refused the login: {answer[0]}")
+            yield client
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def publish(self, device_id: str, payload: dict[str, Any], timeout_s: float = 10.0) -> None:
+        """Publish ``payload`` retained on the device's desired topic."""
+        with self.session(timeout_s) as client:
+            acks: dict[int, Any] = {}
+            client.on_publish = lambda _c, _u, mid, reason_code, _p=None: acks.update(
+                {mid: reason_code}
+            )
             info = client.publish(
                 topics.topic(device_id, topics.Kind.DESIRED),
                 json.dumps(payload),
@@ -169,30 +218,114 @@ class Publisher:
             )
             info.wait_for_publish(timeout_s)
             if not info.is_published():
-                raise ConnectionError(f"MQTT broker {broker} did not acknowledge the publish")
-        finally:
-            client.disconnect()
-            client.loop_stop()
+                raise ConnectionError("MQTT broker did not acknowledge the publish")
+            reason = acks.get(info.mid)
+            if reason is not None and reason.is_failure:  # MQTT 5 PUBACK: not authorized
+                raise PublishRefused(
+                    f"MQTT broker refused the desired state of {device_id}: {reason}"
+                )
+
+    def retained(self, timeout_s: float = 10.0, quiet_s: float = 0.5) -> dict[str, bytes]:
+        """Every device's retained desired message on the broker, by device id: what the
+        cameras get when they (re)subscribe."""
+        found: dict[str, bytes] = {}
+        with self.session(timeout_s) as client:
+            subscribed, last = threading.Event(), [time.monotonic()]
+
+            def on_message(_client, _userdata, message: mqtt.MQTTMessage) -> None:
+                last[0] = time.monotonic()
+                try:
+                    device_id = topics.parse(message.topic).device_id
+                except topics.TopicError:
+                    return
+                if message.retain and message.payload:
+                    found[device_id] = message.payload
+
+            def on_subscribe(_client, _userdata, _mid, reason_codes, _properties=None) -> None:
+                if any(code.is_failure for code in reason_codes):
+                    answer.append(reason_codes)
+                last[0] = time.monotonic()
+                subscribed.set()
+
+            answer: list[Any] = []
+            client.on_message, client.on_subscribe = on_message, on_subscribe
+            client.subscribe(topics.subscription(topics.Kind.DESIRED), qos=1)
+            if not subscribed.wait(timeout_s):
+                raise ConnectionError("MQTT broker did not answer the subscription")
+            if answer:
+                raise PublishRefused(f"MQTT broker refused to show desired states: {answer[0]}")
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() - last[0] < quiet_s and time.monotonic() < deadline:
+                time.sleep(0.05)  # retained messages follow the SUBACK back to back
+        return found
 
 
 publisher = Publisher()
 
 
-def publish_desired(device: Device) -> dict[str, Any]:
+def publish_desired(device: Device, above: int = 0) -> dict[str, Any]:
     """Give the desired state a new version, store it and publish it (retained, QoS 1).
 
     The version is taken atomically in the database, so concurrent publishers (an admin and
-    the controller) never reuse one. The publish happens after commit; if the broker is
-    down it raises, and the next change (or a retry) publishes the latest state again.
+    the controller) never reuse one; ``above`` makes it exceed a version seen elsewhere (a
+    foreign one the camera applied). The publish happens after commit; if the broker is
+    down or refuses it raises, and the next change (or a retry) publishes the latest state.
     """
     with transaction.atomic():
         Device.objects.filter(pk=device.pk).update(
-            desired_version=F("desired_version") + 1, desired_at=timezone.now()
+            desired_version=Greatest(F("desired_version") + 1, above + 1),
+            desired_at=timezone.now(),
         )
         device.refresh_from_db(fields=["desired_version", "desired_at"])
         payload = desired_payload(device)
     publisher.publish(device.device_id, payload)
     return payload
+
+
+def foreign_desired(device: Device, retained: bytes | None) -> int | None:
+    """If the broker holds, or the camera applied, a desired state the platform did not
+    publish, the highest version involved (the repair must go above it); else None."""
+    expected = desired_payload(device) if device.desired_version > 0 else None
+    try:
+        current = json.loads(retained) if retained else None
+    except ValueError:
+        current = {}
+    seen = [device.desired_version]
+    if current != expected:
+        if current is None:  # cleared: the camera keeps what it has, but a newcomer gets nothing
+            if expected is None:
+                return None
+        else:
+            version = current.get("version") if isinstance(current, dict) else None
+            seen.append(version if isinstance(version, int) and version >= 0 else 0)
+        return max(seen)
+    reported = applied(device).reported_version
+    if reported is not None and reported > device.desired_version:
+        return reported
+    return None
+
+
+def repair_desired() -> list[str]:
+    """Find cameras whose retained desired state is not the platform's (another client
+    wrote it, or cleared it) or that applied a version the platform never issued, and
+    publish their stored state again under a version above the foreign one, so that the
+    camera takes it. Returns the device ids repaired. Run when the controller starts and
+    periodically (``python manage.py repair_desired``)."""
+    retained = publisher.retained()
+    repaired = []
+    for device in Device.objects.filter(is_active=True):
+        foreign = foreign_desired(device, retained.get(device.device_id))
+        if foreign is None:
+            continue
+        log.warning(
+            "%s: a desired state that is not the platform's (version %d): republishing",
+            device.device_id,
+            foreign,
+        )
+        audit(None, "device.desired.repair", f"device:{device.device_id}", {}, {"foreign": foreign})
+        publish_desired(device, above=foreign)
+        repaired.append(device.device_id)
+    return repaired
 
 
 CONTROL_FIELDS = (

@@ -118,9 +118,10 @@ def test_contradicting_limits_are_refused(device):
 
 
 def test_reported_state_is_kept_newest_first(device):
-    device.desired_version = 3
+    device.desired_version, device.tier_override, device.max_kbps = 3, 6, 40
     device.save()
-    assert record_reported(device.device_id, {"version": 3, "tier": 6, "max_kbps": 40.0})
+    report = {**desired_payload(device), "max_kbps": 40.0, "device": device.device_id}
+    assert record_reported(device.device_id, report)
     assert not record_reported(device.device_id, {"version": 2, "tier": 12})  # stale replay
     assert not record_reported(device.device_id, {"tier": 1})  # no version
     assert not record_reported("no-such-device", {"version": 1})
@@ -157,3 +158,17 @@ def test_controller_tier_is_published_when_it_changes_and_explained(device):
     assert retained_desired(device.device_id)["tier"] == 4
     with pytest.raises(ValueError):
         apply_controller_tier(device, 13, reason)
+
+
+def test_applied_is_only_what_the_camera_reported(device):
+    """A report of a version the platform never issued, or of the platform's version with
+    other values, is not "applied" (a foreign desired state held the camera there)."""
+    device.desired_version = 2
+    device.save()
+    stored = desired_payload(device)
+    device.reported = {**stored, "version": 1_000_000, "tier": 1}  # a foreign state applied
+    assert applied(device).pending and applied(device).foreign
+    device.reported = {**stored, "tier": 1}  # the platform's number, someone else's values
+    assert applied(device).pending and not applied(device).foreign
+    device.reported = {**stored, "device": device.device_id, "ts": 1}
+    assert not applied(device).pending

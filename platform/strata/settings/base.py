@@ -125,6 +125,9 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic (d
 REDIS_URL = os.environ.get("REDIS_URL", "")
 MQTT_URL = os.environ.get("MQTT_URL", "")
 EMBEDDED_MQTT_URL = "mqtt://127.0.0.1:1883"
+# Where the platform writes the broker's camera password file and ACL (fleet.credentials);
+# empty: credentials are kept in the database only (no broker of ours reads them).
+MQTT_AUTH_DIR = os.environ.get("MQTT_AUTH_DIR", "")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
