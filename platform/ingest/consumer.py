@@ -6,17 +6,29 @@ broker still holds the unacknowledged messages and delivers them again. The netw
 only queues messages; a writer thread drains the queue in batches (up to ``max_batch``
 messages or ``max_wait_s`` after the first), so that one transaction and one decode task
 serve many frames.
+
+Identity: the client id is stable per host and slot (``strata-ingest-<hostname>-<slot>``,
+``default_client_id``), never per process. The broker keeps a session, and its share of the
+shared subscription, for ``SESSION_EXPIRY_S`` after a consumer goes away; a restarted process
+with the same identity takes that session over and receives everything queued in it, so a
+restart (killed or graceful) strands nothing. Two live processes must never share an
+identity (the broker would hand the session back and forth between them): ``claim_identity``
+refuses a second one on the same host.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import paho.mqtt.client as mqtt
 from django.db import close_old_connections, connections
@@ -31,6 +43,37 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps our queue while we restart
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send us (MQTT 5)
+DRAIN_S = 10.0  # on a graceful stop, time to archive what was delivered before it
+
+
+def default_client_id(slot: int = 0) -> str:
+    """The consumer identity of ingest slot ``slot`` on this host: the same after a restart,
+    so the new process takes over the old one's broker session and everything queued in it."""
+    return f"strata-ingest-{socket.gethostname()}-{slot}"
+
+
+class IdentityInUse(RuntimeError):
+    """Another process on this host already consumes as this client id."""
+
+
+def claim_identity(client_id: str) -> IO[str]:
+    """Hold ``client_id`` for this process (an exclusive lock the kernel releases when the
+    process ends, however it ends); keep the returned file open while consuming."""
+    path = Path(tempfile.gettempdir()) / f"{client_id.replace(os.sep, '_')}.ingest.lock"
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise IdentityInUse(
+            f"ingest {client_id} already runs on this host (pid {holder})"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 @dataclass(frozen=True)
@@ -49,6 +92,7 @@ class IngestConsumer:
         self,
         broker: BrokerURL,
         client_id: str | None = None,
+        slot: int = 0,
         share_group: str | None = topics.INGEST_SHARE_GROUP,
         mqtt5: bool = True,
         max_batch: int = 500,
@@ -57,7 +101,7 @@ class IngestConsumer:
     ) -> None:
         self.broker = broker
         self.mqtt5 = mqtt5
-        self.client_id = client_id or f"strata-ingest-{socket.gethostname()}-{os.getpid()}"
+        self.client_id = client_id or default_client_id(slot)
         # Shared subscriptions are MQTT 5; on a 3.1.1 broker one consumer takes everything.
         self.share_group = share_group if mqtt5 else None
         self.max_batch = max_batch
@@ -67,7 +111,8 @@ class IngestConsumer:
         self.batches = 0
         self.failures = 0
         self.connected = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # stop() was called: drain, then disconnect
+        self._stop = threading.Event()  # disconnected for good: the network loop ends
         self._inbox: queue.Queue[Received] = queue.Queue()
         self._connection = 0
         self.client = mqtt.Client(
@@ -140,12 +185,27 @@ class IngestConsumer:
         return batch
 
     def _write(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             batch = self._take_batch()
-            if batch:
-                self.process(batch)
+            if batch and not self.process(batch):
+                self._stopping.wait(min(30, 2 ** min(self.failures, 5)))
+        if not self._stop.is_set():
+            self._drain()
+            self._stop.set()
+            self.client.disconnect()  # the session stays: the broker keeps what is left for us
 
-    def process(self, batch: list[Received]) -> None:
+    def _drain(self) -> None:
+        """Archive and acknowledge what the broker delivered before the stop (within
+        ``DRAIN_S``); anything later, or left on failure, stays in our session."""
+        left = self._inbox.qsize()
+        deadline = time.monotonic() + DRAIN_S
+        while left > 0 and time.monotonic() < deadline:
+            batch = self._take_batch()[:left]
+            if not batch or not self.process(batch):
+                break
+            left -= len(batch)
+
+    def process(self, batch: list[Received]) -> bool:
         """Archive one batch, then acknowledge it; on failure leave it all to the broker."""
         close_old_connections()
         started = time.perf_counter()
@@ -159,8 +219,7 @@ class IngestConsumer:
             for conn in connections.all():
                 conn.close_if_unusable_or_obsolete()
             self._redeliver_everything()
-            time.sleep(min(30, 2 ** min(self.failures, 5)))
-            return
+            return False
         log.debug(
             "ingested %d messages in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3
         )
@@ -170,6 +229,7 @@ class IngestConsumer:
         for m in batch:
             if m.qos > 0 and m.connection == self._connection:
                 self.client.ack(m.mid, m.qos)
+        return True
 
     def _redeliver_everything(self) -> None:
         """Drop what we hold unacknowledged and reconnect: the broker sends it all again."""
@@ -194,7 +254,7 @@ class IngestConsumer:
         )
 
     def run_forever(self) -> None:
-        """Block, reconnecting after every failure, until ``stop()``."""
+        """Block, reconnecting after every failure, until ``stop()`` has drained."""
         writer = threading.Thread(target=self._write, name="ingest-writer", daemon=True)
         writer.start()
         self.connect()
@@ -209,7 +269,7 @@ class IngestConsumer:
                     self.client.reconnect()
                 except OSError:
                     pass
-        writer.join(5)
+        writer.join(DRAIN_S)
 
     def start(self) -> threading.Thread:
         """Run in a background thread (the embedded demo)."""
@@ -218,5 +278,7 @@ class IngestConsumer:
         return thread
 
     def stop(self) -> None:
-        self._stop.set()
-        self.client.disconnect()
+        """Stop gracefully; returns at once (safe in a signal handler). The writer archives
+        and acknowledges what was already delivered, then disconnects keeping the session:
+        what the broker still holds for us comes back when this identity reconnects."""
+        self._stopping.set()
