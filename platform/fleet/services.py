@@ -311,9 +311,12 @@ def repair_desired() -> list[str]:
     publish their stored state again under a version above the foreign one, so that the
     camera takes it. Returns the device ids repaired. Run when the controller starts and
     periodically (``python manage.py repair_desired``)."""
+    read_at = timezone.now()
     retained = publisher.retained()
     repaired = []
     for device in Device.objects.filter(is_active=True):
+        if device.desired_at and device.desired_at >= read_at:
+            continue  # published since the broker was read: compared next time
         foreign = foreign_desired(device, retained.get(device.device_id))
         if foreign is None:
             continue
