@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -158,3 +159,27 @@ def decoder_worker_process(service_env, spawn, clean_redis) -> Proc:
     proc = spawn("celery", worker_command(name=f"test-{os.getpid()}@%h"), service_env)
     proc.wait_for("ready.", timeout_s=90)
     return proc
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def daphne_server(service_env, spawn) -> str:
+    """daphne serving the platform (HTTP and WebSockets) on a free port, on this test's
+    database, Redis and Mosquitto; returns its base URL."""
+    port = free_port()
+    env = {k: v for k, v in service_env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    proc = spawn("daphne", [*args, "strata.asgi:application"], env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.popen.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return f"http://127.0.0.1:{port}"
+        time.sleep(0.2)
+    raise AssertionError(f"daphne did not listen on {port}:\n{proc.output()[-3000:]}")

@@ -130,10 +130,15 @@ EMBEDDED_MQTT_URL = "mqtt://127.0.0.1:1883"
 MQTT_AUTH_DIR = os.environ.get("MQTT_AUTH_DIR", "")
 
 if REDIS_URL:
+    # A live socket waits for its next event with a blocking Redis read of 5 s (channels-redis's
+    # BRPOP); redis-py's default socket timeout is also 5 s, which cut that read short and
+    # closed every idle socket with 1011. Reads may take longer than the blocking read.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}]
+            },
         }
     }
 else:
