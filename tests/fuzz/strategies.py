@@ -1,5 +1,6 @@
 """Hypothesis strategies for hostile device input: any JSON a device could send (and some
-only a Python caller could hand over), biased towards the contract's field names."""
+only a Python caller could hand over), biased towards the contract's field names; and what
+"storable" means for what a validator accepts."""
 
 from __future__ import annotations
 
@@ -69,3 +70,18 @@ payloads = st.one_of(
     json_values.map(_dumps),
     st.builds(lambda obj, cut: _dumps(obj)[:cut], objects, st.integers(0, 40)),
 )
+
+
+def assert_storable(value: Any) -> None:
+    """What PostgreSQL's text and jsonb take: no NUL, no lone surrogate, finite numbers."""
+    json.dumps(value, allow_nan=False)  # raises on NaN / Infinity anywhere
+    if isinstance(value, str):
+        assert "\x00" not in value
+        value.encode("utf-8")  # raises on a lone surrogate
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            assert_storable(key)
+            assert_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            assert_storable(item)

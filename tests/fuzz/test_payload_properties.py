@@ -4,9 +4,7 @@ strict JSON (finite numbers), valid UTF-8 text without NUL, typed fields in rang
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,24 +22,9 @@ from protocol.payloads import (
     Status,
     Telemetry,
 )
-from tests.fuzz.strategies import objects, payloads
+from tests.fuzz.strategies import assert_storable, objects, payloads
 
 messages = payloads | objects  # bytes on the wire, or a mapping handed over by Python code
-
-
-def assert_storable(value: Any) -> None:
-    """What PostgreSQL's text and jsonb take: no NUL, no lone surrogate, finite numbers."""
-    json.dumps(value, allow_nan=False)  # raises on NaN / Infinity anywhere
-    if isinstance(value, str):
-        assert "\x00" not in value
-        value.encode("utf-8")  # raises on a lone surrogate
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            assert_storable(key)
-            assert_storable(item)
-    elif isinstance(value, list):
-        for item in value:
-            assert_storable(item)
 
 
 def assert_desired_in_range(d: Desired) -> None:
