@@ -19,14 +19,15 @@ from control.leader import leader_lock
 from control.models import LinkSample
 from control.policies import POLICIES, Decision, Limits, LinkState
 from fleet.models import Device
-from fleet.services import apply_controller_tier, effective_tier
+from fleet.services import apply_controller_tier, effective_tier, repair_desired
 from mcucoder.bitstream import packet_size
 from protocol.payloads import MAX_TIER, Telemetry
 
 log = logging.getLogger(__name__)
 
 SAMPLES = 10
-SCENE_FRAMES = 120  # recent frames whose layer sizes stand for the camera's scene
+SCENE_FRAMES = 120
+REPAIR_EVERY = 60  # rounds between checks of the retained desired states  # recent frames whose layer sizes stand for the camera's scene
 
 
 def record_telemetry(device: Device, payload: bytes | dict) -> LinkSample:
@@ -244,6 +245,8 @@ def run_controller(
         while not stop.is_set():
             close_old_connections()
             if lock.acquire():
+                if rounds % REPAIR_EVERY == 0:
+                    _repair()
                 control_round(policy, controllers, everyone=rounds == 0)
                 rounds += 1
                 if rounds % 720 == 0:
@@ -251,6 +254,15 @@ def run_controller(
             if once:
                 return
             stop.wait(interval_s)
+
+
+def _repair() -> None:
+    """A desired state that is not the platform's is put right when the controller starts
+    leading and then every ``REPAIR_EVERY`` rounds (``fleet.services.repair_desired``)."""
+    try:
+        repair_desired()
+    except Exception:  # the broker away: the rounds go on, the next repair tries again
+        log.exception("controller: checking the retained desired states failed")
 
 
 def policy_factory(name: str) -> Callable[[], Callable[[LinkState, Limits], Decision]]:

@@ -74,3 +74,32 @@ def test_one_controller_leads_and_another_takes_over():
     finally:
         first.release()
         second.release()
+
+
+@pytest.mark.django_db(transaction=True)  # the controller recycles its connection
+def test_the_controller_repairs_a_foreign_desired_state_when_it_starts_leading():
+    import json
+    import threading
+    import uuid
+
+    import paho.mqtt.client as mqtt
+
+    from control.services import run_controller
+    from protocol import topics
+
+    Device.objects.all().update(is_active=False)
+    device = provision_device(f"loop-foreign-{uuid.uuid4().hex[:6]}")
+    Device.objects.filter(pk=device.pk).update(tier_policy="fixed-12")
+    intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    intruder.connect("127.0.0.1", 1883)
+    intruder.loop_start()
+    try:
+        foreign = json.dumps({"version": 1_000_000, "tier": 1, "fps": 0})
+        topic = topics.topic(device.device_id, topics.Kind.DESIRED)
+        intruder.publish(topic, foreign, qos=1, retain=True).wait_for_publish(5)
+        run_controller(None, 0.0, threading.Event(), once=True)
+        assert Device.objects.get(pk=device.pk).desired_version > 1_000_000
+    finally:
+        intruder.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        intruder.loop_stop()
+        intruder.disconnect()
