@@ -14,7 +14,7 @@ from enum import Enum
 ROOT = "strata/v1/dev"
 INGEST_SHARE_GROUP = "strata-ingest"
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # an MQTT topic level, no wildcards
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"  # an MQTT topic level, no wildcards
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 

@@ -132,3 +132,10 @@ def test_reported_carries_the_error_of_a_refused_desired_state() -> None:
     with pytest.raises(PayloadError) as err:
         Reported.parse(b'{"version": 4, "tier": 99}')
     assert err.value.field == "tier"
+
+
+def test_a_device_id_never_ends_in_a_newline() -> None:
+    from protocol import topics
+
+    assert topics.valid_device_id("cam-007")
+    assert not topics.valid_device_id("cam-007\n")
