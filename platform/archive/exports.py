@@ -18,7 +18,7 @@ from PIL import Image
 
 from archive.decoding import decode_and_store
 from archive.images import as_rgb, decoded_images
-from archive.jobs import EXPORT_VIDEO, queue_job
+from archive.jobs import EXPORT_VIDEO, JobQueueUnavailable, queue_job
 from archive.models import Export, Frame
 from fleet.models import Device
 
@@ -42,7 +42,11 @@ def export_frames(export: Export) -> QuerySet[Frame]:
 def request_export(
     user: AbstractBaseUser, device: Device, start: datetime, end: datetime, channels: int
 ) -> Export:
-    """Queue an export on the ``archive`` queue (so it never delays live decoding)."""
+    """Queue an export on the ``archive`` queue (so it never delays live decoding).
+
+    One that cannot be queued is kept as failed, with the reason, and
+    ``JobQueueUnavailable`` raised: it never waits as "queued" for a job that does not exist.
+    """
     if not start < end or end - start > MAX_SPAN:
         raise ExportError(f"the range must be positive and at most {MAX_SPAN}")
     export = Export.objects.create(
@@ -52,7 +56,11 @@ def request_export(
     if n == 0 or n > MAX_FRAMES:
         export.delete()
         raise ExportError(f"{n} frames in that range (1..{MAX_FRAMES} can be exported)")
-    queue_job(EXPORT_VIDEO, export.pk, queue="archive")
+    try:
+        queue_job(EXPORT_VIDEO, export.pk, queue="archive")
+    except JobQueueUnavailable as exc:
+        Export.objects.filter(pk=export.pk).update(status=Export.Status.FAILED, error=str(exc))
+        raise
     export.refresh_from_db()
     return export
 

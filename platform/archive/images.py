@@ -13,7 +13,7 @@ import numpy as np
 from django.core.cache import cache
 from PIL import Image
 
-from archive.jobs import REDECODE, queue_job
+from archive.jobs import REDECODE, JobQueueUnavailable, queue_job
 from archive.models import DecodedImage, Frame
 from fleet.models import Device
 
@@ -85,14 +85,20 @@ def decoded_at(frame: Frame, k: int) -> DecodedImage | None:
 
     A missing image is requested once from the ``archive`` queue (so browsing never
     delays live decoding); the worker stores it, and later calls find it. With tasks run
-    in-process (the embedded demo) it is decoded right here.
+    in-process (the embedded demo) it is decoded right here. Raises
+    ``JobQueueUnavailable`` when it cannot be requested.
     """
     k = clamp_channels(frame, k)
     image = decoded_image(frame.pk, k, with_image=False)
     if image is not None or frame.n_layers == 0:
         return image
-    if cache.add(f"strata:redecode:{frame.pk}:{k}", 1, REQUEST_TTL_S):
-        queue_job(REDECODE, frame.pk, k, queue="archive")
+    requested = f"strata:redecode:{frame.pk}:{k}"
+    if cache.add(requested, 1, REQUEST_TTL_S):
+        try:
+            queue_job(REDECODE, frame.pk, k, queue="archive")
+        except JobQueueUnavailable:
+            cache.delete(requested)  # not requested after all: the next call tries again
+            raise
         return decoded_image(frame.pk, k, with_image=False)  # done already when run in-process
     return None
 

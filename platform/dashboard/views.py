@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from access.services import is_admin, visible_devices
 from archive.exports import ExportError, request_export
 from archive.images import as_png, best_decoded, clamp_channels, decoded_at
+from archive.jobs import JobQueueUnavailable
 from archive.models import Export, Frame
 from audit.services import audit_trail
 from dashboard import queries
@@ -273,19 +274,25 @@ def frame_detail(request: HttpRequest, frame_id: int) -> HttpResponse:
     k = _channels(request, "k", frame, frame.n_layers)
     previous, following = queries.neighbours(frame)
     hour = timezone.localtime(frame.received_at)
+    status, decoded = 200, None
+    try:
+        decoded = decoded_at(frame, k) if frame.n_layers else None
+    except JobQueueUnavailable as exc:
+        status = 503
+        messages.error(request, f"This frame cannot be decoded now: {exc}. Try again later.")
     context = {
         "frame": frame,
         "device": frame.device,
         "k": k,
         "compare_k": _channels(request, "compare_k", frame, max(1, k // 3)),
         "ks": range(1, frame.n_layers + 1),
-        "decoded": decoded_at(frame, k) if frame.n_layers else None,
+        "decoded": decoded,
         "previous": previous,
         "following": following,
         "day": hour.date(),
         "hour": hour.hour,
     }
-    return render(request, "dashboard/frame.html", context)
+    return render(request, "dashboard/frame.html", context, status=status)
 
 
 @login_required
@@ -298,7 +305,10 @@ def frame_decode(request: HttpRequest, frame_id: int) -> JsonResponse:
     if k is None or frame.n_layers == 0:
         raise Http404("k must be a channel count of a frame with layers")
     k = clamp_channels(frame, k)
-    decoded = decoded_at(frame, k)
+    try:
+        decoded = decoded_at(frame, k)
+    except JobQueueUnavailable as exc:
+        return JsonResponse({"frame_id": frame.pk, "channels": k, "error": str(exc)}, status=503)
     return JsonResponse(
         {
             "frame_id": frame.pk,
@@ -365,6 +375,9 @@ def export_create(request: HttpRequest, device_id: str) -> HttpResponse:
     except ExportError as exc:
         messages.error(request, f"Export not started: {exc}")
         return redirect("dashboard:archive", device.device_id)
+    except JobQueueUnavailable as exc:  # the export is listed as failed, with the reason
+        messages.error(request, f"Export not started: {exc}. Try again later.")
+        return redirect("dashboard:exports")
     messages.success(request, "Export started; it is kept here until you delete it.")
     return redirect("dashboard:exports")
 

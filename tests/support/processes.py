@@ -168,14 +168,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def daphne_server(service_env, spawn) -> str:
-    """daphne serving the platform (HTTP and WebSockets) on a free port, on this test's
-    database, Redis and Mosquitto; returns its base URL."""
+def serve_platform(spawn: Callable[..., Proc], env: dict[str, str], name: str = "daphne") -> str:
+    """Start daphne serving the platform (HTTP and WebSockets) on a free port with ``env``;
+    returns its base URL once it listens."""
     port = free_port()
-    env = {k: v for k, v in service_env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    proc = spawn("daphne", [*args, "strata.asgi:application"], env)
+    proc = spawn(name, [*args, "strata.asgi:application"], env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.popen.poll() is None:
         with socket.socket() as sock:
@@ -183,3 +182,9 @@ def daphne_server(service_env, spawn) -> str:
                 return f"http://127.0.0.1:{port}"
         time.sleep(0.2)
     raise AssertionError(f"daphne did not listen on {port}:\n{proc.output()[-3000:]}")
+
+
+@pytest.fixture
+def daphne_server(service_env, spawn) -> str:
+    """daphne on this test's database, Redis and Mosquitto; returns its base URL."""
+    return serve_platform(spawn, service_env)
