@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,14 @@ from control.leader import leader_lock
 from control.models import LinkSample
 from control.policies import POLICIES, Decision, Limits, LinkState
 from fleet.models import Device
-from fleet.services import apply_controller_tier, effective_tier, repair_desired
+from fleet.services import (
+    ControllerDecision,
+    apply_controller_tier,
+    apply_controller_tiers,
+    effective_tier,
+    publisher,
+    repair_desired,
+)
 from mcucoder.bitstream import packet_size
 from protocol.payloads import MAX_TIER, Telemetry
 
@@ -206,20 +214,63 @@ def control_round(
     pks = [d.pk for d in devices]
     samples, sizes = recent_samples(pks), scene_sizes(pks)
     done = Round()
+    with _one_connection(bool(devices)):
+        _decide_all(devices, policy, controllers, samples, sizes, now, done)
+    return done
+
+
+@contextlib.contextmanager
+def _one_connection(wanted: bool) -> Iterator[None]:
+    """The round's publishes share one broker connection; with the broker away the
+    decisions are still stored, and each publish fails (and is retried) on its own."""
+    held = publisher.held()
+    try:
+        if wanted:
+            held.__enter__()
+    except (ConnectionError, OSError) as exc:
+        log.warning("controller: broker unavailable (%s); decisions are stored", exc)
+        wanted = False
+    try:
+        yield
+    finally:
+        if wanted:
+            held.__exit__(None, None, None)
+
+
+def _decide_all(
+    devices: list[Device],
+    policy: str | None,
+    controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]],
+    samples: dict[int, list[LinkSample]],
+    sizes: dict[int, dict[int, float]],
+    now: datetime,
+    done: Round,
+) -> None:
+    """Ask each camera's policy, then store and publish all the decisions together."""
+    decisions: list[tuple[ControllerDecision, Decision]] = []
     for device in devices:
         name = policy or device.tier_policy
         try:
             if (device.pk, name) not in controllers:
                 controllers[(device.pk, name)] = policy_factory(name)()
             state = link_state(device, now, samples.get(device.pk, []), sizes.get(device.pk, {}))
-            before = device.desired_version
-            decide_tier(device, controllers[(device.pk, name)], state)
-            done.decided += 1
-            done.published += device.desired_version != before
-        except Exception:  # one camera (or a broker hiccup) must not stop the others
+            decision = controllers[(device.pk, name)](state, limits_of(device))
+            decisions.append(
+                (ControllerDecision(device, decision.tier, decision.as_json()), decision)
+            )
+        except Exception:  # one camera (a bad policy name, say) must not stop the others
             done.failed += 1
             log.exception("controller: deciding %s failed", device.device_id)
-    return done
+    published = apply_controller_tiers([d for d, _ in decisions], now)
+    done.decided = len(decisions)
+    why = {d.device.pk: decision for d, decision in decisions}
+    for result in published:
+        if result.error is not None:
+            done.failed += 1
+            continue
+        done.published += 1
+        decision = why[result.device.pk]
+        log.info("%s: tier %d (%s)", result.device.device_id, decision.tier, decision.reason)
 
 
 def prune_samples(keep: timedelta = timedelta(days=7)) -> int:

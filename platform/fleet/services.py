@@ -161,8 +161,8 @@ class PublishRefused(ConnectionError):
 
 
 class Publisher:
-    """Publishes retained desired state. One short-lived MQTT connection per change: changes
-    are rare (an admin's save, a controller's tier switch) and this keeps no thread around.
+    """Publishes retained desired state. One short-lived MQTT connection per change (an
+    admin's save), or one for a whole controller round (``held``); no thread is kept around.
 
     It logs in with the account in ``settings.MQTT_URL``: in production the web's or the
     controller's, the only ones the broker lets write desired states. A refused login or
@@ -172,6 +172,7 @@ class Publisher:
     def __init__(self) -> None:
         self.url: str | None = None  # None: settings.MQTT_URL
         self.protocol = mqtt.MQTTv5
+        self._held = threading.local()  # a connection kept for many publishes (``held``)
 
     def use(self, url: str, *, mqtt5: bool = True) -> None:
         """Point at another broker (the demo's embedded one, which speaks MQTT 3.1.1)."""
@@ -191,6 +192,10 @@ class Publisher:
             connected.set()
 
         client.on_connect = on_connect
+        client.user_data_set({})  # PUBACK reason codes by message id (``_publish_on``)
+        client.on_publish = lambda _c, acks, mid, reason_code, _p=None: acks.update(
+            {mid: reason_code}
+        )
         client.connect(broker.host, broker.port, keepalive=30)
         client.loop_start()
         try:
@@ -203,27 +208,46 @@ class Publisher:
             client.disconnect()
             client.loop_stop()
 
+    @contextmanager
+    def held(self, timeout_s: float = 10.0) -> Iterator[None]:
+        """Keep one connection for every publish of this thread inside the block: a
+        controller round that switches hundreds of cameras pays one MQTT connect, not one
+        each. Other threads (an admin's save) keep their own short-lived connections."""
+        if getattr(self._held, "client", None) is not None:
+            yield
+            return
+        with self.session(timeout_s) as client:
+            self._held.client = client
+            try:
+                yield
+            finally:
+                self._held.client = None
+
     def publish(self, device_id: str, payload: dict[str, Any], timeout_s: float = 10.0) -> None:
         """Publish ``payload`` retained on the device's desired topic."""
+        client = getattr(self._held, "client", None)
+        if client is not None:
+            self._publish_on(client, device_id, payload, timeout_s)
+            return
         with self.session(timeout_s) as client:
-            acks: dict[int, Any] = {}
-            client.on_publish = lambda _c, _u, mid, reason_code, _p=None: acks.update(
-                {mid: reason_code}
-            )
-            info = client.publish(
-                topics.topic(device_id, topics.Kind.DESIRED),
-                json.dumps(payload),
-                qos=1,
-                retain=True,
-            )
-            info.wait_for_publish(timeout_s)
-            if not info.is_published():
-                raise ConnectionError("MQTT broker did not acknowledge the publish")
-            reason = acks.get(info.mid)
-            if reason is not None and reason.is_failure:  # MQTT 5 PUBACK: not authorized
-                raise PublishRefused(
-                    f"MQTT broker refused the desired state of {device_id}: {reason}"
-                )
+            self._publish_on(client, device_id, payload, timeout_s)
+
+    @staticmethod
+    def _publish_on(
+        client: mqtt.Client, device_id: str, payload: dict[str, Any], timeout_s: float
+    ) -> None:
+        info = client.publish(
+            topics.topic(device_id, topics.Kind.DESIRED),
+            json.dumps(payload),
+            qos=1,
+            retain=True,
+        )
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise ConnectionError("MQTT broker did not acknowledge the publish")
+        reason = client.user_data_get().pop(info.mid, None)
+        if reason is not None and reason.is_failure:  # MQTT 5 PUBACK: not authorized
+            raise PublishRefused(f"MQTT broker refused the desired state of {device_id}: {reason}")
 
     def retained(self, timeout_s: float = 10.0, quiet_s: float = 0.5) -> dict[str, bytes]:
         """Every device's retained desired message on the broker, by device id: what the
@@ -378,25 +402,93 @@ def update_controls(
 def apply_controller_tier(
     device: Device, tier: int, reason: dict[str, Any], at: datetime | None = None
 ) -> dict[str, Any] | None:
-    """The tier controller's decision: store it with its inputs (the camera page shows why)
-    and publish a new desired state when the tier the camera should send changes.
+    """The tier controller's decision for one camera (see ``apply_controller_tiers``).
 
-    The admin's limits and override still apply (``effective_tier``). Returns the published
-    payload, or None when the camera keeps its tier.
+    Returns the published payload, or None when the camera keeps its tier.
     """
-    if not MIN_TIER <= tier <= MAX_TIER:
-        raise ValueError(f"tier must be {MIN_TIER}..{MAX_TIER}")
-    before = effective_tier(device)
-    device.desired_tier, device.tier_reason = tier, reason
-    device.tier_decided_at = at or timezone.now()
-    device.save(update_fields=["desired_tier", "tier_reason", "tier_decided_at"])
-    if effective_tier(device) == before and device.desired_version > 0:
-        return None
-    payload = publish_desired(device)
-    # the decision covers the state it published: not "changed since decided" next round
-    Device.objects.filter(pk=device.pk).update(tier_decided_at=device.desired_at)
-    device.tier_decided_at = device.desired_at
-    return payload
+    published = apply_controller_tiers([ControllerDecision(device, tier, reason)], at)
+    if published and published[0].error:
+        raise published[0].error
+    return published[0].payload if published else None
+
+
+@dataclass(frozen=True)
+class ControllerDecision:
+    device: Device
+    tier: int
+    reason: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Published:
+    device: Device
+    payload: dict[str, Any]
+    error: Exception | None = None  # the broker refused or was away: stored, not delivered
+
+
+def apply_controller_tiers(
+    decisions: list[ControllerDecision], at: datetime | None = None
+) -> list[Published]:
+    """The tier controller's decisions: store them with their inputs (the camera page shows
+    why) in one statement, and publish a new desired state for each camera whose tier to
+    send changes (new versions taken in one statement too). A round over hundreds of
+    cameras costs a handful of queries, not a few per camera.
+
+    The admin's limits and override still apply (``effective_tier``). A publish that fails
+    is returned with its error; the others go on.
+    """
+    at = at or timezone.now()
+    changed: list[tuple[Device, int]] = []
+    for decision in decisions:
+        if not MIN_TIER <= decision.tier <= MAX_TIER:
+            raise ValueError(f"tier must be {MIN_TIER}..{MAX_TIER}")
+    for decision in decisions:
+        device = decision.device
+        before = effective_tier(device)
+        device.desired_tier, device.tier_reason = decision.tier, decision.reason
+        device.tier_decided_at = at
+        if effective_tier(device) != before or device.desired_version == 0:
+            changed.append((device, 0))
+    Device.objects.bulk_update(
+        [d.device for d in decisions], ["desired_tier", "tier_reason", "tier_decided_at"]
+    )
+    published = publish_desired_many(changed)
+    # each decision covers the state it published: not "changed since decided" next round
+    for result in published:
+        result.device.tier_decided_at = result.device.desired_at
+    Device.objects.bulk_update([p.device for p in published], ["tier_decided_at"])
+    return published
+
+
+def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
+    """``publish_desired`` for many cameras: versions taken in one statement, then one
+    publish each (on one connection inside ``publisher.held``). ``devices`` holds
+    (camera, version to exceed) pairs."""
+    if not devices:
+        return []
+    with transaction.atomic():
+        now = timezone.now()
+        for above in {a for _, a in devices}:
+            Device.objects.filter(pk__in=[d.pk for d, a in devices if a == above]).update(
+                desired_version=Greatest(F("desired_version") + 1, above + 1), desired_at=now
+            )
+        fresh = dict(
+            Device.objects.filter(pk__in=[d.pk for d, _ in devices]).values_list(
+                "pk", "desired_version"
+            )
+        )
+    results = []
+    for device, _ in devices:
+        device.desired_version, device.desired_at = fresh[device.pk], now
+        payload = desired_payload(device)
+        try:
+            publisher.publish(device.device_id, payload)
+        except (ConnectionError, OSError, ValueError) as exc:
+            log.warning("%s: desired state not published: %s", device.device_id, exc)
+            results.append(Published(device, payload, exc))
+        else:
+            results.append(Published(device, payload))
+    return results
 
 
 def record_reported(device_id: str, reported: dict[str, Any], at: datetime | None = None) -> bool:
