@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
 from access.services import is_admin, visible_devices
 from archive.events import FLEET_GROUP, device_group
 from dashboard.services import frame_url, image_url
+
+log = logging.getLogger(__name__)
+
+TRY_AGAIN_LATER = 1013  # WebSocket close code: the service is away for now (live.js retries)
 
 
 @database_sync_to_async
@@ -28,9 +35,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.groups_joined = await groups_for(user)
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        groups = await groups_for(user)
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except (RedisError, ConnectionError, OSError, TimeoutError) as exc:  # Redis away
+            log.warning("live view unavailable: %s", exc)
+            await self.accept()  # a handshake that fails looks like a broken server
+            await self.close(code=TRY_AGAIN_LATER)
+            return
+        self.groups_joined = groups
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

@@ -106,3 +106,18 @@ def test_export_that_cannot_be_queued_fails_with_the_reason(browser, platform_wi
     export = Export.objects.get(device=frame.device)
     assert export.status == Export.Status.FAILED
     assert UNAVAILABLE in export.error
+
+
+def test_live_socket_closes_with_try_again_later(platform_without_redis, admin_client):
+    """The live view's WebSocket is accepted and closed at once, which the page retries,
+    instead of failing its handshake with a 500. (1013 "try again later" when the consumer
+    sees the error first; 1011 when channels' own receive loop does.)"""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    cookie = f"sessionid={admin_client.cookies['sessionid'].value}"
+    url = platform_without_redis.replace("http://", "ws://") + "/ws/live/"
+    with connect(url, additional_headers={"Cookie": cookie}, origin=platform_without_redis) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code in (1011, 1013)
