@@ -9,6 +9,7 @@ demo, one process) every controller leads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +50,10 @@ class LeaderLock:
 
     def release(self) -> None:
         if self._conn is not None and not self._conn.closed:
-            self._conn.close()  # closing the session releases the lock
+            if self.leading:  # at once; closing the session would too, a moment later
+                with contextlib.suppress(Exception):
+                    self._conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+            self._conn.close()
         self._conn, self.leading = None, False
 
     @staticmethod

@@ -69,7 +69,8 @@ def test_anonymous_socket_is_closed():
     async def scenario() -> None:
         communicator = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws/live/")
         communicator.scope["user"] = AnonymousUser()
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=10)
         assert not connected and code == 4401
+        await communicator.disconnect(timeout=10)  # end the consumer, not leave it to the loop
 
     async_to_sync(scenario)()  # DB calls run on this thread's connection

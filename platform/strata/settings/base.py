@@ -132,12 +132,14 @@ MQTT_AUTH_DIR = os.environ.get("MQTT_AUTH_DIR", "")
 if REDIS_URL:
     # A live socket waits for its next event with a blocking Redis read of 5 s (channels-redis's
     # BRPOP); redis-py's default socket timeout is also 5 s, which cut that read short and
-    # closed every idle socket with 1011. Reads may take longer than the blocking read.
+    # closed every idle socket with 1011. No read timeout (the server ends the blocking read);
+    # a finite one longer than 5 s also made a closing consumer's cancelled read linger for
+    # seconds (a test hung for 300 s). Connecting still times out, so a dead Redis is seen.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}]
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_connect_timeout": 5}]
             },
         }
     }
