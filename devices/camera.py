@@ -301,7 +301,7 @@ class Camera:
         packet, channels, outcome = self._fit(packet, channels, captured, capture_ms / 1000)
         if outcome != "sent":
             return self._drop(outcome)
-        self._policy.sent(capture_ms / 1000, len(packet))
+        self._policy.sent(capture_ms / 1000, len(packet), channels)
         self._session.publish(topics.Kind.FRAME, packet)
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(packet)

@@ -4,7 +4,8 @@ A device must not queue without limit when the link cannot carry its tier, so it
 per frame, before publishing: the ``max_kbps`` cap (over every ``CAP_WINDOW_S`` window of
 capture times, with each frame held to its fair share) and, with ``deadline_ms`` set, the
 *deadline guard* (``docs/control.md``): keep the most channels that still arrive in time
-by the device's own PUBACK-based estimate, or skip the frame. These are pure rules on
+by the device's own PUBACK-based estimate, or skip the frame; with hysteresis (more channels
+than the last frame only after a dwell and with headroom), so a steady link holds its tier. These are pure rules on
 numbers handed in (the clock, the estimate, the settings), kept apart from the MQTT
 session so that they can be tested, and compared with the firmware's, without a broker.
 """
@@ -20,6 +21,11 @@ from protocol.payloads import Desired
 CAP_WINDOW_S = 2.0  # the bitrate cap holds over every window this long
 GUARD_MARGIN_S = 0.5  # of the deadline, kept for the broker, ingest and a fading link
 START_CHANNELS = 1  # deadline guard, nothing measured yet: a small first frame measures the link
+# hysteresis of the deadline guard: a frame may keep more channels than the last one sent
+# only UP_DWELL_S (capture time) after the last change, and only if it arrives UP_HEADROOM of
+# the deadline earlier than needed; fewer channels are taken at once (frames stay on time)
+UP_DWELL_S = 3.0
+UP_HEADROOM = 0.15
 
 
 def trim_channels(packet: bytes, channels: int) -> bytes:
@@ -39,14 +45,20 @@ def cap_share(settings: Desired) -> float:
 
 
 class SendPolicy:
-    """The cap window (what was sent, by capture time) and the per-frame decision."""
+    """The cap window (what was sent, by capture time), the channels of the last frame sent
+    (the guard's hysteresis) and the per-frame decision."""
 
     def __init__(self) -> None:
         self.sent_window: deque[tuple[float, int]] = deque()  # (capture s, bytes)
+        self.kept = 0  # channels of the last frame sent (0: none yet)
+        self.kept_since_s = -math.inf  # capture time at which ``kept`` last changed
 
-    def sent(self, capture_s: float, size: int) -> None:
-        """Count a frame that was published against the cap."""
+    def sent(self, capture_s: float, size: int, channels: int = 0) -> None:
+        """Count a frame that was published against the cap (and, with ``channels``,
+        remember them: the next frame keeps more only after the guard's dwell)."""
         self.sent_window.append((capture_s, size))
+        if channels and channels != self.kept:
+            self.kept, self.kept_since_s = channels, capture_s
 
     def cap_allows(self, settings: Desired, capture_s: float) -> float:
         """Bytes the ``max_kbps`` cap still allows for a frame captured at ``capture_s``
@@ -90,6 +102,11 @@ class SendPolicy:
             arrival = None if left is None or over_cap else arrival_s(len(packet))
             # the margin guards the estimate; one channel goes if it can still be in time
             margin = deadline / 1000 * GUARD_MARGIN_S if deadline and channels == 1 else 0.0
+            if deadline and 0 < self.kept < channels:  # more than the last frame: calm down
+                if capture_s - self.kept_since_s < UP_DWELL_S:
+                    margin = -math.inf
+                else:
+                    margin -= deadline / 1000 * UP_HEADROOM
             late = arrival is not None and left is not None and arrival > left + margin
             if not over_cap and not late:
                 return packet, channels, "sent"

@@ -8,6 +8,8 @@ from devices.send_policy import (
     CAP_WINDOW_S,
     GUARD_MARGIN_S,
     START_CHANNELS,
+    UP_DWELL_S,
+    UP_HEADROOM,
     SendPolicy,
     cap_share,
     trim_channels,
@@ -114,6 +116,31 @@ def test_over_the_cap_is_a_rate_drop_before_the_deadline_is_asked():
         raise AssertionError("over the cap: no arrival estimate needed")
 
     assert fit(policy, settings(max_kbps=8, deadline_ms=1000), arrival=arrival) == (1, "rate")
+
+
+def test_the_guard_keeps_more_channels_only_after_a_dwell_and_with_headroom():
+    """Hysteresis: a steady link holds the channels of the last frame; a frame keeps more
+    only ``UP_DWELL_S`` after the last change and arriving ``UP_HEADROOM`` early."""
+    s = settings(deadline_ms=1000)  # 450 ms left at 50 ms after capture
+
+    def arrival(size):
+        return size / 4000  # every tier arrives in time without hysteresis (1,600 B: 0.4 s)
+
+    policy = SendPolicy()
+    policy.sent(99.0, 820, 3)  # 3 channels, 1 s before this capture (at 100 s)
+    assert fit(policy, s, elapsed_s=0.05, arrival=arrival) == (3, "sent")  # within the dwell
+    policy.sent(100.0 - UP_DWELL_S - 0.1, 820, 2)  # changed to 2 before the dwell
+    # up with headroom: arrival within 450 ms - 150 ms = 0.3 s: 1,080 B (0.27 s), not 1,340
+    assert 1080 / 4000 <= 0.45 - UP_HEADROOM < 1340 / 4000
+    assert fit(policy, s, elapsed_s=0.05, arrival=arrival) == (4, "sent")
+    policy.sent(99.9, 1600, 6)  # fewer channels at once: 2 arrive, 6 do not
+    assert fit(policy, s, elapsed_s=0.3, arrival=arrival) == (2, "sent")
+
+
+def test_the_guard_hysteresis_needs_a_deadline():
+    policy = SendPolicy()
+    policy.sent(99.9, 300, 1)
+    assert fit(policy, settings(), arrival=lambda n: 0.0) == (len(SIZES), "sent")
 
 
 def test_trim_channels_keeps_a_valid_lower_tier():

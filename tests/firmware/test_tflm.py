@@ -443,7 +443,8 @@ STEADY = [(0.0, 0.1, 1000), (0.2, 0.3, 1000)]
 SIZES = [33 + 500 * k for k in range(1, 13)]  # the packet with its first k channels
 # (name, acks, deadline_ms, max_kbps, cap window [(seconds before capture, bytes)],
 #  queued bytes, oldest pending frame (size, age) or None, seconds since capture, sizes,
-#  hand-checked (channels, outcome))
+#  hand-checked (channels, outcome)[, hysteresis: (channels of the last frame sent, seconds
+#  before this capture that they changed)])
 GUARD_CASES = [
     ("no deadline, no cap", STEADY, None, None, [], 0, None, 0.1, SIZES, (12, "sent")),
     ("no estimate: one channel", [], 1000, None, [], 0, None, 0.1, SIZES, (1, "sent")),
@@ -471,6 +472,16 @@ GUARD_CASES = [
     ("cap first: no deadline drop when over the cap", STEADY, 1000, 1, [], 0, (1000, 9.0),
      0.1, SIZES, (0, "rate")),
     ("a tier of 3", STEADY, 1000, None, [], 0, None, 0.1, SIZES[:3], (3, "sent")),
+    # 7 channels arrive in time (above); the last frame kept 3, changed 1 s ago: the dwell
+    ("hysteresis: within the dwell, no more than the last frame", STEADY, 1000, None, [], 0,
+     None, 0.1, SIZES, (3, "sent"), (3, 1.0)),
+    # after the dwell, more only with 150 ms to spare: 2,033 B in 0.2 s of the 0.25 s
+    ("hysteresis: after the dwell, up with headroom", STEADY, 1000, None, [], 0, None, 0.1,
+     SIZES, (4, "sent"), (3, 5.0)),
+    ("hysteresis: fewer channels at once", STEADY, 1000, None, [], 0, None, 0.1, SIZES,
+     (7, "sent"), (9, 0.5)),
+    ("hysteresis: no deadline, no guard", STEADY, None, None, [], 0, None, 0.1, SIZES,
+     (12, "sent"), (3, 1.0)),
 ]  # fmt: skip
 
 
@@ -483,7 +494,7 @@ def _python_fit(monkeypatch, case) -> tuple[float, int, str]:
     import devices.camera as cam
     from protocol import topics
 
-    _, acks, deadline, cap, window, queued, oldest, since, sizes, _ = case
+    _, acks, deadline, cap, window, queued, oldest, since, sizes, _, *hold = case
     now = 1000.0
     clock = types.SimpleNamespace(monotonic=lambda: now, time=time.time, sleep=time.sleep)
     monkeypatch.setattr(cam, "time", clock)
@@ -493,6 +504,9 @@ def _python_fit(monkeypatch, case) -> tuple[float, int, str]:
         camera.uplink.acknowledged(*a)
     captured = now - since
     camera._sent_window.extend((captured - dt, n) for dt, n in window)
+    for kept, dt in hold:
+        camera._policy.sent(captured - dt, 0, kept)
+        camera._sent_window.pop()  # only the channels: no bytes against the cap
     rest = queued
     if oldest is not None:
         camera._pending[1] = cam._Pending(now - oldest[1], oldest[0], topics.Kind.FRAME)
@@ -507,11 +521,12 @@ def test_zephyr_guard_matches_camera_fit(link_cli, monkeypatch):
     commands, expected = [], []
     now = 1000.0
     for case in GUARD_CASES:
-        name, acks, deadline, cap, window, queued, oldest, since, sizes, hand = case
+        name, acks, deadline, cap, window, queued, oldest, since, sizes, hand, *hold = case
         captured = now - since
         commands.append("reset")
         commands += [f"ack {a[0]!r} {a[1]!r} {a[2]}" for a in acks]
         commands += [f"capsent {captured - dt!r} {n}" for dt, n in window]
+        commands += [f"kept {kept} {captured - dt!r}" for kept, dt in hold]
         size, age = oldest if oldest else (0, 0.0)
         commands.append(
             f"guard {deadline or 0} {cap or 0} {captured!r} {queued} {size} {now - (now - age)!r} "

@@ -73,6 +73,7 @@ static struct {
 static uint32_t acked_head;
 static strata_uplink_t uplink; /* link_kbps and the deadline guard's arrival prediction */
 static strata_cap_t cap;       /* max_kbps over every 2 s window of capture times */
+static strata_hold_t hold;     /* channels of the last frame sent: the guard's hysteresis */
 /* The heartbeat in flight (at most one: queued heartbeats would only delay the frames). */
 static uint16_t telemetry_mid; /* 0 = none */
 static uint32_t telemetry_len;
@@ -572,7 +573,7 @@ static void frame_tick(void)
 	now_s = uptime_s();
 	f = inflight(now_s);
 	channels = strata_guard(&settings, sizes, n, strata_cap_allows(&cap, &settings, captured_s),
-				&uplink, &f, now_s - captured_s, &why);
+				&uplink, &f, &hold, captured_s, now_s - captured_s, &why);
 	if (channels == 0) {
 		if (why == STRATA_DROP_RATE) {
 			stats.dropped_rate++;
@@ -593,6 +594,7 @@ static void frame_tick(void)
 		stats.frames_trimmed++;
 	}
 	strata_cap_sent(&cap, captured_s, free_slot->len);
+	strata_hold_sent(&hold, channels, captured_s);
 	free_slot->message_id = take_message_id();
 	free_slot->sent_s = uptime_s();
 	if (publish(topic_frame, free_slot->data, free_slot->len, false, free_slot->message_id,
@@ -621,6 +623,7 @@ int main(void)
 	settings.tier = CONFIG_STRATA_DEFAULT_TIER;
 	strata_uplink_init(&uplink);
 	strata_cap_init(&cap);
+	strata_hold_init(&hold);
 	if (strata_topic(topic_frame, sizeof topic_frame, DEVICE_ID, "frame") < 0 ||
 	    strata_topic(topic_status, sizeof topic_status, DEVICE_ID, "status") < 0 ||
 	    strata_topic(topic_telemetry, sizeof topic_telemetry, DEVICE_ID, "telemetry") < 0 ||

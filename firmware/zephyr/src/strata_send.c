@@ -48,9 +48,24 @@ void strata_cap_sent(strata_cap_t *c, double captured_s, uint32_t bytes)
 
 /* ---- the per-frame decision ---------------------------------------------------------------- */
 
+void strata_hold_init(strata_hold_t *h)
+{
+    h->kept = 0;
+    h->kept_since_s = -HUGE_VAL;
+}
+
+void strata_hold_sent(strata_hold_t *h, int channels, double captured_s)
+{
+    if (channels && channels != h->kept) {
+        h->kept = channels;
+        h->kept_since_s = captured_s;
+    }
+}
+
 int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int channels,
                  double allowed_bytes, const strata_uplink_t *u, const strata_inflight_t *inflight,
-                 double since_capture_s, strata_verdict_t *why)
+                 const strata_hold_t *hold, double captured_s, double since_capture_s,
+                 strata_verdict_t *why)
 {
     const int deadline = s->deadline_ms > 0;
     const double d_s = s->deadline_ms / 1000;
@@ -74,6 +89,12 @@ int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int c
             double arrival = strata_uplink_arrival_s(u, size, inflight);
             /* the margin guards the estimate; one channel goes if it can still be in time */
             double margin = channels == 1 ? d_s * STRATA_GUARD_MARGIN : 0.0;
+            if (hold->kept > 0 && hold->kept < channels) { /* more than the last frame: calm */
+                if (captured_s - hold->kept_since_s < STRATA_UP_DWELL_S)
+                    margin = -HUGE_VAL;
+                else
+                    margin -= d_s * STRATA_UP_HEADROOM;
+            }
             late = arrival >= 0 && arrival > left + margin;
         }
         if (!over_cap && !late) return channels;

@@ -44,16 +44,31 @@ void strata_cap_sent(strata_cap_t *c, double captured_s, uint32_t bytes);
 
 #define STRATA_GUARD_MARGIN 0.5 /* of the deadline, kept for the broker, ingest, a fading link */
 #define STRATA_START_CHANNELS 1 /* deadline set, nothing measured yet: a small first frame */
+/* hysteresis: more channels than the last frame sent only STRATA_UP_DWELL_S (capture time)
+ * after the last change, and arriving STRATA_UP_HEADROOM of the deadline early; fewer at once */
+#define STRATA_UP_DWELL_S 3.0
+#define STRATA_UP_HEADROOM 0.15
+
+typedef struct {
+    int kept;           /* channels of the last frame sent; 0: none yet */
+    double kept_since_s; /* capture time at which `kept` last changed */
+} strata_hold_t;
+
+void strata_hold_init(strata_hold_t *h);
+/* A frame captured at captured_s was sent with `channels` channels. */
+void strata_hold_sent(strata_hold_t *h, int channels, double captured_s);
 
 typedef enum { STRATA_SEND = 0, STRATA_DROP_RATE = 1, STRATA_DROP_DEADLINE = 2 } strata_verdict_t;
 
 /* prefix_sizes[k-1]: bytes of this frame's packet with its first k channels, k = 1..channels
- * (strata_packet_prefix_sizes). allowed_bytes: strata_cap_allows(). since_capture_s: now minus
- * the frame's capture time. Returns the channels to send (1..channels, *why = STRATA_SEND) or
- * 0 with *why = STRATA_DROP_RATE / STRATA_DROP_DEADLINE. */
+ * (strata_packet_prefix_sizes). allowed_bytes: strata_cap_allows(). hold: the channels sent
+ * last (strata_hold_sent); captured_s: this frame's capture time; since_capture_s: now minus
+ * it. Returns the channels to send (1..channels, *why = STRATA_SEND) or 0 with
+ * *why = STRATA_DROP_RATE / STRATA_DROP_DEADLINE. */
 int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int channels,
                  double allowed_bytes, const strata_uplink_t *u, const strata_inflight_t *inflight,
-                 double since_capture_s, strata_verdict_t *why);
+                 const strata_hold_t *hold, double captured_s, double since_capture_s,
+                 strata_verdict_t *why);
 
 /* ---- packets of docs/bitstream.md: sizes of channel prefixes, trimming in place ---- */
 /* (CRC-32 and LEB128 are strata_packet.c's, through ../../include/strata_bitstream.h) */

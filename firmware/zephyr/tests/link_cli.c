@@ -10,6 +10,7 @@
  *     ack SENT_S ACKED_S SIZE                 strata_uplink_acknowledged; prints kbps
  *     arrival SIZE QUEUED OLDEST_SIZE AGE_S   strata_uplink_arrival_s
  *     capsent CAPTURED_S BYTES                strata_cap_sent; prints nothing
+ *     kept CHANNELS CAPTURED_S                strata_hold_sent; prints nothing
  *     guard DEADLINE_MS MAX_KBPS CAPTURED_S QUEUED OLDEST_SIZE AGE_S SINCE_S SIZE1..SIZEn
  *                                             (0 = null) prints "<allowed bytes> <channels> <why>"
  *     packet K HEX                            prefix sizes, then the packet trimmed to K (hex) */
@@ -22,6 +23,7 @@
 
 static strata_uplink_t uplink;
 static strata_cap_t cap;
+static strata_hold_t hold;
 
 static int script(void)
 {
@@ -33,6 +35,7 @@ static int script(void)
         if (!strcmp(tok, "reset")) {
             strata_uplink_init(&uplink);
             strata_cap_init(&cap);
+            strata_hold_init(&hold);
             printf("ok\n");
         } else if (!strcmp(tok, "ack")) {
             double sent = atof(strtok(NULL, " ")), acked = atof(strtok(NULL, " "));
@@ -48,6 +51,9 @@ static int script(void)
         } else if (!strcmp(tok, "capsent")) {
             double t = atof(strtok(NULL, " "));
             strata_cap_sent(&cap, t, (uint32_t)atol(strtok(NULL, " ")));
+        } else if (!strcmp(tok, "kept")) {
+            int channels = atoi(strtok(NULL, " "));
+            strata_hold_sent(&hold, channels, atof(strtok(NULL, " \n")));
         } else if (!strcmp(tok, "guard")) {
             strata_settings_t s;
             strata_inflight_t f;
@@ -66,7 +72,7 @@ static int script(void)
             while (n < STRATA_MAX_TIER && (tok = strtok(NULL, " \n")) != NULL)
                 sizes[n++] = (uint32_t)atol(tok);
             allowed = strata_cap_allows(&cap, &s, captured);
-            k = strata_guard(&s, sizes, n, allowed, &uplink, &f, since, &why);
+            k = strata_guard(&s, sizes, n, allowed, &uplink, &f, &hold, captured, since, &why);
             printf("%.17g %d %d\n", isinf(allowed) ? -1.0 : allowed, k, (int)why);
         } else if (!strcmp(tok, "packet")) {
             uint32_t sizes[255];
