@@ -8,7 +8,8 @@ Policies are registered by name so operators can choose one per fleet.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import harmonic_mean
 
@@ -16,6 +17,7 @@ from protocol.payloads import MAX_TIER
 
 CAP_SHARE = 0.85  # of the cap a tier's mean bitrate may use: frames vary, the camera's own
 # cap enforcement (docs/control.md) then trims or drops only now and then
+DEFAULT_POLICY = "robust"  # for a camera whose site and admin chose none
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _highest_fitting(state: LinkState, budget_kbps: float, floor: int = 1) -> in
 
 
 def _decide(state: LinkState, limits: Limits, wanted: int, why: str, inputs: dict) -> Decision:
+    inputs = {"tier": state.tier} | inputs  # the tier in force: what the decision changes
     if limits.override is not None:
         tier, _ = _bounded(limits.override, limits, state)
         return Decision(tier, f"manual override {limits.override}", inputs)
@@ -140,6 +143,11 @@ class RobustController:
       approach the deadline (frames are already late there)
     - up only after ``dwell_s`` since the last switch and only to a tier that fits with
       ``headroom`` to spare (hysteresis: a tier is not left for one that barely fits)
+    - a switch costs ``switch_cost`` in the objective (log of the tier's bitrate, a quality
+      proxy with diminishing returns), as robustMPC's smoothness term does: a tier is left
+      for a higher one only if that carries at least e^cost more; a guarded camera keeps its
+      tier while it needs at most ``hold_slack`` times its share of the estimate (its own
+      guard trims the frames that would be late meanwhile)
 
     A camera with a live deadline guards it itself: it trims each frame that its own,
     fresher estimate says would be late. For such a camera the tier is the ceiling it trims
@@ -152,6 +160,8 @@ class RobustController:
     headroom: float = 1.15
     frame_share: float = 0.5
     guarded_share: float = 0.7
+    switch_cost: float = 0.1
+    hold_slack: float = 1.15
     deadline_ms: float = 1000.0  # when the camera has none: the live-view freshness aimed at
     window: int = 3
     errors: list[float] = field(default_factory=list)
@@ -171,7 +181,7 @@ class RobustController:
         fill = state.backlog / max(1, state.max_backlog)
         inputs: dict = {"buffer_fill": round(fill, 3), "tier": state.tier, "samples": samples}
         if not samples:
-            return _decide(state, limits, state.tier, "no link measurement yet: keep", inputs)
+            return _decide(state, limits, state.tier, "no link measurement yet: holding", inputs)
         guarded = state.deadline_ms is not None
         estimate = self._estimate(samples, guarded)
         deadline_s = (state.deadline_ms or self.deadline_ms) / 1000
@@ -199,24 +209,44 @@ class RobustController:
         }
         need_now = state.kbps_at(state.tier)
         inputs["need_kbps"] = round(need_now, 2) if need_now else None
+
+        def worth(k: int) -> float:
+            """The objective: log bitrate (quality with diminishing returns), less the
+            switch cost for any tier but the one in force."""
+            return math.log(state.kbps_at(k) or 1e-9) - (self.switch_cost if k != state.tier else 0)
+
+        of_estimate = f"{self.utilisation * 100:.0f} % of the estimate"
         if fill >= 0.5:
             wanted = max(1, min(target, state.tier - max(1, round(fill * 4))))
-            why = "send buffer filling: step down"
+            why = "send buffer filling: stepping down"
         elif state.puback_ms is not None and state.puback_ms > 0.6 * deadline_s * 1000:
             wanted = max(1, min(target, state.tier - 1))
-            why = f"PUBACK {state.puback_ms:.0f} ms near the {deadline_s * 1000:.0f} ms deadline"
-        elif target < state.tier:
-            wanted, why = target, f"needs more than {self.utilisation:.0%} of the estimate"
-        elif target > state.tier and state.since_switch_s < self.dwell_s:
-            wanted, why = state.tier, "dwell: hold"
-        elif target > state.tier:
-            wanted = max(
-                (k for k in range(state.tier, target + 1) if fits(k, self.headroom)),
-                default=state.tier,
+            why = (
+                f"PUBACK {state.puback_ms:.0f} ms near the {deadline_s * 1000:.0f} ms deadline:"
+                " stepping down"
             )
-            why = "link carries more: up" if wanted > state.tier else "hysteresis: hold"
+        elif target < state.tier and guarded and fits(state.tier, 1 / self.hold_slack):
+            wanted = state.tier
+            why = f"over {of_estimate}, within the switch cost (the camera trims): holding"
+        elif target < state.tier:
+            wanted, why = target, f"over {of_estimate}: stepping down"
+        elif target > state.tier and state.since_switch_s < self.dwell_s:
+            wanted = state.tier
+            why = f"link carries more, last switch {state.since_switch_s:.0f} s ago: holding"
+        elif target > state.tier:
+            roomy = [k for k in range(state.tier + 1, target + 1) if fits(k, self.headroom)]
+            best = max(roomy, default=state.tier)
+            if best == state.tier:
+                wanted, why = state.tier, "a higher tier would not fit with room to spare: holding"
+            elif worth(best) <= worth(state.tier):
+                wanted, why = (
+                    state.tier,
+                    "a higher tier would gain too little for a switch: holding",
+                )
+            else:
+                wanted, why = best, "link carries more: stepping up"
         else:
-            wanted, why = state.tier, "steady"
+            wanted, why = state.tier, "holding"
         return _decide(state, limits, wanted, why, inputs)
 
 
@@ -227,3 +257,25 @@ POLICIES: dict[str, Callable[[], Callable[[LinkState, Limits], Decision]]] = {
     "fixed-12": lambda: fixed(12),
     "fixed-6": lambda: fixed(6),
 }
+
+
+def plain_words(decision: Mapping) -> str:
+    """A stored decision (``Decision.as_json``) as a sentence for the camera page, e.g.
+    "Link estimate 84 kbit/s; tier 7 needs 61 kbit/s (73 %): holding"."""
+    inputs = decision.get("inputs") or {}
+    estimate, need, tier = inputs.get("estimate_kbps"), inputs.get("need_kbps"), inputs.get("tier")
+    facts = []
+    if estimate:
+        facts.append(f"Link estimate {estimate:.0f} kbit/s")
+    if need and tier:
+        use = f" ({need / estimate * 100:.0f} %)" if estimate else ""
+        facts.append(f"tier {tier} needs {need:.0f} kbit/s{use}")
+    fill = inputs.get("buffer_fill")
+    if fill:
+        facts.append(f"send buffer {fill * 100:.0f} % full")
+    words = str(decision.get("reason") or "no reason recorded")
+    chosen = decision.get("tier")
+    if tier and chosen and chosen != tier:
+        words += f" (tier {tier} → {chosen})"
+    sentence = f"{'; '.join(facts)}: {words}" if facts else words
+    return sentence[:1].upper() + sentence[1:]
