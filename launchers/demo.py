@@ -4,6 +4,11 @@ On the embedded default (no ``MQTT_URL``/``REDIS_URL``) it starts an embedded MQ
 runs ingest in a thread, runs Celery tasks in-process and serves the dashboard with daphne.
 With ``MQTT_URL`` it uses that broker; with ``REDIS_URL`` it starts a real Celery worker.
 It migrates the database first, so it runs from an empty one.
+
+It is quiet: warnings and errors only, each once, and the banner (address and logins) is
+the last thing it prints at start-up; ``--verbose`` (or ``LOG_LEVEL=INFO``/``DEBUG``) shows
+the routine logs. When it cannot start (port taken, database, Redis or broker unreachable)
+it says why in one line and exits with status 1; Ctrl-C or SIGTERM ends it within seconds.
 """
 
 from __future__ import annotations
@@ -15,10 +20,10 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strata.settings.dev")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the INT8 encoder's runtime chatter
 
 import django
 
@@ -37,6 +42,15 @@ from devices.fleet import Fleet  # noqa: E402
 from fleet.credentials import issue_credentials  # noqa: E402
 from fleet.services import publisher, repair_desired  # noqa: E402
 from ingest.consumer import IngestConsumer  # noqa: E402
+from launchers.dashboard import (  # noqa: E402
+    CannotStart,
+    check_database,
+    check_mqtt,
+    check_port,
+    check_redis,
+    default_port,
+    serve,
+)
 from protocol.broker import BrokerURL  # noqa: E402
 
 DEMO_PASSWORD = "strata-demo"
@@ -64,15 +78,40 @@ def ensure_demo_users() -> None:
             assign(user, site=DEMO_OPERATOR_SITE)
 
 
+def quiet_logging(verbose: bool) -> None:
+    """Warnings and errors only unless asked (``--verbose``, ``LOG_LEVEL``): per-frame and
+    per-decision logs would scroll the banner away."""
+    if verbose or "LOG_LEVEL" in os.environ:
+        return
+    logging.getLogger().setLevel(logging.WARNING)
+    # Celery's in-process ("memory://") broker warns of its missing host name on every start.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, help="dashboard port (default: PORT or 8000)")
     parser.add_argument("--cameras", type=int, default=len(DEMO_CAMERAS))
     parser.add_argument("--fps", type=float, default=1.0)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="routine logs too (or LOG_LEVEL=INFO)"
+    )
     args = parser.parse_args(argv)
-    call_command("migrate", interactive=False, verbosity=0)
-    run(args.host, args.port, args.cameras, args.fps)
+    quiet_logging(args.verbose)
+    try:
+        port = args.port if args.port is not None else default_port()
+        check_port(args.host, port)
+        check_database()
+        if settings.REDIS_URL:
+            check_redis(settings.REDIS_URL)
+        if settings.MQTT_URL:
+            check_mqtt(settings.MQTT_URL)
+        call_command("migrate", interactive=False, verbosity=0)
+        run(args.host, port, args.cameras, args.fps)
+    except CannotStart as exc:
+        print(f"strata: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -147,15 +186,23 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
             flush=True,
         )
 
-    try:
-        serve(host, port, announce)
-    finally:
-        # Stop every thread that may be inside torch before the interpreter finalises:
-        # a daemon thread woken during finalisation aborts the process.
+    def stop_producers() -> None:
+        """Stop what makes frames and live events while the server's loop still runs: the
+        in-memory channel layer hands each live event to that loop, so an ingest writer
+        stopped after it would wait for ever (and the interpreter's exit with it)."""
+        if stop_control.is_set():
+            return
         stop_control.set()
         fleet.stop()
         consumer.stop()
         ingest_thread.join(10)
+
+    try:
+        serve(host, port, announce, before_stop=stop_producers)
+    finally:
+        # Every thread that may be inside torch is stopped before the interpreter
+        # finalises (a daemon thread woken during finalisation aborts the process).
+        stop_producers()
         if worker is not None:
             worker.terminate()
             worker.wait(10)
@@ -173,21 +220,6 @@ def keep_desired_states(stop: threading.Event) -> None:
             log.exception("checking retained desired states failed")
         if stop.wait(REPAIR_EVERY_S):
             return
-
-
-def serve(host: str, port: int, ready: Callable[[], None]) -> None:
-    """Serve the ASGI application with daphne until Ctrl-C; ``ready`` once it listens."""
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server
-
-    from strata.asgi import application
-
-    Server(
-        application=application,
-        endpoints=build_endpoint_description_strings(host=host, port=port),
-        signal_handlers=True,
-        ready_callable=ready,
-    ).run()
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ import http.cookiejar
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -28,20 +31,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def demo(tmp_path, spawn):
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    """The embedded default: no services named, a fresh var folder (SQLite) per test."""
     env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "MQTT_URL")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "LOG_LEVEL", "PORT")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="strata.settings.dev",
         STRATA_VAR_DIR=str(tmp_path / "var"),
         PYTHONUNBUFFERED="1",
     )
+    return env
+
+
+def start_demo(spawn, env: dict[str, str], name: str = "demo", *options: str):
     port = free_port()
-    proc = spawn("demo", [sys.executable, "-m", "launchers.demo", "--port", str(port)], env)
+    args = [sys.executable, "-m", "launchers.demo", "--port", str(port), *options]
+    proc = spawn(name, args, env)
     proc.wait_for("Strata demo is up", timeout_s=120)
     return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def demo(tmp_path, spawn):
+    return start_demo(spawn, demo_env(tmp_path))
 
 
 def sign_in(base: str) -> tuple[urllib.request.OpenerDirector, http.cookiejar.CookieJar]:
@@ -98,3 +113,59 @@ def test_demo_serves_three_live_cameras(demo):
     # Without a session the live socket is refused at the handshake.
     with pytest.raises(InvalidStatus, match="403"):
         ws_connect(f"ws://{host}/ws/live/", additional_headers={"Origin": base}, open_timeout=30)
+
+
+def live_viewer(base: str, jar: http.cookiejar.CookieJar) -> tuple[threading.Thread, list[dict]]:
+    """A signed-in live view, as a browser holds it: it reads every event until the server
+    closes the socket. Returns once the first frame arrived."""
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    events: list[dict] = []
+    first = threading.Event()
+
+    def read() -> None:
+        try:
+            with ws_connect(
+                f"ws://{base.removeprefix('http://')}/ws/live/",
+                additional_headers={"Cookie": cookie, "Origin": base},
+                open_timeout=30,
+            ) as ws:
+                for message in ws:
+                    events.append(json.loads(message))
+                    first.set()
+        except Exception:  # the server went away: what a browser sees too
+            pass
+        first.set()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert first.wait(60) and events, "no live event within 60 s"
+    return thread, events
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_demo_with_live_viewers(tmp_path, spawn):
+    """Ctrl-C (and SIGTERM) end the demo within seconds, with status 0, while frames flow
+    and a browser holds a live view; repeated, as the hang was a race (2 in 7 runs)."""
+    env = demo_env(tmp_path)
+    for run, sig in enumerate([signal.SIGINT, signal.SIGTERM] * 3):
+        proc, base = start_demo(spawn, env, f"demo-{run}", "--fps", "3")
+        _, jar = sign_in(base)
+        viewers = [live_viewer(base, jar) for _ in range(2)]
+        time.sleep(run % 3)  # a different moment of the decode cycle each time
+        assert all(events for _, events in viewers)
+        sent = time.monotonic()
+        proc.popen.send_signal(sig)
+        try:
+            code = proc.popen.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.popen.send_signal(signal.SIGQUIT)
+            raise AssertionError(
+                f"run {run}: {signal.Signals(sig).name} did not end the demo in 15 s:\n"
+                + proc.output()[-3000:]
+            ) from None
+        took = time.monotonic() - sent
+        assert code == 0, f"run {run}: exit {code}\n{proc.output()[-3000:]}"
+        assert took < 10, f"run {run}: {took:.1f} s to stop"
+        for thread, _ in viewers:
+            thread.join(5)
+            assert not thread.is_alive(), "the live socket stayed open after the stop"
