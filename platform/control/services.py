@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import close_old_connections
-from django.db.models import Avg, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Length, RowNumber
 from django.utils import timezone
 
 from archive.models import Frame, Layer
+from audit.services import audit
 from control.leader import leader_lock
-from control.models import LinkSample
-from control.policies import POLICIES, Decision, Limits, LinkState
+from control.models import LinkSample, SitePolicy, TierChange
+from control.policies import DEFAULT_POLICY, POLICIES, Decision, Limits, LinkState, plain_words
 from fleet.models import Device
 from fleet.services import (
     ControllerDecision,
-    apply_controller_tier,
+    Published,
     apply_controller_tiers,
     effective_tier,
     publisher,
@@ -34,8 +35,9 @@ from protocol.payloads import MAX_TIER, Telemetry
 log = logging.getLogger(__name__)
 
 SAMPLES = 10
-SCENE_FRAMES = 120
-REPAIR_EVERY = 60  # rounds between checks of the retained desired states  # recent frames whose layer sizes stand for the camera's scene
+SCENE_FRAMES = 120  # recent frames whose layer sizes stand for the camera's scene
+REPAIR_EVERY = 60  # rounds between checks of the retained desired states
+SWITCH_RATE_WINDOW = timedelta(minutes=10)  # the switch rate operators see: over this window
 
 
 def record_telemetry(device: Device, payload: bytes | dict) -> LinkSample:
@@ -166,28 +168,69 @@ def decide_tier(
     policy: Callable[[LinkState, Limits], Decision],
     state: LinkState | None = None,
 ) -> Decision:
-    """Decide the device's tier and hand it to the fleet, which stores the decision's inputs
-    (the camera page shows why) and publishes only when the tier to send changes."""
+    """Decide one device's tier as a round does: the fleet stores the decision's inputs
+    (the camera page shows why) and publishes only when the tier to send changes; a change
+    is recorded (switch rate, audit trail)."""
     decision = policy(state or link_state(device), limits_of(device))
-    if apply_controller_tier(device, decision.tier, decision.as_json()) is not None:
-        log.info("%s: tier %d (%s)", device.device_id, decision.tier, decision.reason)
+    _store(
+        [(ControllerDecision(device, decision.tier, decision.as_json()), effective_policy(device))],
+        Round(),
+    )
     return decision
 
 
+def with_policy(devices: QuerySet[Device]) -> QuerySet[Device]:
+    """Annotate each camera's site policy (``SitePolicy``), so that ``effective_policy``
+    resolves the camera's own choice, else its site's, else ``DEFAULT_POLICY`` for any
+    number of cameras without a query each."""
+    site = SitePolicy.objects.filter(site=OuterRef("site")).values("policy")[:1]
+    return devices.annotate(site_policy=Subquery(site))
+
+
+def effective_policy(device: Device) -> str:
+    """The policy that decides this camera (``with_policy`` read it, or one query)."""
+    if device.tier_policy:
+        return device.tier_policy
+    if not hasattr(device, "site_policy"):
+        found = SitePolicy.objects.filter(site=device.site).values_list("policy", flat=True)
+        device.site_policy = found.first()
+    return device.site_policy or DEFAULT_POLICY
+
+
 def cameras_to_decide() -> QuerySet[Device]:
-    """Active cameras with something new since their last decision: telemetry, or a
-    change of their controls (cap, limits, policy, deadline: each publishes a new desired
-    state). A camera that sent nothing costs nothing."""
+    """Active cameras with something new since their last decision: telemetry, a change of
+    their controls (cap, limits, policy, deadline: each publishes a new desired state) or
+    of their site's policy. A camera that sent nothing costs nothing."""
     newer_sample = LinkSample.objects.filter(
         device=OuterRef("pk"), at__gt=OuterRef("tier_decided_at")
     )
     any_sample = LinkSample.objects.filter(device=OuterRef("pk"))
-    return Device.objects.filter(is_active=True).filter(
-        Q(tier_decided_at__isnull=True, desired_version=0)
-        | Q(tier_decided_at__isnull=True) & Exists(any_sample)
-        | Exists(newer_sample)
-        | Q(desired_at__gt=F("tier_decided_at"))
+    site_changed = SitePolicy.objects.filter(
+        site=OuterRef("site"), updated_at__gt=OuterRef("tier_decided_at")
     )
+    return with_policy(
+        Device.objects.filter(is_active=True).filter(
+            Q(tier_decided_at__isnull=True, desired_version=0)
+            | Q(tier_decided_at__isnull=True) & Exists(any_sample)
+            | Exists(newer_sample)
+            | Q(desired_at__gt=F("tier_decided_at"))
+            | Q(tier_policy="") & Exists(site_changed)
+        )
+    )
+
+
+def switch_rates(device_pks: Sequence[int], now: datetime | None = None) -> dict[int, float]:
+    """Tier switches per minute over the last ``SWITCH_RATE_WINDOW`` for each camera (0 for
+    none), in one query: what operators watch to see that tiers stay calm."""
+    since = (now or timezone.now()) - SWITCH_RATE_WINDOW
+    counts = dict(
+        TierChange.objects.filter(device_id__in=device_pks, at__gt=since)
+        .values("device_id")
+        .annotate(n=Count("id"))
+        .values_list("device_id", "n")
+    )
+    minutes = SWITCH_RATE_WINDOW.total_seconds() / 60
+    return {pk: counts.get(pk, 0) / minutes for pk in device_pks}
 
 
 @dataclass
@@ -210,7 +253,8 @@ def control_round(
     all of them at once. ``controllers`` keeps one policy instance per camera across
     rounds (policies may keep state); a camera whose policy changes gets a fresh one."""
     now = now or timezone.now()
-    devices = list(Device.objects.filter(is_active=True) if everyone else cameras_to_decide())
+    everyone_active = with_policy(Device.objects.filter(is_active=True))
+    devices = list(everyone_active if everyone else cameras_to_decide())
     pks = [d.pk for d in devices]
     samples, sizes = recent_samples(pks), scene_sizes(pks)
     done = Round()
@@ -246,36 +290,77 @@ def _decide_all(
     now: datetime,
     done: Round,
 ) -> None:
-    """Ask each camera's policy, then store and publish all the decisions together."""
-    decisions: list[tuple[ControllerDecision, Decision]] = []
+    """Ask each camera's policy (``policy``, or each camera's effective one), then store and
+    publish all the decisions together."""
+    decisions: list[tuple[ControllerDecision, str]] = []
     for device in devices:
-        name = policy or device.tier_policy
+        name = policy or effective_policy(device)
         try:
             if (device.pk, name) not in controllers:
                 controllers[(device.pk, name)] = policy_factory(name)()
             state = link_state(device, now, samples.get(device.pk, []), sizes.get(device.pk, {}))
             decision = controllers[(device.pk, name)](state, limits_of(device))
-            decisions.append(
-                (ControllerDecision(device, decision.tier, decision.as_json()), decision)
-            )
+            decisions.append((ControllerDecision(device, decision.tier, decision.as_json()), name))
         except Exception:  # one camera (a bad policy name, say) must not stop the others
             done.failed += 1
             log.exception("controller: deciding %s failed", device.device_id)
+    _store(decisions, done, now)
+
+
+def _store(
+    decisions: list[tuple[ControllerDecision, str]], done: Round, now: datetime | None = None
+) -> None:
+    """Hand the decisions to the fleet (stored in one statement, changed tiers published)
+    and record each change of the tier a camera is asked to send: a ``TierChange`` (the
+    switch rate; all in one statement) and an entry in the audit trail, by the controller.
+    Rounds that change nothing write neither."""
+    before = {d.device.pk: effective_tier(d.device) for d, _ in decisions}
     published = apply_controller_tiers([d for d, _ in decisions], now)
     done.decided = len(decisions)
-    why = {d.device.pk: decision for d, decision in decisions}
+    names = {d.device.pk: name for d, name in decisions}
+    changes = [p for p in published if p.payload["tier"] != before[p.device.pk]]
+    _record_changes(changes, before, names, now or timezone.now())
     for result in published:
         if result.error is not None:
             done.failed += 1
             continue
         done.published += 1
-        decision = why[result.device.pk]
-        log.info("%s: tier %d (%s)", result.device.device_id, decision.tier, decision.reason)
+        reason = result.device.tier_reason.get("reason", "")
+        log.info("%s: tier %d (%s)", result.device.device_id, result.payload["tier"], reason)
+
+
+def _record_changes(
+    changes: list[Published], before: dict[int, int], names: dict[int, str], at: datetime
+) -> None:
+    rows = []
+    for result in changes:
+        device, tier = result.device, result.payload["tier"]
+        words = plain_words(device.tier_reason)
+        rows.append(
+            TierChange(
+                device=device,
+                at=at,
+                from_tier=before[device.pk],
+                to_tier=tier,
+                policy=names[device.pk],
+                reason=words[:300],
+            )
+        )
+        detail = {"tier": tier, "actor": "controller", "policy": names[device.pk], "why": words}
+        if result.error is not None:
+            detail["published"] = f"not yet: {result.error}"
+        audit(
+            None, "device.tier", f"device:{device.device_id}", {"tier": before[device.pk]}, detail
+        )
+    TierChange.objects.bulk_create(rows)
 
 
 def prune_samples(keep: timedelta = timedelta(days=7)) -> int:
+    """Forget link samples and tier changes older than ``keep`` (the audit trail keeps
+    the changes)."""
     deleted, _ = LinkSample.objects.filter(at__lt=timezone.now() - keep).delete()
-    return deleted
+    changes, _ = TierChange.objects.filter(at__lt=timezone.now() - keep).delete()
+    return deleted + changes
 
 
 def run_controller(

@@ -39,7 +39,10 @@ class ControlsForm(forms.Form):
         " every frame (store and forward).",
     )
     tier_policy = forms.ChoiceField(
-        label="Tier policy", choices=[(name, name) for name in POLICIES]
+        label="Tier policy",
+        choices=[("", "Site default"), *((name, name) for name in POLICIES)],
+        required=False,
+        help_text="Site default: the site's policy (admin area), else robust.",
     )
 
     def clean(self) -> dict[str, Any]:

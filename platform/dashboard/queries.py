@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from archive.images import latest_decoded
 from archive.models import DecodedImage, Frame, Layer
-from control.models import LinkSample
+from control.models import LinkSample, TierChange
+from control.policies import plain_words
+from control.services import effective_policy, switch_rates
 from fleet.models import ConnectionChange, Device
 from fleet.services import Applied, Health, applied, effective_tier, health
 
@@ -24,10 +26,14 @@ class CameraTile:
     tier: int  # the tier it is asked to send
     applied: Applied
     activity: Activity
+    switches_per_min: float  # tier changes the controller made, last 10 minutes
 
 
 def camera_tile(
-    device: Device, now: datetime | None = None, recent: Activity | None = None
+    device: Device,
+    now: datetime | None = None,
+    recent: Activity | None = None,
+    switches: float | None = None,
 ) -> CameraTile:
     return CameraTile(
         device,
@@ -36,6 +42,31 @@ def camera_tile(
         effective_tier(device),
         applied(device),
         recent or activity(device, now=now),
+        switch_rates([device.pk], now)[device.pk] if switches is None else switches,
+    )
+
+
+@dataclass(frozen=True)
+class TierControl:
+    """The camera page's tier section: who decides, why the last decision, how calm."""
+
+    policy: str
+    chosen_by: str  # "camera", "site" or "default"
+    why: str  # the last decision in plain words
+    switches_per_min: float
+    changes: list[TierChange]  # the latest, newest first
+
+
+def tier_control(device: Device, now: datetime | None = None, changes: int = 5) -> TierControl:
+    policy = effective_policy(device)
+    site_policy = getattr(device, "site_policy", None)
+    chosen_by = "camera" if device.tier_policy else "site" if site_policy else "default"
+    return TierControl(
+        policy,
+        chosen_by,
+        plain_words(device.tier_reason) if device.tier_reason else "",
+        switch_rates([device.pk], now)[device.pk],
+        list(TierChange.objects.filter(device=device).order_by("-at")[:changes]),
     )
 
 
@@ -57,7 +88,8 @@ def camera_tiles(devices: QuerySet[Device], filters: Filters = Filters()) -> lis
     now = timezone.now()
     cameras = list(devices.order_by("site", "device_id"))
     recent = activities(cameras, now=now)
-    tiles = [camera_tile(d, now, recent[d.pk]) for d in cameras]
+    switches = switch_rates([d.pk for d in cameras], now)
+    tiles = [camera_tile(d, now, recent[d.pk], switches[d.pk]) for d in cameras]
     if filters.health:
         tiles = [t for t in tiles if t.health == filters.health]
     return tiles

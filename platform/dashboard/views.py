@@ -168,6 +168,7 @@ def _device_page(
         form = ControlsForm(initial=fleet.controls(device))
     context = {
         "tile": queries.camera_tile(device),
+        "control": queries.tier_control(device),
         "device": device,
         "storage": queries.storage(device),
         "frames": queries.recent_frames(device),

@@ -71,8 +71,10 @@ class Device(models.Model):
     )
     tier_policy = models.CharField(
         max_length=32,
-        default="robust",
-        help_text="The tier controller's policy for this camera (control.policies.POLICIES).",
+        default="",
+        blank=True,
+        help_text="The tier controller's policy for this camera (control.policies.POLICIES);"
+        " empty: its site's (control.SitePolicy), else robust.",
     )
     fps = models.FloatField(
         default=1.0,

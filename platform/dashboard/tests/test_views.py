@@ -221,13 +221,30 @@ def test_overview_activity_is_three_queries_for_all_cameras(world, django_assert
     assert set(recent[other.pk].link_kbps) == {None}
 
 
-def test_camera_page_says_why_the_controller_chose_its_tier(world):
+def test_camera_page_says_why_the_controller_chose_its_tier_in_plain_words(world):
+    from django.utils import timezone
+
+    from control.models import SitePolicy, TierChange
     from fleet.services import apply_controller_tier
 
     mine, *_, operator, _ = world
-    apply_controller_tier(mine, 7, {"policy": "robust-mpc", "throughput_kbps": 31.2})
+    decision = {
+        "tier": 7,
+        "reason": "holding",
+        "inputs": {"tier": 7, "estimate_kbps": 84.2, "need_kbps": 61.0, "buffer_fill": 0.0},
+    }
+    apply_controller_tier(mine, 7, decision)
+    TierChange.objects.create(
+        device=mine, at=timezone.now(), from_tier=9, to_tier=7, policy="robust", reason="r"
+    )
+    SitePolicy.objects.create(site=mine.site, policy="throughput")
     page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
-    assert "Why tier 7?" in page and "robust-mpc" in page and "31.2" in page
+    assert "Link estimate 84 kbit/s; tier 7 needs 61 kbit/s (72 %): holding" in page
+    assert "estimate_kbps" not in page  # not the raw dictionary
+    assert "<strong>throughput</strong> <small>(the site's default)" in page
+    assert "0.1 switches/min" in page and "tier 9 → 7: r" in page
+    overview = client_for(operator).get("/").content.decode()
+    assert "0.1 switches/min" in overview
 
 
 def test_archive_timeline_marks_offline_periods(world):
