@@ -32,6 +32,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.utils.log import configure_logging  # noqa: E402
 
 import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the embedded default)
 from access.services import assign, unlock  # noqa: E402
@@ -83,9 +84,13 @@ def quiet_logging(verbose: bool) -> None:
     per-decision logs would scroll the banner away."""
     if verbose or "LOG_LEVEL" in os.environ:
         return
-    logging.getLogger().setLevel(logging.WARNING)
+    # In the settings themselves: serving sets Django up again (get_asgi_application), which
+    # applies settings.LOGGING once more.
+    config = settings.LOGGING
+    config["root"]["level"] = "WARNING"
     # Celery's in-process ("memory://") broker warns of its missing host name on every start.
-    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    config["loggers"]["kombu.connection"] = {"level": "ERROR"}
+    configure_logging(settings.LOGGING_CONFIG, config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -169,3 +170,104 @@ def test_ctrl_c_ends_the_demo_with_live_viewers(tmp_path, spawn):
         for thread, _ in viewers:
             thread.join(5)
             assert not thread.is_alive(), "the live socket stayed open after the stop"
+
+
+def sign_in_as(base: str, username: str) -> urllib.request.OpenerDirector:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    html = opener.open(f"{base}/login/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    form = {"username": username, "password": "strata-demo", "csrfmiddlewaretoken": token}
+    request = urllib.request.Request(
+        f"{base}/login/",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Referer": f"{base}/login/"},
+    )
+    opener.open(request, timeout=30).read()
+    return opener
+
+
+BANNER_LINES = 7  # "Strata demo is up." … "Press Ctrl-C to stop." and the blank line before
+
+
+@pytest.mark.slow
+def test_demo_is_quiet_and_its_banner_stays_in_view(tmp_path, spawn):
+    """By default the banner is the last thing printed at start-up: no per-frame logs, no
+    start-up warnings, and a refused request is one line, not a traceback."""
+    proc, base = start_demo(spawn, demo_env(tmp_path))
+    opener = sign_in_as(base, "operator")
+    page = opener.open(f"{base}/devices/demo-farm-1/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    refused = urllib.request.Request(
+        f"{base}/devices/demo-farm-1/controls",
+        data=urllib.parse.urlencode({"csrfmiddlewaretoken": token, "tier": "3"}).encode(),
+        headers={"Referer": f"{base}/devices/demo-farm-1/"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        opener.open(refused, timeout=30)
+    assert answer.value.code == 403  # operators do not change camera settings
+    time.sleep(15)  # frames flow, the controller decides, the live view is served
+
+    out = proc.output()
+    lines = [line for line in out.splitlines() if line.strip()]
+    banner_at = next(i for i, line in enumerate(lines) if "Strata demo is up" in line)
+    before, after = lines[:banner_at], lines[banner_at + BANNER_LINES - 1 :]
+    assert "admin / strata-demo" in out and f"Dashboard: {base}/" in out
+    assert len(before) <= 2, f"printed before the banner:\n{out}"
+    # the refused POST: one warning line, and nothing else after the banner
+    assert len(after) <= 1, f"printed after the banner:\n{out}"
+    assert "Traceback" not in out, out
+    assert [line for line in after if "Forbidden" in line] == after, out
+    assert len([line for line in lines if "Forbidden" in line]) == 1, out  # once, not twice
+
+
+def closed_port() -> int:
+    return free_port()  # nobody listens on it
+
+
+@pytest.mark.parametrize(
+    ("module", "problem"),
+    [
+        ("launchers.demo", "port"),
+        ("launchers.demo", "PORT"),
+        ("launchers.demo", "database"),
+        ("launchers.demo", "broker"),
+        ("launchers.demo", "redis"),
+        ("launchers.dashboard", "port"),
+        ("launchers.dashboard", "database"),
+    ],
+)
+def test_cannot_start_says_why_in_one_line(tmp_path, module, problem):
+    """A run command that cannot start ends at once with status 1 and one line naming the
+    cause (before: a busy port was a CRITICAL line in the flood and status 0)."""
+    env = demo_env(tmp_path)
+    args = [sys.executable, "-m", module]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        if problem == "port":
+            args += ["--port", str(taken)]
+        else:
+            args += ["--port", str(free_port())]
+        if problem == "PORT":
+            args = args[:-2]
+            env["PORT"] = str(taken)
+        if problem == "database":
+            env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{closed_port()}/strata"
+        if problem == "broker":
+            env["MQTT_URL"] = f"mqtt://127.0.0.1:{closed_port()}"
+        if problem == "redis":
+            env["REDIS_URL"] = f"redis://127.0.0.1:{closed_port()}/0"
+        run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    said = (run.stdout + run.stderr).strip().splitlines()
+    assert run.returncode == 1, f"exit {run.returncode}: {run.stdout}{run.stderr}"
+    assert len(said) == 1 and said[0].startswith("strata: cannot start: "), said
+    expected = {
+        "port": f"cannot listen on 127.0.0.1:{taken}",
+        "PORT": f"cannot listen on 127.0.0.1:{taken}",
+        "database": "cannot reach the database strata",
+        "broker": "cannot reach the MQTT broker",
+        "redis": "cannot reach Redis",
+    }[problem]
+    assert expected in said[0], said

@@ -183,11 +183,32 @@ STRATA_MAX_PACKET_BYTES = 256 * 1024
 STRATA_MAX_FRAME_PIXELS = int(os.environ.get("STRATA_MAX_FRAME_PIXELS", 1920 * 1088))
 STRATA_DECODE_BATCH_PIXELS = int(os.environ.get("STRATA_DECODE_BATCH_PIXELS", 4 * 1920 * 1088))
 
+
+def refusal_without_traceback(record) -> bool:
+    """A refused request (4xx: no permission, a bad form) is expected and answered: its log
+    line says so, a traceback would read as a crash. Server errors keep theirs."""
+    if getattr(record, "status_code", 500) < 500:
+        record.exc_info = record.exc_text = None
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "refusals": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": refusal_without_traceback,
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["refusals"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         name: {"level": "WARNING"}
