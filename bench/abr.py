@@ -3,6 +3,7 @@ link emulator, broker, ingest and controller.
 
     python -m bench.abr [--traces nbiot 3g] [--policies fixed-12 ... robust robust+guard]
                         [--devices 3] [--duration 60] [--cap KBPS] [--plot docs/img/abr.png]
+                        [--runs N] [--idle-cameras M]
 
 For each trace and policy: simulated cameras stream through emulated uplinks (each camera
 sees the trace from another offset), ingest archives what arrives, and the controller
@@ -15,19 +16,33 @@ quality per slot − late_or_dropped − mean |quality change| between a camera'
 bandwidth: every frame gets the highest k (of its scene's real sizes) whose bytes the link
 carries in the frame's own share of time, 1/fps from capture (and that fits the cap).
 A ``+guard`` variant also sets the cameras' 1 s live deadline (``docs/control.md``).
+
+``--runs N`` repeats each (trace, policy) N times, run i seeing the trace from i × 97 s later
+and other scenes (camera seeds), and adds the mean and spread (sample standard deviation,
+min, max) of every figure to the JSON. ``--idle-cameras M`` provisions M more cameras that
+never send, as most of a real fleet: the controller must not care. Every run uses a
+database of its own (a copy of a migrated template), dropped after the run: no run leaves
+cameras behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from bench._harness import machine, mosquitto_broker, report, setup_django
+TEMPLATE_DB = f"strata_bench_abr_{os.getpid()}"
+os.environ.setdefault("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{TEMPLATE_DB}")
+
+from bench._harness import BENCH_ENV, machine, mosquitto_broker, report, setup_django  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # per trace: frame size and rate such that all 12 channels need ~1.5x the mean;
@@ -48,6 +63,49 @@ def quality_table() -> dict[int, float]:
 GUARD_DEADLINE_MS = 1000  # "+guard" runs: the camera's live deadline (= the lateness bound)
 DEADLINE_S = 1.0  # a frame archived later than this after capture is late
 CAP_WINDOW_S = 2.0  # devices.camera.CAP_WINDOW_S: the cap holds over every such window
+RUN_SHIFT_S = 97.0  # run i sees the trace from i * RUN_SHIFT_S later (the traces loop)
+
+
+def _admin_sql(*statements: str) -> None:
+    import psycopg
+
+    url = BENCH_ENV["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[None]:
+    """Point Django at a fresh copy of the migrated template for one run; drop it after.
+    (The settings dict is shared by every thread's connection: ingest and the controller
+    connect to the run's database too.)"""
+    from django.db import connections
+
+    connections.close_all()
+    _admin_sql(f'create database "{name}" template "{TEMPLATE_DB}"')
+    settings = connections["default"].settings_dict
+    settings["NAME"] = name
+    try:
+        yield
+    finally:
+        connections.close_all()
+        settings["NAME"] = TEMPLATE_DB
+        _admin_sql(f'drop database if exists "{name}" with (force)')
+
+
+def shifted(trace, offset_s: float):
+    """The trace seen from ``offset_s`` later (it loops): a run of its own."""
+    from devices.traces import Trace
+
+    offset = offset_s % trace.period_s
+    starts = sorted({0.0, *((t - offset) % trace.period_s for t in trace.times)})
+    return Trace(
+        f"{trace.name}+{offset:g}s",
+        tuple(starts),
+        tuple(trace(t + offset) for t in starts),
+        trace.period_s,
+    )
 
 
 def scene_sizes(camera, frames: int = 4) -> dict[int, float]:
@@ -75,13 +133,32 @@ def run(
     duration: float,
     cap_kbps: float | None,
     slots_out: list[dict] | None = None,
+    run_index: int = 0,
+    idle: int = 0,
 ) -> dict:
     """One run. ``variant`` is a policy name, with ``+guard`` for cameras that have the live
-    deadline set (they trim or skip frames that their own PUBACK timing says would be late)."""
+    deadline set (they trim or skip frames that their own PUBACK timing says would be late).
+    ``run_index``: the run's trace offset and scene seeds; ``idle``: cameras that never send."""
+    name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:6]}"
+    with own_database(name):
+        return _run(trace, variant, devices, duration, cap_kbps, slots_out, run_index, idle)
+
+
+def _run(
+    trace: str,
+    variant: str,
+    devices: int,
+    duration: float,
+    cap_kbps: float | None,
+    slots_out: list[dict] | None,
+    run_index: int,
+    idle: int,
+) -> dict:
     from archive.models import Layer
     from control.services import run_controller
     from devices import traces
     from devices.fleet import Fleet, device_ids
+    from devices.scenes import make_source
     from fleet.models import Device
     from fleet.services import provision_device, publisher
     from ingest.consumer import IngestConsumer
@@ -98,6 +175,10 @@ def run(
     Device.objects.filter(device_id__in=ids).update(
         fps=fps, max_kbps=cap_kbps, deadline_ms=GUARD_DEADLINE_MS if guard else None
     )
+    Device.objects.bulk_create(  # provisioned, never heard from
+        [Device(device_id=f"idle{run_id}-{i:04d}", site=f"idle-{i % 20}") for i in range(idle)]
+    )
+    trace_fn = shifted(traces.parse(trace), run_index * RUN_SHIFT_S)
     with mosquitto_broker() as broker:
         publisher.use(broker, mqtt5=True)
         consumer = IngestConsumer(
@@ -118,10 +199,13 @@ def run(
             deadline_ms=GUARD_DEADLINE_MS if guard else None,  # as stored on the device
             max_kbps=cap_kbps,
             size=setting["size"],
-            trace=trace,
+            trace=trace_fn,
             heartbeat_s=setting["heartbeat_s"],
             session_expiry_s=60,
-        ).start()
+        )
+        for i, camera in enumerate(fleet.cameras):  # the run's own scenes (camera seeds)
+            camera.source = make_source("synthetic", setting["size"], index=i + run_index * devices)
+        fleet.start()
         time.sleep(duration)
         summary = fleet.summary()
         captured = {c.device_id: c.seq for c in fleet.cameras}
@@ -136,7 +220,6 @@ def run(
     wall_to_mono = time.monotonic() - time.time()
 
     quality = quality_table()
-    trace_fn = traces.parse(trace)
     rows = Layer.objects.filter(frame__device__device_id__in=ids).values_list(
         "frame__device__device_id",
         "frame__seq",
@@ -213,6 +296,8 @@ def run(
     return {
         "trace": trace,
         "policy": variant,
+        "run": run_index,
+        "idle_cameras": idle,
         "frames": len(slots),
         "mean_ms_ssim": round(sum(quality[s["k"]] for s in delivered) / max(1, len(delivered)), 4),
         "quality_per_slot": round(on_time_q, 4),
@@ -252,6 +337,10 @@ def main() -> None:
     parser.add_argument(
         "--cap", type=float, default=None, help="bitrate cap for every camera, kbit/s"
     )
+    parser.add_argument("--runs", type=int, default=1, help="runs per trace and policy")
+    parser.add_argument(
+        "--idle-cameras", type=int, default=0, help="provisioned cameras that never send"
+    )
     parser.add_argument("--plot", type=Path, help="write a bar chart of the results here")
     parser.add_argument("--slots", type=Path, help="write every frame slot here (JSON lines)")
     args = parser.parse_args()
@@ -261,13 +350,30 @@ def main() -> None:
 
     torch.set_num_threads(1)
     results, slots = [], []
-    for trace in args.traces:
-        for policy in args.policies:
-            figures = run(trace, policy, args.devices, args.duration, args.cap, slots)
-            print(json.dumps(figures), file=sys.stderr, flush=True)
-            results.append(figures)
+    try:
+        for trace in args.traces:
+            for policy in args.policies:
+                for index in range(args.runs):
+                    figures = run(
+                        trace,
+                        policy,
+                        args.devices,
+                        args.duration,
+                        args.cap,
+                        slots,
+                        run_index=index,
+                        idle=args.idle_cameras,
+                    )
+                    print(json.dumps(figures), file=sys.stderr, flush=True)
+                    results.append(figures)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _admin_sql(f'drop database if exists "{TEMPLATE_DB}" with (force)')
+    summary = summarise(results)
     if args.plot:
-        plot(results, args.plot)
+        plot(summary, args.plot)
     if args.slots:
         args.slots.write_text("".join(json.dumps(s, default=str) + "\n" for s in slots))
     report(
@@ -277,9 +383,32 @@ def main() -> None:
             "devices": args.devices,
             "duration_s": args.duration,
             "cap_kbps": args.cap,
+            "runs_per_policy": args.runs,
+            "idle_cameras": args.idle_cameras,
+            "summary": summary,
             "runs": results,
         }
     )
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """Per trace and policy: the mean of every figure over the runs, and its spread
+    (``sd``: sample standard deviation, 0 for one run; ``min``, ``max``)."""
+    out = []
+    for key in dict.fromkeys((r["trace"], r["policy"]) for r in results):
+        rows = [r for r in results if (r["trace"], r["policy"]) == key]
+        row: dict = {"trace": key[0], "policy": key[1], "runs": len(rows)}
+        for name, value in rows[0].items():
+            if name in ("trace", "policy", "run") or not isinstance(value, int | float):
+                continue
+            values = [r[name] for r in rows if r[name] is not None]
+            if not values:
+                continue
+            row[name] = round(statistics.mean(values), 4)
+            row[f"{name}_sd"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
+            row[f"{name}_min"], row[f"{name}_max"] = min(values), max(values)
+        out.append(row)
+    return out
 
 
 def plot(results: list[dict], path: Path) -> None:
