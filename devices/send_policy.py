@@ -58,7 +58,9 @@ class SendPolicy:
         remember them: the next frame keeps more only after the guard's dwell)."""
         self.sent_window.append((capture_s, size))
         if channels and channels != self.kept:
-            self.kept, self.kept_since_s = channels, capture_s
+            if self.kept:  # the first frame is a probe (``START_CHANNELS``): no dwell after it
+                self.kept_since_s = capture_s
+            self.kept = channels
 
     def cap_allows(self, settings: Desired, capture_s: float) -> float:
         """Bytes the ``max_kbps`` cap still allows for a frame captured at ``capture_s``

@@ -127,6 +127,8 @@ def test_the_guard_keeps_more_channels_only_after_a_dwell_and_with_headroom():
         return size / 4000  # every tier arrives in time without hysteresis (1,600 B: 0.4 s)
 
     policy = SendPolicy()
+    policy.sent(99.0, 300, 1)  # the first frame, a probe: no dwell after it
+    assert fit(policy, s, elapsed_s=0.05, arrival=arrival) == (4, "sent")  # with headroom
     policy.sent(99.0, 820, 3)  # 3 channels, 1 s before this capture (at 100 s)
     assert fit(policy, s, elapsed_s=0.05, arrival=arrival) == (3, "sent")  # within the dwell
     policy.sent(100.0 - UP_DWELL_S - 0.1, 820, 2)  # changed to 2 before the dwell

@@ -443,8 +443,8 @@ STEADY = [(0.0, 0.1, 1000), (0.2, 0.3, 1000)]
 SIZES = [33 + 500 * k for k in range(1, 13)]  # the packet with its first k channels
 # (name, acks, deadline_ms, max_kbps, cap window [(seconds before capture, bytes)],
 #  queued bytes, oldest pending frame (size, age) or None, seconds since capture, sizes,
-#  hand-checked (channels, outcome)[, hysteresis: (channels of the last frame sent, seconds
-#  before this capture that they changed)])
+#  hand-checked (channels, outcome)[, hysteresis: the frames sent before, as (channels,
+#  seconds before this capture), ...])
 GUARD_CASES = [
     ("no deadline, no cap", STEADY, None, None, [], 0, None, 0.1, SIZES, (12, "sent")),
     ("no estimate: one channel", [], 1000, None, [], 0, None, 0.1, SIZES, (1, "sent")),
@@ -474,12 +474,14 @@ GUARD_CASES = [
     ("a tier of 3", STEADY, 1000, None, [], 0, None, 0.1, SIZES[:3], (3, "sent")),
     # 7 channels arrive in time (above); the last frame kept 3, changed 1 s ago: the dwell
     ("hysteresis: within the dwell, no more than the last frame", STEADY, 1000, None, [], 0,
-     None, 0.1, SIZES, (3, "sent"), (3, 1.0)),
+     None, 0.1, SIZES, (3, "sent"), (1, 9.0), (3, 1.0)),
     # after the dwell, more only with 150 ms to spare: 2,033 B in 0.2 s of the 0.25 s
     ("hysteresis: after the dwell, up with headroom", STEADY, 1000, None, [], 0, None, 0.1,
-     SIZES, (4, "sent"), (3, 5.0)),
+     SIZES, (4, "sent"), (1, 9.0), (3, 5.0)),
+    ("hysteresis: the first frame is a probe, no dwell after it", STEADY, 1000, None, [], 0,
+     None, 0.1, SIZES, (4, "sent"), (1, 0.5)),
     ("hysteresis: fewer channels at once", STEADY, 1000, None, [], 0, None, 0.1, SIZES,
-     (7, "sent"), (9, 0.5)),
+     (7, "sent"), (1, 9.0), (9, 0.5)),
     ("hysteresis: no deadline, no guard", STEADY, None, None, [], 0, None, 0.1, SIZES,
      (12, "sent"), (3, 1.0)),
 ]  # fmt: skip

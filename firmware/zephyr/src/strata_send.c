@@ -57,8 +57,8 @@ void strata_hold_init(strata_hold_t *h)
 void strata_hold_sent(strata_hold_t *h, int channels, double captured_s)
 {
     if (channels && channels != h->kept) {
+        if (h->kept) h->kept_since_s = captured_s; /* the first frame is a probe: no dwell */
         h->kept = channels;
-        h->kept_since_s = captured_s;
     }
 }
 
