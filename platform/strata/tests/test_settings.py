@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from strata.settings.placeholders import KNOWN_PLACEHOLDER_KEYS, secret_key_problem
+from tests.support.processes import test_database_url as child_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
 REAL_KEY = "k3Jq9-vLw2_Zp8Rt5yXc1Nb7Hm4Gd6Fs0Ae-QuIoP"
@@ -157,15 +158,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_readme_dashboard_command_runs_without_debug(spawn):
-    """``daphne -p 8000 strata.asgi:application`` as the README says, without DEBUG set: an
+def test_the_readme_dashboard_command_runs_without_debug(spawn, transactional_db):
+    """``python -m launchers.dashboard`` (daphne) as the README says, without DEBUG set: an
     unknown page is a bare 404, not Django's debug page (which lists settings and URLs)."""
     readme = (ROOT / "README.md").read_text()
-    assert "daphne -p 8000 strata.asgi:application" in readme
+    assert ".venv/bin/python -m launchers.dashboard &" in readme
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_SETTINGS_MODULE")}
     port = free_port()
-    daphne = Path(sys.executable).with_name("daphne")
-    proc = spawn("daphne", [str(daphne), "-p", str(port), "strata.asgi:application"], env)
+    env.update(PORT=str(port), DATABASE_URL=child_database_url())  # it checks the database
+    proc = spawn("dashboard", [sys.executable, "-m", "launchers.dashboard"], env)
     deadline = time.monotonic() + 60
     while True:
         try:
