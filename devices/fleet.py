@@ -347,23 +347,28 @@ def main(argv: list[str] | None = None) -> int:
     # one scheduler thread encodes tiny convolutions: intra-op threads only contend (on two
     # cores a 224x224 encode takes ~2 ms with one thread and ~40 ms with two)
     torch.set_num_threads(1)
-    fleet = Fleet(
-        device_ids(args.count, args.prefix),
-        args.broker,
-        fps=args.fps,
-        deadline_ms=args.deadline,
-        tier=args.tier,
-        mode=args.mode,
-        source=args.source,
-        size=(width, height),
-        model=args.model,
-        mqtt=args.mqtt,
-        heartbeat_s=args.heartbeat,
-        trace=args.trace,
-        latency_ms=args.latency,
-        loss=args.loss,
-        credentials=load_credentials(args.credentials) if args.credentials else None,
-    )
+    try:
+        fleet = Fleet(
+            device_ids(args.count, args.prefix),
+            args.broker,
+            fps=args.fps,
+            deadline_ms=args.deadline,
+            tier=args.tier,
+            mode=args.mode,
+            source=args.source,
+            size=(width, height),
+            model=args.model,
+            mqtt=args.mqtt,
+            heartbeat_s=args.heartbeat,
+            trace=args.trace,
+            latency_ms=args.latency,
+            loss=args.loss,
+            credentials=load_credentials(args.credentials) if args.credentials else None,
+        )
+    except (OSError, ValueError, KeyError) as exc:  # a missing or wrong credentials file, a bad URL
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"fleet: cannot start: {reason}", file=sys.stderr, flush=True)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     end = time.monotonic() + args.duration if args.duration else float("inf")

@@ -207,3 +207,19 @@ def test_readme_parts_run_as_written(tmp_path, fresh_database, spawn, private_se
             proc.popen.wait(30)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"{proc.name} ignored SIGTERM") from None
+
+
+def test_fleet_without_a_camera_login_says_so_in_one_line(tmp_path):
+    """A credentials file that lacks one of the cameras (provisioned too few) is one line
+    and status 1, not a traceback."""
+    issued = tmp_path / "cameras.jsonl"
+    issued.write_text('{"device_id": "cam-000", "username": "cam-000", "password": "pw"}\n')
+    run = subprocess.run(
+        [".venv/bin/python", "-m", "devices.fleet", "--count", "2", "--credentials", str(issued)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip() == f"fleet: cannot start: no credentials for cam-001 in {issued}"
