@@ -145,7 +145,7 @@ def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
     requests = [(f, f.n_layers) for f in frames_needing_decode(frame_ids)]
     failed = _failed(requests)
     stored = decode_and_store([(f, k) for f, k in requests if (f.pk, k) not in failed])
-    log.info("decoded %d of %d frames", len(stored), len(frame_ids))
+    log.debug("decoded %d of %d frames", len(stored), len(frame_ids))
     for decoded in stored:
         events.frame_decoded(decoded)
     return stored
