@@ -307,6 +307,8 @@ def _run(
         "late_or_dropped_covered": round(len(covered_missed) / max(1, len(covered)), 4),
         "outage_slots": len(slots) - len(covered),
         "dropped_on_device": summary.get("frames_dropped", 0),
+        "dropped_backlog": summary.get("dropped_backlog", 0),
+        "dropped_deadline": summary.get("dropped_deadline", 0),
         "trimmed_on_device": summary.get("frames_trimmed", 0),
         "switches_per_min": round(per_min, 2),
         "cap_violations": violations,

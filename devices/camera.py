@@ -277,6 +277,7 @@ class Camera:
             measured=self.uplink.kbps() is not None,
             arrival_s=lambda size: self._session.arrival_s(size, time.monotonic()),
             trim=trim_channels,
+            idle=not self._pending,
         )
 
     # --- capture ------------------------------------------------------------------------

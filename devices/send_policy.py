@@ -84,13 +84,17 @@ class SendPolicy:
         measured: bool,
         arrival_s: Callable[[int], float | None],
         trim: Callable[[bytes, int], bytes] = trim_channels,
+        idle: bool = False,
     ) -> tuple[bytes, int, str]:
         """Trim ``packet`` (``channels`` channels) to the most channels that the cap and the
         deadline allow. ``capture_s``: the packet's own capture time; ``elapsed_s``: since
         the capture; ``measured``: whether the uplink has an estimate yet;
         ``arrival_s(size)``: when a frame that size sent now would be acknowledged (None
         while nothing is measured). Returns (packet, channels, ``sent`` | ``rate`` |
-        ``deadline``), the latter two meaning: skip the frame."""
+        ``deadline``), the latter two meaning: skip the frame. ``idle``: nothing is
+        unacknowledged, so one channel predicted late still goes, as a probe: it delays no
+        other message, and its PUBACK renews an estimate that one slow acknowledgement left
+        too low (without it, a camera would skip every frame and never measure again)."""
         allowed, share = self.cap_allows(settings, capture_s), cap_share(settings)
         deadline = settings.deadline_ms
         left = None
@@ -113,6 +117,8 @@ class SendPolicy:
             if not over_cap and not late:
                 return packet, channels, "sent"
             if channels == 1:
+                if late and idle:
+                    return packet, channels, "sent"  # a probe (see ``idle``)
                 return packet, channels, "rate" if over_cap else "deadline"
             # the next lower tier that could fit, by the size of the channels kept
             channels -= 1

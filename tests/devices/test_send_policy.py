@@ -108,6 +108,18 @@ def test_one_channel_may_use_the_margin_and_is_dropped_beyond_it():
     assert fit(SendPolicy(), s, elapsed_s=0.2, arrival=lambda n: beyond) == (1, "deadline")
 
 
+def test_with_nothing_unacknowledged_one_late_channel_goes_as_a_probe():
+    """One slow PUBACK can leave the estimate below a single channel: without a probe the
+    camera would skip every frame and never measure the link again."""
+    s, beyond = settings(deadline_ms=1000), 2.0
+    kw = dict(capture_s=100.0, elapsed_s=0.2, measured=True, trim=trim)
+    kw["arrival_s"] = lambda n: beyond
+    _, channels, outcome = SendPolicy().fit(bytes(SIZES[-1]), len(SIZES), s, idle=True, **kw)
+    assert (channels, outcome) == (1, "sent")
+    _, channels, outcome = SendPolicy().fit(bytes(SIZES[-1]), len(SIZES), s, idle=False, **kw)
+    assert (channels, outcome) == (1, "deadline")  # behind other messages: still skipped
+
+
 def test_over_the_cap_is_a_rate_drop_before_the_deadline_is_asked():
     policy = SendPolicy()
     policy.sent(99.9, 2000)

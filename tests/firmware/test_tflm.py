@@ -455,8 +455,14 @@ GUARD_CASES = [
      0.1, SIZES, (1, "sent")),
     ("stalled link", STEADY, 1000, None, [], 1000, (1000, 2.0), 0.1, SIZES,
      (0, "deadline")),
-    ("too long since capture", STEADY, 1000, None, [], 0, None, 1.0, SIZES,
+    ("too long since capture", STEADY, 1000, None, [], 100, None, 1.0, SIZES,
      (0, "deadline")),
+    # nothing unacknowledged: one channel goes although predicted late, as a probe (a slow
+    # PUBACK left the estimate too low; without the probe it would never be renewed)
+    ("idle link: one channel probes", STEADY, 1000, None, [], 0, None, 1.0, SIZES,
+     (1, "sent")),
+    ("idle link, probe after the dwell", [(0.0, 1.2, 600)], 1000, None, [], 0, None, 0.1,
+     SIZES, (1, "sent"), (1, 9.0), (3, 5.0)),
     ("shortest deadline", STEADY, 100, None, [], 0, None, 0.0, SIZES, (1, "sent")),
     ("longest deadline", STEADY, 600000, None, [], 0, None, 0.0, SIZES, (12, "sent")),
     ("cap: 2 s window, the frame 2 s old is out", STEADY, None, 8, [(1.0, 1500), (2.0, 5000)],

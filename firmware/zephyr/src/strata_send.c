@@ -99,6 +99,9 @@ int strata_guard(const strata_settings_t *s, const uint32_t *prefix_sizes, int c
         }
         if (!over_cap && !late) return channels;
         if (channels == 1) {
+            /* nothing unacknowledged: one channel goes as a probe, delaying nothing; its
+             * PUBACK renews an estimate that one slow acknowledgement left too low */
+            if (late && inflight->queued_bytes == 0) return channels;
             *why = over_cap ? STRATA_DROP_RATE : STRATA_DROP_DEADLINE;
             return 0;
         }
