@@ -25,8 +25,32 @@ def audit(
     Only the fields that changed are kept, so an entry reads as the change itself and the
     log stays small however wide the snapshots are.
     """
+    entry = _entry(user, action, target, before, after)
+    entry.save()
+    return entry
+
+
+def audit_many(
+    user: AbstractBaseUser | None,
+    action: str,
+    changes: list[tuple[str, dict[str, Any], dict[str, Any]]],
+) -> list[AuditEntry]:
+    """``audit`` for many targets at once, (target, before, after) each, in one statement:
+    a controller round that changes hundreds of cameras' tiers costs one insert."""
+    return AuditEntry.objects.bulk_create(
+        [_entry(user, action, target, before, after) for target, before, after in changes]
+    )
+
+
+def _entry(
+    user: AbstractBaseUser | None,
+    action: str,
+    target: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> AuditEntry:
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    return AuditEntry.objects.create(
+    return AuditEntry(
         user=user,
         username=user.get_username() if user else "",
         action=action,

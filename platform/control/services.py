@@ -16,7 +16,7 @@ from django.db.models.functions import Length, RowNumber
 from django.utils import timezone
 
 from archive.models import Frame, Layer
-from audit.services import audit
+from audit.services import audit_many
 from control.leader import leader_lock
 from control.models import LinkSample, SitePolicy, TierChange
 from control.policies import DEFAULT_POLICY, POLICIES, Decision, Limits, LinkState, plain_words
@@ -312,8 +312,8 @@ def _store(
 ) -> None:
     """Hand the decisions to the fleet (stored in one statement, changed tiers published)
     and record each change of the tier a camera is asked to send: a ``TierChange`` (the
-    switch rate; all in one statement) and an entry in the audit trail, by the controller.
-    Rounds that change nothing write neither."""
+    switch rate) and an entry in the audit trail, by the controller; one statement each for
+    all the round's changes. Rounds that change nothing write neither."""
     before = {d.device.pk: effective_tier(d.device) for d, _ in decisions}
     published = apply_controller_tiers([d for d, _ in decisions], now)
     done.decided = len(decisions)
@@ -332,7 +332,7 @@ def _store(
 def _record_changes(
     changes: list[Published], before: dict[int, int], names: dict[int, str], at: datetime
 ) -> None:
-    rows = []
+    rows, entries = [], []
     for result in changes:
         device, tier = result.device, result.payload["tier"]
         words = plain_words(device.tier_reason)
@@ -349,10 +349,9 @@ def _record_changes(
         detail = {"tier": tier, "actor": "controller", "policy": names[device.pk], "why": words}
         if result.error is not None:
             detail["published"] = f"not yet: {result.error}"
-        audit(
-            None, "device.tier", f"device:{device.device_id}", {"tier": before[device.pk]}, detail
-        )
+        entries.append((f"device:{device.device_id}", {"tier": before[device.pk]}, detail))
     TierChange.objects.bulk_create(rows)
+    audit_many(None, "device.tier", entries)
 
 
 def prune_samples(keep: timedelta = timedelta(days=7)) -> int:

@@ -106,3 +106,21 @@ def test_an_admin_sets_a_sites_policy_in_the_admin_area_audited():
     assert SitePolicy.objects.get(site="quay").policy == "throughput"
     entry = AuditEntry.objects.get(target="sitepolicy:quay")
     assert entry.username == root.username and entry.after["policy"] == "throughput"
+
+
+def _queries_to_switch(n: int) -> int:
+    devices = cameras(n, "dock", tier_policy="fixed-12")
+    control_round(None, {}, everyone=True)
+    Device.objects.filter(pk__in=[d.pk for d in devices]).update(tier_policy="fixed-6")
+    for device in devices:
+        record_telemetry(device, {"throughput_kbps": 20.0})
+    with CaptureQueriesContext(connection) as queries:
+        assert control_round(None, {}).published == n
+    assert TierChange.objects.filter(device__in=devices, to_tier=6).count() == n
+    assert AuditEntry.objects.filter(action="device.tier", after__tier=6).count() >= n
+    return len(queries.captured_queries)
+
+
+def test_recording_a_rounds_tier_changes_does_not_grow_with_the_changes():
+    """Switch records and audit entries are written in one statement each per round."""
+    assert _queries_to_switch(2) == _queries_to_switch(7)
