@@ -28,6 +28,7 @@ cameras behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -347,12 +348,12 @@ def main() -> None:
     parser.add_argument("--slots", type=Path, help="write every frame slot here (JSON lines)")
     args = parser.parse_args()
 
-    setup_django()
-    import torch
-
-    torch.set_num_threads(1)
     results, slots = [], []
     try:
+        setup_django()  # creates the template database: dropped below even if this fails
+        import torch
+
+        torch.set_num_threads(1)
         for trace in args.traces:
             for policy in args.policies:
                 for index in range(args.runs):
@@ -371,7 +372,8 @@ def main() -> None:
     finally:
         from django.db import connections
 
-        connections.close_all()
+        with contextlib.suppress(Exception):  # Django may not have been set up
+            connections.close_all()
         _admin_sql(f'drop database if exists "{TEMPLATE_DB}" with (force)')
     summary = summarise(results)
     if args.plot:
