@@ -131,10 +131,18 @@ def _patched_broker_class() -> type:
     ``_subscriptions``): a camera would receive other cameras' retained state. Here a
     retained replay goes out only when the session itself holds that subscription, at
     the QoS it was granted.
+
+    It also walks its subscription table over snapshots: amqtt iterates the table across
+    ``await``s (each broadcast) while clients subscribe and leave, and "dictionary changed
+    size during iteration" ended that broadcast, losing a message already acknowledged.
     """
     from amqtt.broker import Broker
 
     class SubscriberScopedBroker(Broker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = _SnapshotDict(self._subscriptions)
+
         async def _publish_retained_messages_for_subscription(
             self, subscription: tuple[str, int], session: Any
         ) -> None:
@@ -145,6 +153,22 @@ def _patched_broker_class() -> type:
                 )
 
     return SubscriberScopedBroker
+
+
+class _SnapshotDict(dict):
+    """A dict whose iteration walks a copy, so it may change while a walk awaits."""
+
+    def __iter__(self):
+        return iter(list(super().__iter__()))
+
+    def keys(self):
+        return list(super().keys())
+
+    def items(self):
+        return list(super().items())
+
+    def values(self):
+        return list(super().values())
 
 
 class EmbeddedBroker:

@@ -80,3 +80,17 @@ def test_amqtt_limits_that_docs_mqtt_md_states(embedded: EmbeddedBroker, device_
         for obs in (shared, publisher):
             obs.client.disconnect()
             obs.client.loop_stop()
+
+
+def test_the_subscription_table_may_change_while_a_broadcast_walks_it():
+    """amqtt walks its subscription table across awaits; a client subscribing meanwhile
+    once ended that broadcast ("dictionary changed size during iteration")."""
+    from devices.broker import _SnapshotDict
+
+    table = _SnapshotDict({"a/#": [], "b/#": []})
+    for key, _ in table.items():
+        table[key + "/x"] = []  # a subscription arrives mid-walk
+    for key in table:
+        if key.endswith("/x"):
+            del table[key]  # and leaves again
+    assert sorted(table) == ["a/#", "b/#"]
