@@ -1,0 +1,194 @@
+"""Decoder-only training on cached latents of a registered model's frozen encoder.
+
+The encoder (and so the symbols, the entropy tables and every packet's bytes) stays what
+the cameras run; only the cloud decoder changes. The new decoder starts as the registered
+one, optionally grown by residual blocks on the latent grid that start as identities
+(:func:`mcucoder.models.grow_decoder`), so step 0 reproduces today's images exactly.
+
+    python -m mcucoder cache-latents --out runs/cache/train192 --n 24000
+    python -m mcucoder train-decoder --out runs/dec8 --cache runs/cache/train192 \
+        --dev-cache runs/cache/dev224 --blocks 8 [--resume]
+
+Resumable like ``train``: ``last.pt`` (decoder, optimiser, step, wall time) every
+``ckpt_every`` steps, losses in ``log.jsonl``, per-k PSNR / MS-SSIM of the dev photos
+every ``val_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim
+
+from .latent_cache import LatentCrops, load_cache
+from .models import N_CHANNELS, Decoder, grow_decoder, tail_mask
+from .train import distortion, k_distribution
+
+
+@dataclass
+class DecoderTrainConfig:
+    out: str
+    cache: str = "runs/cache/train192"
+    dev_cache: str = ""  # a dev cache (build_dev_cache): per-k validation
+    base: str = "mcucoder-s"  # registered model whose decoder it starts from
+    blocks: int = 8  # latent-grid residual blocks (the base's plus new ones)
+    steps: int = 200_000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    mse_weight: float = 60.0
+    k_tilt: float = 2.0  # p(12) = (1 + k_tilt) p(1)
+    ckpt_every: int = 250
+    log_every: int = 25
+    val_every: int = 1000
+    threads: int = 1
+    seed: int = 0
+
+
+def base_decoder(name: str) -> tuple[Decoder, int]:
+    """The registered model's decoder and its model_id."""
+    from .registry import WEIGHTS_DIR, model_entry
+
+    _, entry = model_entry(name)
+    state = torch.load(WEIGHTS_DIR / entry["weights"], map_location="cpu", weights_only=True)
+    dec = Decoder(**json.loads(state["decoder_config"]))
+    dec.load_state_dict(state["decoder"])
+    return dec, int(entry["model_id"])
+
+
+def decoder_from_state(state: dict) -> Decoder:
+    dec = Decoder(**state["decoder_config"])
+    dec.load_state_dict(state["decoder"])
+    return dec
+
+
+@torch.no_grad()
+def evaluate_per_k(
+    decoder: Decoder, images: np.ndarray, symbols: np.ndarray, ks=range(1, N_CHANNELS + 1)
+) -> dict:
+    """Mean PSNR and MS-SSIM per k of uint8 reconstructions, as ``Codec.decode`` makes them
+    and ``mcucoder.evaluate`` scores them (RGB, data range 255)."""
+    was = decoder.training
+    decoder.eval()
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    win = 11 if min(images.shape[1:3]) > 160 else 7
+    out = {}
+    for k in ks:
+        psnrs, mss = [], []
+        for i in range(len(images)):
+            y = torch.from_numpy(symbols[i : i + 1].astype(np.float32))
+            y[:, k:] = 0
+            r = (decoder(y).clamp(0, 1) * 255).round()
+            mse = ((r.double() - x[i : i + 1].double()) ** 2).mean().item()
+            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+            mss.append(float(ms_ssim(r, x[i : i + 1], data_range=255.0, win_size=win)))
+        out[k] = {"psnr": round(float(np.mean(psnrs)), 3), "ms_ssim": round(float(np.mean(mss)), 5)}
+    decoder.train(was)
+    return out
+
+
+def train_decoder(cfg: DecoderTrainConfig, resume: bool = False) -> None:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+    images, symbols, meta = load_cache(cfg.cache)
+    base, base_id = base_decoder(cfg.base)
+    if meta["model_id"] != base_id:
+        raise ValueError(
+            f"cache {cfg.cache} was encoded by model_id {meta['model_id']:#x}, "
+            f"{cfg.base} is {base_id:#x}"
+        )
+    dec = grow_decoder(base, cfg.blocks)
+    opt = torch.optim.Adam(dec.parameters(), lr=cfg.lr)
+    step, elapsed = 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        dec.load_state_dict(ck["decoder"])
+        opt.load_state_dict(ck["opt"])
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr
+        step, elapsed = ck["step"], ck["elapsed_s"]
+        print(f"resumed {ckpt_path} at step {step} ({elapsed / 3600:.2f} h)", flush=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    dev = load_cache(cfg.dev_cache) if cfg.dev_cache else None
+    torch.manual_seed(cfg.seed + step)
+    crops = LatentCrops(images, symbols, cfg.crop, seed=cfg.seed + step)
+    rng = np.random.default_rng(cfg.seed + step)
+    k_prob = k_distribution(cfg.k_tilt)
+    log = (out / "log.jsonl").open("a")
+    if dev is not None and step == 0:
+        rec = {"step": 0, "elapsed_s": 0.0, "val": evaluate_per_k(dec, dev[0], dev[1])}
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        print(json.dumps(rec), flush=True)
+    acc: dict[str, float] = {}
+    t_last = time.time()
+    dec.train()
+    while step < cfg.steps:
+        x, y = crops.batch(cfg.batch)
+        k = torch.from_numpy(rng.choice(np.arange(1, N_CHANNELS + 1), size=cfg.batch, p=k_prob))
+        x_hat = dec(y * tail_mask(k, cfg.batch))
+        d, ms, mse = distortion(x_hat, x, cfg.mse_weight)
+        loss = d.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
+        opt.step()
+        step += 1
+        for name, v in (("loss", loss), ("ms_ssim", ms.mean()), ("mse", mse.mean())):
+            acc[name] = acc.get(name, 0.0) + float(v.detach())
+        if step % cfg.log_every == 0:
+            now = time.time()
+            elapsed += now - t_last
+            t_last = now
+            rec = {k_: v / cfg.log_every for k_, v in acc.items()}
+            rec["psnr"] = -10 * math.log10(max(rec.pop("mse"), 1e-10))
+            rec = {"step": step, "elapsed_s": round(elapsed, 1)} | {
+                a: round(b, 5) for a, b in rec.items()
+            }
+            acc = {}
+            if dev is not None and step % cfg.val_every == 0:
+                rec["val"] = evaluate_per_k(dec, dev[0], dev[1])
+                t_last = time.time()  # validation is not training time
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            elapsed += time.time() - t_last
+            t_last = time.time()
+            state = {
+                "decoder": dec.state_dict(),
+                "decoder_config": dec.config,
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed_s": elapsed,
+                "config": asdict(cfg),
+                "base": cfg.base,
+                "base_model_id": base_id,
+            }
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            tmp.replace(ckpt_path)
+
+
+def candidate_codec(checkpoint: Path | str, encoder: str = "int8"):
+    """The base model's codec (encoder, tables, model_id: the same packets) with the
+    checkpoint's decoder: what a decoder-only release would decode, for evaluation."""
+    from .codec import Codec
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    codec = Codec.load(ck["base"], encoder=encoder)
+    if codec.model_id != ck["base_model_id"]:
+        raise ValueError(
+            f"{checkpoint} was trained on {ck['base']} {ck['base_model_id']:#x}, "
+            f"which is now {codec.model_id:#x}"
+        )
+    codec.decoder = decoder_from_state(ck).to(codec.device).eval()
+    return codec
