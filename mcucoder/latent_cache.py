@@ -118,7 +118,12 @@ def build_dev_cache(
 
 class LatentCrops:
     """Random aligned windows of (image, symbols) pairs from a cache: batches of float
-    images (B, 3, S, S) in [0, 1] and float symbols (B, 12, S/8, S/8)."""
+    images (B, 3, S, S) in [0, 1] and float symbols (B, 12, S/8, S/8).
+
+    A window smaller than the cached crop has no frame border in its latent (the encoder
+    saw the pixels around it): the decoder must not be trained on those alone, since every
+    deployed frame has the encoder's zero-padding border. ``crop`` = the cached size takes
+    whole crops."""
 
     def __init__(self, images: np.ndarray, symbols: np.ndarray, crop: int, seed: int = 0):
         if crop % DOWNSCALE or crop > images.shape[1]:

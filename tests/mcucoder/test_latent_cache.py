@@ -91,7 +91,7 @@ def test_train_decoder_cli_runs_and_resumes(tmp_path, codec, photo):
     write_cache(tmp_path / "c", crops, encode_symbols(codec, crops), meta)
     write_cache(tmp_path / "d", crops[:1], encode_symbols(codec, crops[:1]), meta)
     args = ["train-decoder", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c")]
-    args += ["--dev-cache", str(tmp_path / "d"), "--batch", "2", "--crop", "104"]
+    args += ["--dev-cache", str(tmp_path / "d"), "--batch", "2"]  # whole 112-pixel crops
     args += ["--blocks", "4", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2"]
     assert main([*args, "--steps", "2"]) == 0
     assert main([*args, "--steps", "3", "--resume"]) == 0
