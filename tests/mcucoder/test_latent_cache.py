@@ -97,6 +97,7 @@ def test_train_decoder_cli_runs_and_resumes(tmp_path, codec, photo):
     assert main([*args, "--steps", "3", "--resume"]) == 0
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert ck["step"] == 3 and ck["decoder_config"] == {"width": 128, "blocks": 4}
+    assert set(ck["ema"]) == set(ck["decoder"])
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2, 3]
     assert set(log[0]["val"]) == {str(k) for k in range(1, N_CHANNELS + 1)}
