@@ -1,6 +1,6 @@
 """Command line (``python -m mcucoder --help``): data, train, export, export-int8, release,
 firmware-tables, encode, decode, encode-video, decode-video, evaluate, report,
-cache-latents, train-decoder. Heavy imports happen
+cache-latents, train-decoder, compact-decoder. Heavy imports happen
 inside each command, so ``--help`` and packet tools stay quick."""
 
 from __future__ import annotations
@@ -59,6 +59,14 @@ def _cmd_train_decoder(args: argparse.Namespace) -> int:
         if getattr(args, f.name, None) is not None
     }
     train_decoder(DecoderTrainConfig(**kw), resume=args.resume)
+    return 0
+
+
+def _cmd_compact_decoder(args: argparse.Namespace) -> int:
+    from .train_decoder import compact_checkpoint
+
+    dst = compact_checkpoint(args.checkpoint, args.out)
+    print(f"{args.checkpoint} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -356,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--resume", action="store_true")
     _config_flags(td, DecoderTrainConfig)
     td.set_defaults(fn=_cmd_train_decoder)
+    cd = sub.add_parser(
+        "compact-decoder", help="a small resumable train-decoder checkpoint (fp16, no Adam)"
+    )
+    cd.add_argument("checkpoint")
+    cd.add_argument("out")
+    cd.set_defaults(fn=_cmd_compact_decoder)
     e = sub.add_parser("export", help="register a checkpoint as a model in mcucoder/weights")
     e.add_argument("checkpoint")
     e.add_argument("--name", default="mcucoder-s")

@@ -124,7 +124,10 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False) -> None:
         dec.load_state_dict(ck["decoder"])
         if ema is not None:  # a checkpoint without an average starts it from its weights
             ema.load_state_dict(ck.get("ema") or ck["decoder"])
-        opt.load_state_dict(ck["opt"])
+        if ck.get("opt"):
+            opt.load_state_dict(ck["opt"])
+        else:  # a compact checkpoint (compact_checkpoint): Adam's moments start afresh
+            print("no optimiser state in the checkpoint: Adam starts afresh", flush=True)
         for g in opt.param_groups:
             g["lr"] = cfg.lr
         step, elapsed = ck["step"], ck["elapsed_s"]
@@ -209,3 +212,17 @@ def candidate_codec(checkpoint: Path | str, encoder: str = "int8"):
         )
     codec.decoder = decoder_from_state(ck).to(codec.device).eval()
     return codec
+
+
+def compact_checkpoint(src: Path | str, dst: Path | str) -> Path:
+    """A small resumable copy of a train-decoder checkpoint, to commit: the weight average
+    as the decoder, in float16, without the optimiser (``--resume`` then restarts Adam's
+    moments; step, wall time and config carry on)."""
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    weights = ck.get("ema") or ck["decoder"]
+    out = {k: v for k, v in ck.items() if k not in ("opt", "ema", "decoder")}
+    out["decoder"] = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, dst)
+    return dst

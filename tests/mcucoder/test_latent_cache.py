@@ -106,3 +106,25 @@ def test_train_decoder_cli_runs_and_resumes(tmp_path, codec, photo):
     packet = cand.encode(photo[:32, :40], channels=3)
     assert packet == codec.encode(photo[:32, :40], channels=3)
     assert cand.decode(packet).shape == (32, 40, 3)
+
+
+def test_compact_checkpoint_resumes(tmp_path, codec, photo):
+    from mcucoder.cli import main
+
+    crops = np.stack([photo[:112, :112], photo[112:, 112:]])
+    meta = {"model": codec.name, "model_id": codec.model_id, "crop": 112}
+    write_cache(tmp_path / "c", crops, encode_symbols(codec, crops), meta)
+    args = ["train-decoder", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c")]
+    args += ["--batch", "1", "--blocks", "3", "--log-every", "1", "--ckpt-every", "1"]
+    assert main([*args, "--steps", "2"]) == 0
+    small = tmp_path / "small.pt"
+    assert main(["compact-decoder", str(tmp_path / "run" / "last.pt"), str(small)]) == 0
+    ck = torch.load(small, weights_only=False)
+    assert "opt" not in ck and ck["step"] == 2
+    assert all(v.dtype == torch.float16 for v in ck["decoder"].values())
+    assert small.stat().st_size < 0.6 * (tmp_path / "run" / "last.pt").stat().st_size / 2
+    (tmp_path / "run2").mkdir()
+    (tmp_path / "run2" / "last.pt").write_bytes(small.read_bytes())
+    args[2] = str(tmp_path / "run2")
+    assert main([*args, "--steps", "3", "--resume"]) == 0
+    assert torch.load(tmp_path / "run2" / "last.pt", weights_only=False)["step"] == 3
