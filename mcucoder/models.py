@@ -115,8 +115,9 @@ class MCUCoder(nn.Module):
         self.decoder = Decoder(width, blocks)
         self.prior = LatentPrior()
 
-    def forward(self, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        """Reconstruction from the first k[i] channels of sample i, and bits per sample.
+    def forward(self, x: Tensor, k: Tensor, per_channel: bool = False) -> tuple[Tensor, Tensor]:
+        """Reconstruction from the first k[i] channels of sample i, and bits per sample
+        (per sample and channel, (B, 12), with ``per_channel``).
 
         Rate sees uniform noise (a smooth proxy of rounding); the decoder sees the
         straight-through rounded latent, exactly what the deployed codec sends.
@@ -124,7 +125,7 @@ class MCUCoder(nn.Module):
         y = self.encoder(x)
         mask = tail_mask(k, x.shape[0], x.device)
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        bits = (self.prior.bits(noisy) * mask).sum(dim=(1, 2, 3))
+        bits = (self.prior.bits(noisy) * mask).sum(dim=(2, 3) if per_channel else (1, 2, 3))
         x_hat = self.decoder(round_ste(y) * mask)
         return x_hat, bits
 

@@ -128,3 +128,18 @@ def test_compact_checkpoint_resumes(tmp_path, codec, photo):
     args[2] = str(tmp_path / "run2")
     assert main([*args, "--steps", "3", "--resume"]) == 0
     assert torch.load(tmp_path / "run2" / "last.pt", weights_only=False)["step"] == 3
+
+
+def test_per_channel_bits_sum_to_the_per_sample_bits():
+    from mcucoder.models import MCUCoder
+
+    net = MCUCoder(width=32, blocks=1)
+    x = torch.rand(2, 3, 32, 32)
+    k = torch.tensor([3, 12])
+    torch.manual_seed(5)
+    _, bits = net(x, k)
+    torch.manual_seed(5)
+    _, bits_c = net(x, k, per_channel=True)
+    assert bits_c.shape == (2, N_CHANNELS)
+    torch.testing.assert_close(bits_c.sum(dim=1), bits)
+    assert (bits_c[0, 3:] == 0).all() and (bits_c[1] > 0).all()
