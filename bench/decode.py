@@ -1,7 +1,10 @@
 """Decode throughput against batch size: entropy decoding plus one decoder pass per batch,
 frames/s at 224×224 and 768×512, on CPU and on a GPU when there is one.
 
-    python -m bench.decode [--batches 1 4 16] [--seconds 5]
+    python -m bench.decode [--batches 1 4 16] [--seconds 5] [--decoder CKPT]
+
+``--decoder``: a ``python -m mcucoder train-decoder`` checkpoint, measured in its base
+model's codec (a candidate decoder before it is released).
 """
 
 from __future__ import annotations
@@ -55,12 +58,22 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--sizes", nargs="+", default=["224x224", "768x512"])
+    parser.add_argument("--decoder", help="a train-decoder checkpoint (candidate decoder)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results = {}
     for device in devices:
         codec = Codec.load(device=device, encoder="float")
+        if args.decoder:
+            from mcucoder.train_decoder import candidate_codec
+
+            codec = candidate_codec(args.decoder, encoder="float")
+            codec.decoder.to(device)
+            codec.device = torch.device(device)
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
             packets = [codec.encode(test_image(w, h), channels=12, seq=i) for i in range(4)]
@@ -75,6 +88,7 @@ def main() -> None:
             "machine": machine(),
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "decoder": args.decoder or "registered",
             "frames_per_s": {k: v["frames_per_s"] for k, v in results.items()},
             "detail": results,
         }

@@ -1,5 +1,6 @@
 """Command line (``python -m mcucoder --help``): data, train, export, export-int8, release,
-firmware-tables, encode, decode, encode-video, decode-video, evaluate, report. Heavy imports happen
+firmware-tables, encode, decode, encode-video, decode-video, evaluate, report,
+cache-latents, train-decoder, compact-decoder. Heavy imports happen
 inside each command, so ``--help`` and packet tools stay quick."""
 
 from __future__ import annotations
@@ -37,6 +38,50 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache_latents(args: argparse.Namespace) -> int:
+    from .latent_cache import build_dev_cache, build_training_cache
+
+    if args.dev:
+        print(build_dev_cache(args.out, args.dev, args.model, args.encoder))
+    else:
+        print(
+            build_training_cache(args.out, args.n, args.crop, args.model, args.encoder, args.seed)
+        )
+    return 0
+
+
+def _cmd_train_decoder(args: argparse.Namespace) -> int:
+    from .train_decoder import DecoderTrainConfig, train_decoder
+
+    kw = {
+        f.name: getattr(args, f.name)
+        for f in fields(DecoderTrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    train_decoder(DecoderTrainConfig(**kw), resume=args.resume)
+    return 0
+
+
+def _cmd_compact_decoder(args: argparse.Namespace) -> int:
+    from .train_decoder import compact_checkpoint
+
+    dst = compact_checkpoint(args.checkpoint, args.out)
+    print(f"{args.checkpoint} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
+    """One ``--option`` per dataclass field (bools as true/false), default None."""
+    for f in fields(config_cls):
+        if f.name != "out":
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                type=_flag if isinstance(f.default, bool) else type(f.default),
+                default=None,
+            )
+
+
 def _register(checkpoint: str, name: str, histogram_crops: int = 128) -> int:
     """Checkpoint -> weights + entropy tables + manifest entry; returns the model_id."""
     from .data import RandomCrops, image_list
@@ -66,11 +111,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, load_images, write_report
 
     images = load_images(Path(args.images), args.size)
-    codecs = {"mcucoder-float": Codec.load(args.model, encoder="float")}
-    try:
-        codecs["mcucoder-int8"] = Codec.load(args.model, encoder="int8")
-    except FileNotFoundError:
-        print("no INT8 encoder for this model: float only")
+    if args.decoder:  # a decoder trained on cached latents, with its base model's encoder
+        from .train_decoder import candidate_codec
+
+        codecs = {"mcucoder-float": candidate_codec(args.decoder, "float")}
+        try:
+            codecs["mcucoder-int8"] = candidate_codec(args.decoder, "int8")
+        except FileNotFoundError:
+            print("no INT8 encoder for this model: float only")
+    else:
+        codecs = {"mcucoder-float": Codec.load(args.model, encoder="float")}
+        try:
+            codecs["mcucoder-int8"] = Codec.load(args.model, encoder="int8")
+        except FileNotFoundError:
+            print("no INT8 encoder for this model: float only")
     report = evaluate(images, codecs, webp=not args.no_webp)
     write_report(report, Path(args.out), Path(args.plot) if args.plot else None)
     for name, bd in report["bd_rate_vs_jpeg"].items():
@@ -282,6 +336,7 @@ def _cmd_firmware_tables(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
+    from .train_decoder import DecoderTrainConfig
 
     p = argparse.ArgumentParser(prog="python -m mcucoder", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -291,15 +346,30 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train (resumable)")
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true")
-    for f in fields(TrainConfig):
-        if f.name != "out":
-            t.add_argument(
-                "--" + f.name.replace("_", "-"),
-                dest=f.name,
-                type=_flag if isinstance(f.default, bool) else type(f.default),
-                default=None,
-            )
+    _config_flags(t, TrainConfig)
     t.set_defaults(fn=_cmd_train)
+    cl = sub.add_parser(
+        "cache-latents", help="encode training crops (or the dev set) once: cached symbols"
+    )
+    cl.add_argument("--out", required=True)
+    cl.add_argument("--n", type=int, default=24000, help="number of training crops")
+    cl.add_argument("--crop", type=int, default=192)
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--dev", choices=("224", "full"), help="cache the dev photos instead")
+    cl.add_argument("--model")
+    cl.add_argument("--encoder", default="int8", choices=("int8", "float"))
+    cl.set_defaults(fn=_cmd_cache_latents)
+    td = sub.add_parser("train-decoder", help="train a decoder on cached latents (resumable)")
+    td.add_argument("--out", required=True)
+    td.add_argument("--resume", action="store_true")
+    _config_flags(td, DecoderTrainConfig)
+    td.set_defaults(fn=_cmd_train_decoder)
+    cd = sub.add_parser(
+        "compact-decoder", help="a small resumable train-decoder checkpoint (fp16, no Adam)"
+    )
+    cd.add_argument("checkpoint")
+    cd.add_argument("out")
+    cd.set_defaults(fn=_cmd_compact_decoder)
     e = sub.add_parser("export", help="register a checkpoint as a model in mcucoder/weights")
     e.add_argument("checkpoint")
     e.add_argument("--name", default="mcucoder-s")
@@ -362,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--plot", help="rd.png")
     v.add_argument("--model", help="model name or id (default: the manifest's default)")
     v.add_argument("--no-webp", action="store_true")
+    v.add_argument("--decoder", help="a train-decoder checkpoint: its base model with this decoder")
     v.set_defaults(fn=_cmd_evaluate)
     return p
 

@@ -115,8 +115,9 @@ class MCUCoder(nn.Module):
         self.decoder = Decoder(width, blocks)
         self.prior = LatentPrior()
 
-    def forward(self, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        """Reconstruction from the first k[i] channels of sample i, and bits per sample.
+    def forward(self, x: Tensor, k: Tensor, per_channel: bool = False) -> tuple[Tensor, Tensor]:
+        """Reconstruction from the first k[i] channels of sample i, and bits per sample
+        (per sample and channel, (B, 12), with ``per_channel``).
 
         Rate sees uniform noise (a smooth proxy of rounding); the decoder sees the
         straight-through rounded latent, exactly what the deployed codec sends.
@@ -124,6 +125,39 @@ class MCUCoder(nn.Module):
         y = self.encoder(x)
         mask = tail_mask(k, x.shape[0], x.device)
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        bits = (self.prior.bits(noisy) * mask).sum(dim=(1, 2, 3))
+        bits = (self.prior.bits(noisy) * mask).sum(dim=(2, 3) if per_channel else (1, 2, 3))
         x_hat = self.decoder(round_ste(y) * mask)
         return x_hat, bits
+
+
+def grow_decoder_state(state: dict[str, Tensor], old_blocks: int, new_blocks: int) -> dict:
+    """A ``Decoder(width, old_blocks)`` state dict re-indexed for ``Decoder(width,
+    new_blocks)``: the old latent-grid blocks stay first, the layers after them move up.
+    The new blocks' weights are not in it: with :func:`grow_decoder` they start as identities."""
+    if new_blocks < old_blocks:
+        raise ValueError("a decoder can only grow")
+    out = {}
+    for key, v in state.items():
+        parts = key.split(".")
+        if parts[0] == "net" and int(parts[1]) > old_blocks:
+            parts[1] = str(int(parts[1]) + new_blocks - old_blocks)
+        out[".".join(parts)] = v
+    return out
+
+
+def grow_decoder(old: Decoder, new_blocks: int) -> Decoder:
+    """A deeper decoder that computes exactly what ``old`` does: its extra residual blocks
+    on the latent grid (after the old ones) start with a zero last convolution."""
+    width, old_blocks = old.config["width"], old.config["blocks"]
+    new = Decoder(width, new_blocks)
+    for i in range(old_blocks + 1, new_blocks + 1):
+        last = new.net[i].body[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    missing, unexpected = new.load_state_dict(
+        grow_decoder_state(old.state_dict(), old_blocks, new_blocks), strict=False
+    )
+    grown = {f"net.{i}." for i in range(old_blocks + 1, new_blocks + 1)}
+    if unexpected or any(not any(m.startswith(g) for g in grown) for m in missing):
+        raise RuntimeError(f"decoder growth mismatch: {missing} {unexpected}")
+    return new

@@ -29,6 +29,7 @@ class TrainConfig:
     crop: int = 128
     lr: float = 5e-4
     lam: float = 0.02  # weight of bits per pixel
+    lam_tail: float = 1.0  # lam x this for channels 9-12 (< 1: let the top tiers carry more)
     mse_weight: float = 20.0  # MSE next to (1 - MS-SSIM): PSNR matters too
     qat_start: int = 2000  # INT8 fake quantisation of the encoder from this step on
     width: int = 128
@@ -107,16 +108,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     rng = np.random.default_rng(cfg.seed + step)
     acc: dict[str, float] = {}
     k_prob = k_distribution(cfg.k_tilt)
+    rate_weight = torch.ones(N_CHANNELS)
+    rate_weight[8:] = cfg.lam_tail
     t_last = time.time()
     net.train()
     while step < cfg.steps:
         net.encoder.set_qat(step >= cfg.qat_start)
         x = torch.from_numpy(crops.batch(cfg.batch).copy()).permute(0, 3, 1, 2).float() / 255
         k = torch.from_numpy(rng.choice(np.arange(1, N_CHANNELS + 1), size=cfg.batch, p=k_prob))
-        x_hat, bits = net(x, k)
+        x_hat, bits_c = net(x, k, per_channel=True)
         d, ms, mse = distortion(x_hat, x, cfg.mse_weight)
-        bpp = bits / (x.shape[-1] * x.shape[-2])
-        loss = (d + cfg.lam * bpp).mean()
+        npix = x.shape[-1] * x.shape[-2]
+        bpp = bits_c.sum(dim=1) / npix
+        loss = (d + cfg.lam * (bits_c * rate_weight).sum(dim=1) / npix).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
