@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -66,3 +66,17 @@ def sparkline(
         "peak": peak,
         "wide": wide,
     }
+
+
+@register.filter
+def device_time(ms: int | None) -> str:
+    """A device's capture time (ms since the epoch, its own clock) as a date and time in
+    the viewer's time zone, to the millisecond, not a 13-digit number."""
+    if ms is None:
+        return "unknown"
+    try:
+        at = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+    local = timezone.localtime(at)
+    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
