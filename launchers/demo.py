@@ -14,7 +14,6 @@ it says why in one line and exits with status 1; Ctrl-C or SIGTERM ends it withi
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import subprocess
@@ -41,7 +40,7 @@ from decoder_worker.celery import worker_command  # noqa: E402
 from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
 from devices.fleet import Fleet  # noqa: E402
 from fleet.credentials import issue_credentials  # noqa: E402
-from fleet.services import publisher, repair_desired  # noqa: E402
+from fleet.services import publisher  # noqa: E402
 from ingest.consumer import IngestConsumer  # noqa: E402
 from launchers.dashboard import (  # noqa: E402
     CannotStart,
@@ -61,8 +60,6 @@ DEMO_CAMERAS = [
     ("demo-road-3", "Access road", "Depot"),
 ]
 DEMO_OPERATOR_SITE = "North farm"
-REPAIR_EVERY_S = 60.0  # how often retained desired states are checked against the platform's
-log = logging.getLogger("launchers.demo")
 
 
 def ensure_demo_users() -> None:
@@ -174,9 +171,6 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
     threading.Thread(
         target=run_controller, args=(None, 5.0, stop_control), name="control", daemon=True
     ).start()
-    threading.Thread(
-        target=keep_desired_states, args=(stop_control,), name="desired-repair", daemon=True
-    ).start()
 
     def announce() -> None:
         """Printed once daphne listens: a launcher may connect as soon as it reads it."""
@@ -213,18 +207,6 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
             worker.wait(10)
         if broker is not None:
             broker.stop()
-
-
-def keep_desired_states(stop: threading.Event) -> None:
-    """Put back, now and every ``REPAIR_EVERY_S``, any retained desired state that is not
-    the platform's (``fleet.services.repair_desired``)."""
-    while True:
-        try:
-            repair_desired()
-        except Exception:  # the broker is away: try again next time
-            log.exception("checking retained desired states failed")
-        if stop.wait(REPAIR_EVERY_S):
-            return
 
 
 if __name__ == "__main__":

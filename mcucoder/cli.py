@@ -11,8 +11,11 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -26,15 +29,20 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0 if res.get("train") else 1
 
 
+def _config(cls: type[T], args: argparse.Namespace) -> T:
+    """A training config from the options given; the dataclass's defaults for the rest."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+    return cls(**given)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
-    kw = {
-        f.name: getattr(args, f.name)
-        for f in fields(TrainConfig)
-        if getattr(args, f.name, None) is not None
-    }
-    train(TrainConfig(**kw), resume=args.resume)
+    train(_config(TrainConfig, args), resume=args.resume)
     return 0
 
 
@@ -53,12 +61,7 @@ def _cmd_cache_latents(args: argparse.Namespace) -> int:
 def _cmd_train_decoder(args: argparse.Namespace) -> int:
     from .train_decoder import DecoderTrainConfig, train_decoder
 
-    kw = {
-        f.name: getattr(args, f.name)
-        for f in fields(DecoderTrainConfig)
-        if getattr(args, f.name, None) is not None
-    }
-    train_decoder(DecoderTrainConfig(**kw), resume=args.resume)
+    train_decoder(_config(DecoderTrainConfig, args), resume=args.resume)
     return 0
 
 

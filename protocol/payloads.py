@@ -80,9 +80,17 @@ def _finite(name: str, value: Any) -> float:
     return float(value)
 
 
-def _number(obj: Mapping[str, Any], name: str, default: float, hi: float = MAX_MEASURE) -> float:
-    """An optional non-negative number (telemetry): the default when absent or null."""
-    value = obj.get(name)
+def _number(
+    obj: Mapping[str, Any],
+    key: str,
+    default: Any,
+    hi: float = MAX_MEASURE,
+    name: str | None = None,
+) -> Any:
+    """An optional non-negative number (telemetry): the default when absent or null;
+    ``name`` says where it sits in the message (``puback_ms.mean``) when not ``key``."""
+    name = name or key
+    value = obj.get(key)
     if value is None:
         return default
     number = _finite(name, value)
@@ -348,13 +356,7 @@ class Telemetry:
 
 
 def _optional(obj: Mapping[str, Any], key: str, name: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    number = _finite(name, value)
-    if not 0 <= number <= MAX_MEASURE:
-        raise PayloadError(name, f"'{name}' is out of range 0..{MAX_MEASURE:g}: {value!r}")
-    return number
+    return _number(obj, key, None, name=name)
 
 
 # --- status (device -> platform, retained; the Last Will says offline) --------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES = 10
 SCENE_FRAMES = 120  # recent frames whose layer sizes stand for the camera's scene
-REPAIR_EVERY = 60  # rounds between checks of the retained desired states
+REPAIR_EVERY_S = 60.0  # between checks of the retained desired states
 SWITCH_RATE_WINDOW = timedelta(minutes=10)  # the switch rate operators see: over this window
 
 
@@ -376,12 +377,14 @@ def run_controller(
         policy_factory(policy)  # an unknown name fails now, not on every round
     controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]] = {}
     rounds = 0
+    next_repair = 0.0
     with leader_lock() as lock:
         while not stop.is_set():
             close_old_connections()
             if lock.acquire():
-                if rounds % REPAIR_EVERY == 0:
+                if time.monotonic() >= next_repair:
                     _repair()
+                    next_repair = time.monotonic() + REPAIR_EVERY_S
                 control_round(policy, controllers, everyone=rounds == 0)
                 rounds += 1
                 if rounds % 720 == 0:
@@ -393,7 +396,7 @@ def run_controller(
 
 def _repair() -> None:
     """A desired state that is not the platform's is put right when the controller starts
-    leading and then every ``REPAIR_EVERY`` rounds (``fleet.services.repair_desired``)."""
+    leading and then every ``REPAIR_EVERY_S`` (``fleet.services.repair_desired``)."""
     try:
         repair_desired()
     except Exception:  # the broker away: the rounds go on, the next repair tries again

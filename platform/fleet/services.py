@@ -53,7 +53,6 @@ def mark_seen(device: Device, at: datetime | None = None) -> None:
 
 
 @transaction.atomic
-@transaction.atomic
 def set_online(device_id: str, online: bool, at: datetime | None = None) -> bool:
     """Apply a retained status message (online, or the Last Will's offline), and keep each
     change of state for the archive timeline.
@@ -295,15 +294,10 @@ def publish_desired(device: Device, above: int = 0) -> dict[str, Any]:
     foreign one the camera applied). The publish happens after commit; if the broker is
     down or refuses it raises, and the next change (or a retry) publishes the latest state.
     """
-    with transaction.atomic():
-        Device.objects.filter(pk=device.pk).update(
-            desired_version=Greatest(F("desired_version") + 1, above + 1),
-            desired_at=timezone.now(),
-        )
-        device.refresh_from_db(fields=["desired_version", "desired_at"])
-        payload = desired_payload(device)
-    publisher.publish(device.device_id, payload)
-    return payload
+    (published,) = publish_desired_many([(device, above)])
+    if published.error is not None:
+        raise published.error
+    return published.payload
 
 
 def foreign_desired(device: Device, retained: bytes | None) -> int | None:

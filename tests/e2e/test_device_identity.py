@@ -47,6 +47,7 @@ from fleet.services import (
 from protocol import topics
 from tests.devices.packets import SizedPacketEncoder
 from tests.support.processes import ROOT
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -177,16 +178,6 @@ def camera_login(broker: PrivateBroker, issued: IssuedCredentials) -> Client:
         time.sleep(0.2)
 
 
-def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 def test_provision_prints_a_login_kept_only_as_the_brokers_hash(
     broker: PrivateBroker, capsys, settings, tmp_path: Path
 ):
@@ -240,7 +231,7 @@ def test_a_camera_acts_only_as_itself(broker: PrivateBroker):
         "Not authorized"
     )  # nor its own desired state
     assert not impostor.publish(topics.topic(a.device_id, K.FRAME), b"own").is_failure
-    wait_until(lambda: ingest.messages, 5, "A's own frame")
+    wait_until(lambda: ingest.messages, 5, "A's own frame", every_s=0.05)
     time.sleep(0.5)
     assert [m.topic for m in ingest.messages] == [topics.topic(a.device_id, K.FRAME)]
     # a camera login is no platform login
@@ -293,7 +284,7 @@ def reported_of(observer: Client, device_id: str, version: int) -> dict:
                     return report
         return None
 
-    return wait_until(found, 10, f"{device_id} to report version {version}")
+    return wait_until(found, 10, f"{device_id} to report version {version}", every_s=0.05)
 
 
 def test_a_foreign_retained_desired_state_is_repaired(broker: PrivateBroker, tmp_path: Path):
@@ -355,7 +346,7 @@ def test_the_demo_broker_refuses_anonymous_and_impostors():
             client.on_connect = lambda _c, _u, _f, rc, _p: answer.append(rc.getName())
             client.connect(embedded.host, embedded.port)
             client.loop_start()
-            wait_until(lambda: answer, 5, "CONNACK")
+            wait_until(lambda: answer, 5, "CONNACK", every_s=0.05)
             client.disconnect()
             client.loop_stop()
             return answer[0]

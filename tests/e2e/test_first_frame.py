@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import urllib.request
 import uuid
 
@@ -18,18 +17,9 @@ from archive.events import FLEET_GROUP
 from archive.models import DecodedImage, Frame, Layer
 from fleet.services import provision_device
 from tests.support.processes import camera_args
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def test_frame_travels_from_device_to_dashboard(
@@ -49,7 +39,10 @@ def test_frame_travels_from_device_to_dashboard(
     assert camera.popen.returncode == 0, camera.output()
 
     frame = wait_until(
-        lambda: Frame.objects.filter(device=device).first(), 60, "the frame in the archive"
+        lambda: Frame.objects.filter(device=device).first(),
+        60,
+        "the frame in the archive",
+        every_s=0.3,
     )
     assert frame.width == 224 and frame.height == 224
     assert frame.n_layers == 12
@@ -60,6 +53,7 @@ def test_frame_travels_from_device_to_dashboard(
         lambda: DecodedImage.objects.filter(frame=frame).first(),
         120,
         f"the decoded frame (worker log:\n{decoder_worker_process.output()[-3000:]})",
+        every_s=0.3,
     )
     assert decoded.channels == 12
     assert Image.open(io.BytesIO(bytes(decoded.image))).size == (224, 224)
