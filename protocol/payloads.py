@@ -28,6 +28,7 @@ MAX_TIER = N_CHANNELS  # quality tier k = the first k latent channels of the cod
 MAX_FPS = 30
 MIN_DEADLINE_MS = 100
 MAX_DEADLINE_MS = 600_000
+CAP_WINDOW_S = 2.0  # max_kbps holds over every window this long of capture time (docs/mqtt.md)
 CAPTURE_MODES = ("periodic", "motion")  # motion: only frames in which something moved
 STATES = ("online", "offline")
 MAX_PAYLOAD_BYTES = 16 * 1024  # a JSON message on a device topic; frames have their own limit
