@@ -298,6 +298,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         codecs = {"mcucoder-float": Codec.load(args.name, encoder="float")}
         try:
             codecs["mcucoder-int8"] = Codec.load(args.name, encoder="int8")
+            if codecs["mcucoder-int8"].decoder_revision != "base":  # old and new side by side
+                codecs["mcucoder-int8-base-decoder"] = Codec.load(
+                    args.name, encoder="int8", decoder="base"
+                )
         except FileNotFoundError:
             pass
         folder = prepare_dev_video() if size == "video" else dev
@@ -318,6 +322,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     notes = history.read_text() if history.exists() else ""
     print(f"model card: {write(args.name, reports, notes.replace('# ', '## ', 1))}")
     return 0
+
+
+def _cmd_release_decoder(args: argparse.Namespace) -> int:
+    """A decoder-only checkpoint -> the model's decoder revision (same model_id, same
+    packets, same firmware), then the reports and model card."""
+    from .decoders import release_decoder
+
+    out = release_decoder(args.checkpoint, args.name, args.revision)
+    print(f"{args.name}: decoder revision {args.revision} -> {out}")
+    return _cmd_report(args)
 
 
 def _flag(v: str) -> bool:
@@ -428,6 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
     rep.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
     rep.set_defaults(fn=_cmd_report)
+    rd = sub.add_parser(
+        "release-decoder", help="a train-decoder checkpoint -> the model's decoder revision"
+    )
+    rd.add_argument("checkpoint")
+    rd.add_argument("--name", default="mcucoder-s")
+    rd.add_argument("--revision", required=True, help="short name, e.g. dec3")
+    rd.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
+    rd.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+    rd.set_defaults(fn=_cmd_release_decoder)
     v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
     v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")
     v.add_argument("--size", choices=("224", "full"), default="full")

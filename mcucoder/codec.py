@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import bitstream as bs
+from .decoders import load_decoder
 from .entropy import ChannelTable, RansError, rans_decode, rans_encode, tables_from_json
 from .models import DOWNSCALE, N_CHANNELS, Decoder, Encoder
 from .registry import WEIGHTS_DIR, model_entry, model_id_of
@@ -53,6 +54,7 @@ class Codec:
         self.device = torch.device(device)
         self.int8 = int8  # an Int8Encoder, or None for the float encoder
         self.n_channels = N_CHANNELS
+        self.decoder_revision = "base"  # Codec.load sets the manifest's revision
         self.coding = (
             bs.CODING_RANS_CTX if all(t.ctx_freq is not None for t in tables) else bs.CODING_RANS
         )
@@ -66,12 +68,15 @@ class Codec:
         device: str = "cpu",
         encoder: str = "auto",
         reference_kernels: bool = False,
+        decoder: str | None = None,
     ) -> Codec:
         """Load a registered model (None: the manifest's default).
 
         ``encoder``: "int8" runs the deployed TFLite model (ai-edge-litert), "float" the
         PyTorch encoder, "auto" int8 when the .tflite file exists, else float.
         ``reference_kernels``: TFLite's reference kernels, bit-exact with TFLite-Micro.
+        ``decoder``: None for the released decoder revision (``mcucoder.decoders``), "base"
+        for the decoder stored with the encoder.
         """
         name, entry = model_entry(model)
         wpath, tpath = WEIGHTS_DIR / entry["weights"], WEIGHTS_DIR / entry["tables"]
@@ -80,8 +85,7 @@ class Codec:
         state = torch.load(wpath, map_location="cpu", weights_only=True)
         enc = Encoder()
         enc.load_state_dict(state["encoder"])
-        dec = Decoder(**json.loads(state["decoder_config"]))
-        dec.load_state_dict(state["decoder"])
+        dec, revision = load_decoder(entry, decoder)
         tables = tables_from_json(json.loads(tpath.read_text()))
         int8 = None
         tflite = entry.get("tflite")
@@ -94,7 +98,9 @@ class Codec:
             int8 = Int8Encoder(tflite_path, reference_kernels)
         elif encoder not in ("float", "auto"):
             raise ValueError(f"encoder must be 'int8', 'float' or 'auto', not {encoder!r}")
-        return cls(name, entry["model_id"], enc, dec, tables, device, int8)
+        codec = cls(name, entry["model_id"], enc, dec, tables, device, int8)
+        codec.decoder_revision = revision
+        return codec
 
     # -- encoding -------------------------------------------------------------------------
 

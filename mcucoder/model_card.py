@@ -33,6 +33,26 @@ def _bd(report: dict) -> str:
     return "\n".join(rows)
 
 
+def _decoder_revision(name: str, e: dict) -> list[str]:
+    """The card's lines on a decoder revision (``mcucoder.decoders``), if the model has one."""
+    rev = e.get("decoder")
+    if not rev:
+        return []
+    cfg = rev.get("train_config") or {}
+    return [
+        f"- **decoder revision `{rev['revision']}`** (what the platform decodes with; packets, "
+        f"model_id, encoder, tables and firmware unchanged): `{rev['weights']}`, the same "
+        f"architecture retrained decoder-only on cached symbols of the INT8 encoder "
+        f"({rev.get('steps')} steps, {(rev.get('train_wall_s') or 0) / 3600:.2f} h on 1 CPU "
+        f"thread, batch {cfg.get('batch')} whole crops of `{cfg.get('cache')}`, Adam, loss "
+        f"(1 - MS-SSIM) + {cfg.get('mse_weight')} MSE, k tilt {cfg.get('k_tilt')}, weight "
+        f"average); `python -m mcucoder release-decoder CHECKPOINT --name {name} "
+        f"--revision {rev['revision']}` (history: `checkpoints/README.md`). The tables below "
+        "show it as `mcucoder-int8` and the decoder stored with the encoder as "
+        "`mcucoder-int8-base-decoder`",
+    ]
+
+
 def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
     _, e = model_entry(name)
     cfg = e.get("train_config") or {}
@@ -56,6 +76,7 @@ def render(name: str, reports: dict[str, dict], notes: str = "") -> str:
         f"of the encoder from step {cfg.get('qat_start')}",
         "- **data**: the training sources of `shared/data/SOURCES.md` (`python -m mcucoder data`), "
         "random scale / crop / flip; never the development set",
+        *_decoder_revision(name, e),
         "",
         "Reproduce:",
         "",

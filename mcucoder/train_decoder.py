@@ -61,14 +61,12 @@ class DecoderTrainConfig:
 
 
 def base_decoder(name: str) -> tuple[Decoder, int]:
-    """The registered model's decoder and its model_id."""
-    from .registry import WEIGHTS_DIR, model_entry
+    """The registered model's decoder (its released revision, if any) and its model_id."""
+    from .decoders import load_decoder
+    from .registry import model_entry
 
     _, entry = model_entry(name)
-    state = torch.load(WEIGHTS_DIR / entry["weights"], map_location="cpu", weights_only=True)
-    dec = Decoder(**json.loads(state["decoder_config"]))
-    dec.load_state_dict(state["decoder"])
-    return dec, int(entry["model_id"])
+    return load_decoder(entry)[0], int(entry["model_id"])
 
 
 def decoder_from_state(state: dict, ema: bool = True) -> Decoder:
