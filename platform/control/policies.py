@@ -91,8 +91,19 @@ def _decide(state: LinkState, limits: Limits, wanted: int, why: str, inputs: dic
         tier, _ = _bounded(limits.override, limits, state)
         return Decision(tier, f"manual override {limits.override}", inputs)
     tier, capped = _bounded(wanted, limits, state)
-    reason = why if tier == wanted or capped is None else f"{why}; limited by {capped}"
-    return Decision(tier, reason, inputs)
+    if tier == wanted:
+        return Decision(tier, why, inputs)
+    # A limit decided, not the link: say which, and never "stepping up" for a drop.
+    move = (
+        "stepping down" if tier < state.tier else "holding" if tier == state.tier else "stepping up"
+    )
+    if capped is not None and tier < min(wanted, limits.max_tier):
+        limit = f"the {capped} allows tier {tier} at most"
+    elif tier < wanted:
+        limit = f"the admin's maximum tier is {tier}"
+    else:
+        limit = f"the admin's minimum tier is {tier}"
+    return Decision(tier, f"{limit}: {move} (the policy wanted tier {wanted})", inputs)
 
 
 def fixed(k: int) -> Callable[[LinkState, Limits], Decision]:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, QuerySet, Sum
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    Max,
+    Min,
+    OuterRef,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
@@ -16,6 +28,8 @@ from control.policies import plain_words
 from control.services import effective_policy, switch_rates
 from fleet.models import ConnectionChange, Device
 from fleet.services import Applied, Health, applied, effective_tier, health
+from mcucoder.bitstream import CRC_SIZE, HEADER_SIZE
+from protocol.payloads import CAP_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,11 @@ class CameraTile:
     applied: Applied
     activity: Activity
     switches_per_min: float  # tier changes the controller made, last 10 minutes
+    rate: RecentRate  # the last minute's bitrate, and its busiest cap window
+
+    @property
+    def over_cap(self) -> bool:
+        return self.rate.over(self.device.max_kbps)
 
 
 def camera_tile(
@@ -34,6 +53,7 @@ def camera_tile(
     now: datetime | None = None,
     recent: Activity | None = None,
     switches: float | None = None,
+    rate: RecentRate | None = None,
 ) -> CameraTile:
     return CameraTile(
         device,
@@ -43,6 +63,7 @@ def camera_tile(
         applied(device),
         recent or activity(device, now=now),
         switch_rates([device.pk], now)[device.pk] if switches is None else switches,
+        rate or recent_rates([device], now=now)[device.pk],
     )
 
 
@@ -52,9 +73,30 @@ class TierControl:
 
     policy: str
     chosen_by: str  # "camera", "site" or "default"
-    why: str  # the last decision in plain words
+    tier: int  # the tier the camera is asked to send now (what "Why tier N?" names)
+    why: str  # why that tier, in plain words
     switches_per_min: float
     changes: list[TierChange]  # the latest, newest first
+
+
+def why_tier(device: Device) -> str:
+    """Why the camera is asked for the tier it is (``effective_tier``), in plain words: the
+    admin's fixed tier or limits where they decide, else the controller's last decision. The
+    answer always names the tier in force, never a decision the limits overruled."""
+    tier = effective_tier(device)
+    if device.tier_override:
+        return f"An admin fixed the tier at {device.tier_override}: the controller does not choose."
+    decided = device.tier_reason.get("tier") if device.tier_reason else None
+    if decided is None:
+        return (
+            f"The controller has not decided yet; tier {tier} is the highest the admin's"
+            " limits allow."
+        )
+    if decided > tier:
+        return f"The admin's maximum tier is {tier}; the controller chose {decided}."
+    if decided < tier:
+        return f"The admin's minimum tier is {tier}; the controller chose {decided}."
+    return plain_words(device.tier_reason)
 
 
 def tier_control(device: Device, now: datetime | None = None, changes: int = 5) -> TierControl:
@@ -64,7 +106,8 @@ def tier_control(device: Device, now: datetime | None = None, changes: int = 5) 
     return TierControl(
         policy,
         chosen_by,
-        plain_words(device.tier_reason) if device.tier_reason else "",
+        effective_tier(device),
+        why_tier(device),
         switch_rates([device.pk], now)[device.pk],
         list(TierChange.objects.filter(device=device).order_by("-at")[:changes]),
     )
@@ -89,7 +132,8 @@ def camera_tiles(devices: QuerySet[Device], filters: Filters = Filters()) -> lis
     cameras = list(devices.order_by("site", "device_id"))
     recent = activities(cameras, now=now)
     switches = switch_rates([d.pk for d in cameras], now)
-    tiles = [camera_tile(d, now, recent[d.pk], switches[d.pk]) for d in cameras]
+    rates = recent_rates(cameras, now=now)
+    tiles = [camera_tile(d, now, recent[d.pk], switches[d.pk], rates[d.pk]) for d in cameras]
     if filters.health:
         tiles = [t for t in tiles if t.health == filters.health]
     return tiles
@@ -295,3 +339,64 @@ def activities(
 
 def activity(device: Device, minutes: int = 60, now: datetime | None = None) -> Activity:
     return activities([device], minutes, now)[device.pk]
+
+
+# --- the bitrate a camera's cap is held to -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecentRate:
+    """A camera's last minute of frames, as packet bytes by capture time: the mean rate, and
+    the busiest ``CAP_WINDOW_S`` window, the window its ``max_kbps`` cap holds over (the
+    camera enforces it there; ``docs/control.md``). An hour's mean beside a cap reads as a
+    violation when it is none."""
+
+    kbps: float  # mean over the minute
+    peak_kbps: float  # the busiest cap window of the minute
+
+    def over(self, cap: float | None) -> bool:
+        return cap is not None and self.peak_kbps > cap
+
+
+def _packet_bytes(layer_bytes: int, layers: int, long_chunks: int) -> int:
+    """A frame's packet size from what the archive keeps (``mcucoder.bitstream.packet_size``
+    without reading each layer): header, CRC, the chunks, and their lengths as varints, one
+    byte each below 128 bytes, one more for each longer chunk (chunks stay below 16 KiB)."""
+    return HEADER_SIZE + CRC_SIZE + layer_bytes + layers + long_chunks
+
+
+def recent_rates(
+    devices: list[Device], seconds: int = 60, now: datetime | None = None
+) -> dict[int, RecentRate]:
+    """Per camera (by pk), its ``RecentRate`` over the frames received in the last
+    ``seconds``: one query for the whole page."""
+    since = (now or timezone.now()) - timedelta(seconds=seconds)
+    rows = (
+        Layer.objects.filter(frame__device__in=devices, frame__received_at__gte=since)
+        .annotate(size=Length("data"))
+        .values("frame_id", "frame__device_id", "frame__capture_time_ms")
+        .annotate(
+            total=Sum("size"),
+            n=Count("id"),
+            long=Sum(Case(When(size__gte=128, then=Value(1)), default=Value(0))),
+        )
+    )
+    frames: dict[int, list[tuple[int, int]]] = {d.pk: [] for d in devices}
+    for r in rows:
+        size = _packet_bytes(r["total"] or 0, r["n"], r["long"] or 0)
+        frames[r["frame__device_id"]].append((r["frame__capture_time_ms"], size))
+    return {pk: _rate(sorted(sent), seconds) for pk, sent in frames.items()}
+
+
+def _rate(sent: list[tuple[int, int]], seconds: int) -> RecentRate:
+    """Mean and busiest-window kbit/s of (capture ms, bytes) pairs in capture order."""
+    window_ms = CAP_WINDOW_S * 1000
+    peak, start, inside = 0, 0, 0
+    for at, size in sent:  # each window ending at a frame: (at - window, at]
+        inside += size
+        while sent[start][0] <= at - window_ms:
+            inside -= sent[start][1]
+            start += 1
+        peak = max(peak, inside)
+    total = sum(size for _, size in sent)
+    return RecentRate(total * 8 / 1000 / seconds, peak * 8 / 1000 / CAP_WINDOW_S)

@@ -197,17 +197,19 @@ def device_controls(request: HttpRequest, device_id: str) -> HttpResponse:
     form = ControlsForm(request.POST)
     if form.is_valid():
         try:
-            payload = fleet.update_controls(device, request.user, **form.cleaned_data)
+            changed = fleet.update_controls(device, request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         except (ConnectionError, OSError) as exc:
             messages.error(request, f"Saved, but the broker could not be reached: {exc}")
             return redirect("dashboard:device", device.device_id)
         else:
-            if payload is None:
+            if changed is None:
                 messages.info(request, "Nothing changed.")
             else:
-                messages.success(request, f"Sent to the camera as version {payload['version']}.")
+                # No version number here: the controller may publish a newer one before the
+                # page loads; the settings table and the line below it name the current one.
+                messages.success(request, "Saved and sent to the camera.")
             return redirect("dashboard:device", device.device_id)
     return _device_page(request, device, form, status=400)
 

@@ -56,7 +56,7 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     )
     assert "k=12" in live.get_attribute("src")
     page.wait_for_function(  # the bitrate follows the frames as they arrive
-        "() => document.querySelector('[data-field=kbps]').textContent !== '0.0 kbit/s'"
+        "() => document.querySelector('[data-field=kbps]').textContent !== '0.0'"
     )
     frame_id = live.get_attribute("data-frame-id")
     screenshot(page, "1-camera-live")
@@ -93,8 +93,9 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     page.goto(f"{web}/devices/{device_id}/")
     page.fill('input[name="max_kbps"]', "24")
     page.click("text=Save and send to the camera")
-    page.wait_for_selector("text=Sent to the camera as version 1")
+    page.wait_for_selector("text=Saved and sent to the camera.")
     page.wait_for_selector("#applied .ok", timeout=30_000)
+    assert page.locator("#applied").inner_text() == "Version 1 applied by the camera."
     assert page.locator('[data-reported="max_kbps"]').inner_text() == "24"
     assert page.locator('[data-reported="version"]').inner_text() == "1"
     reported = Device.objects.get(device_id=device_id).reported

@@ -165,3 +165,16 @@ def test_a_decision_in_plain_words():
     assert "{" not in words and "stepping up (tier 7 → 12)" in words
     assert plain_words(fixed(12)(state(), Limits()).as_json()) == "Fixed k=12 (tier 6 → 12)"
     assert plain_words({}) == "No reason recorded"
+
+
+def test_a_capped_drop_says_the_cap_decided_never_stepping_up():
+    """The link carries tier 12, the cap only tier 1: a drop, worded as one."""
+    decision = RobustController()(
+        state(tier=12, throughput_kbps=[400.0] * 5), Limits(max_kbps=1.5 / 0.85)
+    )
+    words = plain_words(decision.as_json())
+    assert decision.tier == 1
+    assert "allows tier 1 at most: stepping down (the policy wanted tier 12)" in words
+    assert "stepping up" not in words
+    floor = fixed(2)(state(tier=6), Limits(min_tier=4))
+    assert floor.tier == 4 and "the admin's minimum tier is 4: stepping down" in floor.reason

@@ -3,6 +3,7 @@ admins' controls save, audit and publish."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 
@@ -122,7 +123,11 @@ def test_admin_controls_are_saved_audited_and_published(world):
         "tier_policy": "throughput",
     }
     response = client.post(f"/devices/{mine.device_id}/controls", form, follow=True)
-    assert b"Sent to the camera as version 1" in response.content
+    page = response.content.decode()
+    assert "Saved and sent to the camera." in page
+    # one version on the page, the current one: the table's and the line under it
+    assert '<td data-desired="version">1</td>' in page
+    assert "Waiting for the camera to apply version 1…" in page
     mine.refresh_from_db()
     assert (mine.max_kbps, mine.min_tier, mine.max_tier, mine.fps) == (48, 2, 10, 2.0)
     assert (mine.deadline_ms, mine.tier_policy) == (1500, "throughput")
@@ -272,3 +277,55 @@ def test_archive_timeline_marks_offline_periods(world):
     offline = [round(b.offline, 2) for b in day_hours(mine, day)]
     assert offline[:3] == [0, 0, 0] and offline[3] == 0.5 and offline[4] == 1.0
     assert offline[5:] == [0.0] * 19
+
+
+def test_why_tier_names_the_tier_in_force_and_why_in_plain_words(world):
+    """After an admin's cap the controller steps a camera down: the page asks "Why tier 1?"
+    (not the tier before) and answers with the cap, never "stepping up"."""
+    from control.policies import LinkState, RobustController
+    from control.services import decide_tier
+    from fleet.services import update_controls
+
+    mine, *_, operator, admin = world
+    sizes = {k: 36.0 + 200 * k for k in range(1, 13)}  # 1 frame/s: tier 12 needs 19.5 kbit/s
+    state = LinkState([400.0] * 5, 0, 16, 50.0, sizes, 1.0, 12, 600.0)
+    decide_tier(mine, RobustController(), state)
+    mine.refresh_from_db()
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert "Why tier 12?" in page
+    update_controls(mine, admin, max_kbps=3)  # tier 1 needs 1.9 kbit/s, tier 2 3.5
+    decision = decide_tier(mine, RobustController(), dataclasses.replace(state, tier=12))
+    assert decision.tier == 1
+    mine.refresh_from_db()
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert "Why tier 1?" in page and "Why tier 12?" not in page
+    assert "the cap 3 kbit/s allows tier 1 at most: stepping down" in page
+    assert "stepping up" not in page and "estimate_kbps" not in page
+    update_controls(mine, admin, min_tier=2)  # the admin's floor over the controller's choice
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert "Why tier 2?" in page and "The admin&#x27;s minimum tier is 2" in page
+    update_controls(mine, admin, tier_override=5, min_tier=1)
+    page = client_for(operator).get(f"/devices/{mine.device_id}/").content.decode()
+    assert "Why tier 5?" in page and "An admin fixed the tier at 5" in page
+
+
+def test_a_tile_compares_the_cap_with_its_own_window_not_an_hours_mean(world):
+    """The cap holds over every 2 s of capture time: the tile shows the busiest such window
+    of the last minute beside it, and the last minute's mean, not the hour's."""
+    from dashboard.queries import recent_rates
+
+    mine, other, *_, admin = world
+    base = 1_700_000_010_000  # 10 s after the world's frame
+    for seq, at in enumerate((0, 500, 1000, 4000), start=2):  # 3 frames within 2 s
+        packet = parse_packet(fake_packet(seq=seq, channels=12))
+        store_packet(mine, dataclasses.replace(packet, capture_time_ms=base + at))
+    per_frame = 29 + 4 + sum(3 + i for i in range(12)) + 12  # header, CRC, chunks, lengths
+    rate = recent_rates([mine, other])[mine.pk]
+    assert rate.peak_kbps == pytest.approx(3 * per_frame * 8 / 1000 / 2)
+    first = 29 + 4 + sum(3 + i for i in range(6)) + 6  # the world's frame: 6 channels
+    assert rate.kbps == pytest.approx((4 * per_frame + first) * 8 / 1000 / 60)
+    Device.objects.filter(pk=mine.pk).update(max_kbps=1)
+    page = client_for(admin).get("/").content.decode()
+    peak = f"{rate.peak_kbps:.1f}"
+    assert f'<span data-field="peak-kbps">{peak}</span> <small>(2 s)</small> of cap 1' in page
+    assert 'class="rate over"' in page  # 1.2 kbit/s in 2 s is over a 1 kbit/s cap

@@ -18,9 +18,10 @@
     });
     applied.innerHTML = "";
     const span = document.createElement("span");
-    if (s.rejected) { span.className = "error"; span.textContent = "The camera refused it: " + s.rejected; }
-    else if (s.pending) { span.className = "pending"; span.textContent = "Waiting for the camera to apply version " + s.desired.version + "…"; }
-    else if (s.reported) { span.className = "ok"; span.textContent = "Applied by the camera."; }
+    const version = s.desired.version; // the one the table shows: the line never names another
+    if (s.rejected) { span.className = "error"; span.textContent = "The camera refused version " + version + ": " + s.rejected; }
+    else if (s.pending) { span.className = "pending"; span.textContent = "Waiting for the camera to apply version " + version + "…"; }
+    else if (s.reported) { span.className = "ok"; span.textContent = "Version " + version + " applied by the camera."; }
     applied.appendChild(span);
   }
 

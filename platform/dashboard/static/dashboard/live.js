@@ -4,22 +4,33 @@
   "use strict";
   const state = document.getElementById("live-state");
   let delay = 1000;
-  const WINDOW_MS = 60000;
-  const arrivals = {}; // device id -> [[time, bytes]] of the last minute
+  const WINDOW_MS = 60000; // the rate shown: the last minute (dashboard.queries.recent_rates)
+  const CAP_WINDOW_MS = 2000; // the cap holds over every 2 s of capture time (protocol CAP_WINDOW_S)
+  const PACKET_OVERHEAD = 33; // header and CRC of a packet (mcucoder.bitstream), besides its chunks
+  const arrivals = {}; // device id -> [[arrival ms, capture ms, packet bytes]] of the last minute
 
-  function kbps(deviceId, bytes) {
+  // The last minute's mean kbit/s and its busiest 2 s window of capture time, as the server
+  // renders them, so a figure beside the cap compares with what the cap holds.
+  function rates(event) {
     const now = Date.now();
-    const list = (arrivals[deviceId] = (arrivals[deviceId] || []).filter(function (a) { return a[0] > now - WINDOW_MS; }));
-    list.push([now, bytes]);
-    if (list.length < 2) return null;
+    const list = (arrivals[event.device_id] = (arrivals[event.device_id] || []).filter(function (a) { return a[0] > now - WINDOW_MS; }));
+    list.push([now, event.capture_time_ms, (event.bytes || 0) + PACKET_OVERHEAD + event.channels]);
+    const sent = list.slice().sort(function (a, b) { return a[1] - b[1]; });
+    let peak = 0;
+    sent.forEach(function (a) {
+      const inside = sent.reduce(function (s, b) { return b[1] > a[1] - CAP_WINDOW_MS && b[1] <= a[1] ? s + b[2] : s; }, 0);
+      peak = Math.max(peak, inside);
+    });
+    if (list.length < 2) return null; // the page's own figures stand until there are two
+    const total = list.slice(1).reduce(function (s, a) { return s + a[2]; }, 0);
     const span = Math.max(1000, now - list[0][0]);
-    const sum = list.slice(1).reduce(function (s, a) { return s + a[1]; }, 0);
-    return (sum * 8) / span; // bytes per ms * 8 = kbit/s
+    return { kbps: (total * 8) / span, peak: (peak * 8) / CAP_WINDOW_MS }; // bytes/ms * 8 = kbit/s
   }
 
   function apply(event) {
     if (event.type !== "frame") return;
-    const rate = kbps(event.device_id, event.bytes || 0);
+    document.dispatchEvent(new CustomEvent("strata:frame", { detail: event })); // page scripts
+    const rate = rates(event);
     document.querySelectorAll('[data-device="' + CSS.escape(event.device_id) + '"]').forEach(function (el) {
       let img = el.querySelector("img.live-frame");
       const box = el.querySelector(".frame");
@@ -43,7 +54,13 @@
       const status = el.querySelector('[data-field="health"]') || document.querySelector('h1 [data-field="health"]');
       if (status) { status.textContent = "online"; status.className = "status online"; }
       const bitrate = el.querySelector('[data-field="kbps"]');
-      if (bitrate && rate !== null) bitrate.textContent = rate.toFixed(1) + " kbit/s";
+      if (bitrate && rate) bitrate.textContent = rate.kbps.toFixed(1);
+      const peak = el.querySelector('[data-field="peak-kbps"]');
+      if (peak && rate) {
+        peak.textContent = rate.peak.toFixed(1);
+        const box = peak.closest(".rate");
+        box.classList.toggle("over", rate.peak > Number(box.dataset.cap));
+      }
       const seen = el.querySelector('[data-field="last-seen"]');
       if (seen) seen.textContent = "seen just now";
     });
