@@ -16,9 +16,8 @@ import math
 from collections import deque
 from collections.abc import Callable
 
-from protocol.payloads import Desired
+from protocol.payloads import CAP_WINDOW_S, Desired
 
-CAP_WINDOW_S = 2.0  # the bitrate cap holds over every window this long
 GUARD_MARGIN_S = 0.5  # of the deadline, kept for the broker, ingest and a fading link
 START_CHANNELS = 1  # deadline guard, nothing measured yet: a small first frame measures the link
 # hysteresis of the deadline guard: a frame may keep more channels than the last one sent
