@@ -13,12 +13,14 @@ import zlib
 from dataclasses import dataclass, replace
 
 MAGIC = b"SF"
-VERSION = 1
+VERSION = 1  # intra-only packets (what Codec.encode and the firmware send)
+VERSION_2 = 2  # adds predicted frames: block size and motion share (docs/bitstream.md)
+VERSIONS = (VERSION, VERSION_2)
 MAX_PACKET_SIZE = 4 << 20  # 4 MiB: far above a 4K frame at full quality
 MAX_CHANNELS = 32
 
 FRAME_INTRA = 0
-FRAME_PREDICTED = 1  # reserved: inter frames coded against the reference frame
+FRAME_PREDICTED = 1  # coded against the reference frame's symbols (version 2)
 FRAME_TYPES = {FRAME_INTRA: "intra", FRAME_PREDICTED: "predicted"}
 
 CODING_RAW = 0  # each latent value as one int8 byte (debugging, conformance)
@@ -29,8 +31,12 @@ CODINGS = {CODING_RAW: "raw-int8", CODING_RANS: "rans-static", CODING_RANS_CTX: 
 # magic, version, frame_type, model_id, seq, capture_time_ms, width, height,
 # coding, quant, ref, n_channels
 _HEADER = struct.Struct("<2sBBIIQHHBBHB")
-HEADER_SIZE = _HEADER.size  # 29 bytes
+HEADER_SIZE = _HEADER.size  # 29 bytes (version 1)
+# version 2 appends: block (latent cells per block side), motion (percent of blocks changed)
+_HEADER_V2_EXTRA = struct.Struct("<BB")
+HEADER_SIZES = {VERSION: HEADER_SIZE, VERSION_2: HEADER_SIZE + _HEADER_V2_EXTRA.size}
 CRC_SIZE = 4
+MOTION_UNKNOWN = 255  # no reference to compare with (and every version 1 packet)
 
 
 class PacketError(ValueError):
@@ -69,6 +75,11 @@ class UnknownModel(PacketError):
     """The packet's model_id names weights/tables this decoder does not have."""
 
 
+class MissingReference(PacketError):
+    """A predicted frame whose reference the decoder does not hold, or holds in another
+    state than the encoder did (checked per channel): decoding it would show garbage."""
+
+
 def _uvarint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -97,10 +108,10 @@ def _read_uvarint(data: bytes, pos: int, limit: int) -> tuple[int, int]:
     raise Inconsistent("chunk length varint longer than 5 bytes")
 
 
-def packet_size(chunk_sizes: list[int] | tuple[int, ...]) -> int:
+def packet_size(chunk_sizes: list[int] | tuple[int, ...], version: int = VERSION) -> int:
     """Exact bytes of a packet whose channel chunks have these sizes (header, length
     table, chunks, CRC): what a frame cost on the wire, from what the archive keeps."""
-    return HEADER_SIZE + CRC_SIZE + sum(len(_uvarint(n)) + n for n in chunk_sizes)
+    return HEADER_SIZES[version] + CRC_SIZE + sum(len(_uvarint(n)) + n for n in chunk_sizes)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,8 @@ class Packet:
     quant: int  # quantisation table id within the model; 0 = as trained
     ref: int  # inter frames: seq distance to the reference frame; 0 for intra
     chunks: tuple[bytes, ...]
+    block: int = 0  # version 2, predicted frames: block side in latent cells; else 0
+    motion: int = MOTION_UNKNOWN  # version 2: percent of blocks that changed, 255 unknown
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -127,12 +140,20 @@ class Packet:
         return len(self.chunks)
 
     @property
+    def reference_seq(self) -> int | None:
+        """``seq`` of the frame this one predicts from; None for an intra frame."""
+        return None if self.frame_type == FRAME_INTRA else (self.seq - self.ref) % (1 << 32)
+
+    @property
     def latent_size(self) -> tuple[int, int]:
         """(height, width) of the latent grid: the frame padded to a multiple of 8, / 8."""
         return (self.height + 7) // 8, (self.width + 7) // 8
 
     def with_channels(self, k: int) -> Packet:
-        """The first ``k`` channels only: what a relay forwards on a thin link."""
+        """The first ``k`` channels only: what a relay forwards on a thin link. On a
+        predicted stream the dropped channels' references go stale at the decoder: a later
+        frame predicting them is refused (:class:`MissingReference`) until they are sent
+        intra again (docs/bitstream.md)."""
         if not 1 <= k <= self.n_channels:
             raise ValueError(f"k must be in 1..{self.n_channels}, got {k}")
         return replace(self, chunks=self.chunks[:k])
@@ -152,11 +173,14 @@ class Packet:
             self.ref,
             self.n_channels,
         )
+        if self.version == VERSION_2:
+            head += _HEADER_V2_EXTRA.pack(self.block, self.motion)
         body = head + b"".join(_uvarint(len(c)) for c in self.chunks) + b"".join(self.chunks)
         return body + struct.pack("<I", zlib.crc32(body))
 
     def header_fields(self) -> dict:
         """JSON-serialisable scalar fields, e.g. for the archive's database row."""
+        extra = {"block": self.block, "motion": self.motion} if self.version >= VERSION_2 else {}
         return {
             "version": self.version,
             "frame_type": self.frame_type,
@@ -170,6 +194,7 @@ class Packet:
             "ref": self.ref,
             "n_channels": self.n_channels,
             "payload_bytes": sum(len(c) for c in self.chunks),
+            **extra,
         }
 
 
@@ -186,11 +211,19 @@ def _check_fields(p: Packet) -> None:
         "coding": 0xFF,
         "quant": 0xFF,
         "ref": 0xFFFF,
+        "block": 0xFF,
+        "motion": 0xFF,
     }
     for name, hi in limits.items():
         v = getattr(p, name)
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
             raise Inconsistent(f"{name}={v!r} out of range 0..{hi}")
+    if p.version not in VERSIONS:
+        raise UnsupportedVersion(f"packet version {p.version}, this parser reads {VERSIONS}")
+    if p.version == VERSION and (p.block, p.motion) != (0, MOTION_UNKNOWN):
+        raise Inconsistent("version 1 packets carry no block size or motion")
+    if p.motion > 100 and p.motion != MOTION_UNKNOWN:
+        raise Inconsistent(f"motion {p.motion} is neither a percentage nor 255 (unknown)")
     if p.width == 0 or p.height == 0:
         raise Inconsistent(f"empty frame {p.width}x{p.height}")
     if not 1 <= len(p.chunks) <= MAX_CHANNELS:
@@ -199,6 +232,8 @@ def _check_fields(p: Packet) -> None:
         raise Inconsistent("intra frame with a non-zero reference")
     if p.frame_type == FRAME_PREDICTED and p.ref == 0:
         raise Inconsistent("predicted frame without a reference")
+    if p.version >= VERSION_2 and (p.frame_type == FRAME_PREDICTED) != (p.block > 0):
+        raise Inconsistent("a block size is set for predicted frames and only for them")
     if p.coding == CODING_RAW:
         h, w = p.latent_size
         for i, c in enumerate(p.chunks):
@@ -218,10 +253,13 @@ def build_packet(
     coding: int = CODING_RANS,
     quant: int = 0,
     ref: int = 0,
+    version: int = VERSION,
+    block: int = 0,
+    motion: int = MOTION_UNKNOWN,
 ) -> bytes:
     """Serialise a frame; raises :class:`Inconsistent` for out-of-range fields."""
     return Packet(
-        VERSION,
+        version,
         frame_type,
         model_id,
         seq,
@@ -232,6 +270,8 @@ def build_packet(
         quant,
         ref,
         tuple(bytes(c) for c in chunks),
+        block,
+        motion,
     ).to_bytes()
 
 
@@ -246,15 +286,19 @@ def parse_packet(data: bytes, max_size: int = MAX_PACKET_SIZE) -> Packet:
         raise BadMagic(f"bad magic {data[:2]!r}, expected {MAGIC!r}")
     if len(data) < 3:
         raise Truncated(f"packet of {len(data)} bytes is shorter than its header")
-    if data[2] != VERSION:
-        raise UnsupportedVersion(f"packet version {data[2]}, this parser reads {VERSION}")
-    if len(data) < HEADER_SIZE + CRC_SIZE:
+    if data[2] not in VERSIONS:
+        raise UnsupportedVersion(f"packet version {data[2]}, this parser reads {VERSIONS}")
+    header_size = HEADER_SIZES[data[2]]
+    if len(data) < header_size + CRC_SIZE:
         raise Truncated(f"packet of {len(data)} bytes is shorter than its header")
     (_, version, frame_type, model_id, seq, t_ms, width, height, coding, quant, ref, n) = (
         _HEADER.unpack_from(data)
     )
+    block, motion = 0, MOTION_UNKNOWN
+    if version == VERSION_2:
+        block, motion = _HEADER_V2_EXTRA.unpack_from(data, HEADER_SIZE)
     limit = len(data) - CRC_SIZE
-    pos = HEADER_SIZE
+    pos = header_size
     lengths = []
     for _ in range(n):
         length, pos = _read_uvarint(data, pos, len(data))
@@ -276,7 +320,7 @@ def parse_packet(data: bytes, max_size: int = MAX_PACKET_SIZE) -> Packet:
         chunks.append(data[pos : pos + length])
         pos += length
     fields = (version, frame_type, model_id, seq, t_ms, width, height, coding, quant, ref)
-    return Packet(*fields, tuple(chunks))
+    return Packet(*fields, tuple(chunks), block, motion)
 
 
 STREAM_MAGIC = b"SFS1"

@@ -195,11 +195,20 @@ def rans_encode(symbols: np.ndarray, table: ChannelTable, use_context: bool = Fa
     else:
         freqs = (table.freq,)
         ctx = [0] * idx.size
+    return rans_pack(idx.ravel().tolist(), ctx, freqs)
+
+
+def rans_pack(
+    indices: list[int], tables: list[int], freqs: tuple[tuple[int, ...], ...] | list
+) -> bytes:
+    """The rANS coder itself: symbol ``indices[i]`` (0-based in its alphabet) coded with
+    frequency table ``freqs[tables[i]]``. Coded backwards so that :class:`RansReader`
+    reads forwards and may pick each symbol's table from what it decoded before."""
     cums = [_cum(f) for f in freqs]
     x = RANS_L
     out = bytearray()
     shift = (RANS_L >> PROB_BITS) << 8
-    for s, c in zip(reversed(idx.ravel().tolist()), reversed(ctx), strict=True):
+    for s, c in zip(reversed(indices), reversed(tables), strict=True):
         f = freqs[c][s]
         x_max = shift * f
         while x >= x_max:
@@ -209,6 +218,62 @@ def rans_encode(symbols: np.ndarray, table: ChannelTable, use_context: bool = Fa
     out += x.to_bytes(4, "little")
     out.reverse()
     return bytes(out)
+
+
+class RansReader:
+    """Symbol-by-symbol decoding of a :func:`rans_pack` stream, each symbol with the table
+    the caller names (for streams whose tables depend on earlier symbols)."""
+
+    def __init__(self, data: bytes, freqs: tuple[tuple[int, ...], ...] | list) -> None:
+        if len(data) < 4:
+            raise RansError("rANS chunk shorter than its 4-byte state")
+        self.data, self.pos = data, 4
+        self.x = int.from_bytes(data[:4], "big")
+        self.freqs = freqs
+        self.cums = [_cum(f) for f in freqs]
+        self.luts = [_slot_lut(f) for f in freqs]
+
+    def read(self, table: int) -> int:
+        x, data = self.x, self.data
+        slot = x & (PROB_SCALE - 1)
+        s = self.luts[table][slot]
+        x = self.freqs[table][s] * (x >> PROB_BITS) + slot - self.cums[table][s]
+        while x < RANS_L:
+            if self.pos >= len(data):
+                raise RansError("rANS chunk ended early")
+            x = (x << 8) | data[self.pos]
+            self.pos += 1
+        self.x = x
+        return s
+
+    def finish(self) -> None:
+        """A valid stream ends in the initial state with every byte read."""
+        if self.x != RANS_L or self.pos != len(self.data):
+            raise RansError("rANS chunk does not end in the initial state")
+
+
+def geometric_table(num: int, den: int, size: int) -> tuple[int, ...]:
+    """Integer-only table over ``size`` (odd) symbols centred on ``size // 2``, falling by
+    ``num/den`` per step from the centre: exact on any machine, so a camera can rebuild
+    it or hard-code it (docs/bitstream.md, predicted frames)."""
+    centre = size // 2
+    weights = [(1 << 64) * num ** abs(i - centre) // den ** abs(i - centre) for i in range(size)]
+    return integer_table(weights)
+
+
+def integer_table(weights: list[int]) -> tuple[int, ...]:
+    """Frequencies summing to ``PROB_SCALE``, each >= 1, proportional to integer
+    ``weights``: floors first, the spare counts to the largest remainders (lowest index
+    first among equals). Integer arithmetic only."""
+    n, total = len(weights), sum(weights)
+    spare = PROB_SCALE - n
+    if total <= 0 or spare < 0:
+        raise ValueError("weights must be positive and at most PROB_SCALE of them")
+    freq = [w * spare // total for w in weights]
+    rem = [w * spare % total for w in weights]
+    for i in sorted(range(n), key=lambda i: (-rem[i], i))[: spare - sum(freq)]:
+        freq[i] += 1
+    return tuple(f + 1 for f in freq)
 
 
 def _slot_lut(freq: tuple[int, ...]) -> bytes:
