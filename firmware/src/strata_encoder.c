@@ -12,11 +12,14 @@
 #include "strata_conv.h"
 #include "strata_model.h"
 #include "strata_packet.h"
+#include "strata_profile.h"
 
 #define DOWNSCALE 8 /* frame padded to a multiple of 8 by edge replication (bitstream.md) */
 #define MAX_KERNEL 8
 
 enum { STATE_IDLE, STATE_ROWS, STATE_DONE };
+
+STRATA_PROFILE_MARKERS
 
 typedef char layers_fit[(STRATA_N_LAYERS <= STRATA_MAX_LAYERS &&
                          STRATA_OUT_CHANNELS <= STRATA_MAX_CHANNELS)
@@ -136,7 +139,6 @@ static int step(strata_encoder_t *e, int i)
     const int first = oy * L->stride - L->pad_top;
     const int last = first + L->kh - 1 < in_h - 1 ? first + L->kh - 1 : in_h - 1;
     const int8_t *rows[MAX_KERNEL];
-    int16_t patch[STRATA_MAX_PATCH];
     int ky;
     if (oy >= out_h || last > e->avail[i]) {
         return 0;
@@ -146,14 +148,17 @@ static int step(strata_encoder_t *e, int i)
         rows[ky] = y < 0 || y >= in_h ? NULL : ring_slot(e, i, y);
     }
     e->next_out[i]++;
+    STRATA_PROF_CONV(i);
     if (i + 1 < STRATA_N_LAYERS) {
-        strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, patch, ring_slot(e, i + 1, oy));
+        strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, ring_slot(e, i + 1, oy));
+        STRATA_PROF(encoder);
         e->avail[i + 1] = oy;
     } else {
         const int k = e->frame.channels;
         const size_t plane = (size_t)e->out_w * e->out_h;
         int x, c;
-        strata_conv_row(L, rows, e->in_w[i], out_w, k, patch, e->last_row);
+        strata_conv_row(L, rows, e->in_w[i], out_w, k, e->last_row);
+        STRATA_PROF(encoder);
         for (c = 0; c < k; c++) {
             uint8_t *dst = e->latent + c * plane + (size_t)oy * out_w;
             for (x = 0; x < out_w; x++) {
@@ -219,19 +224,24 @@ strata_status_t strata_push_row(strata_encoder_t *enc, const uint8_t *row)
         return STRATA_ERR_STATE;
     }
     y = (int)enc->rows_pushed++;
+    STRATA_PROF(input);
     quantise_row(enc, row, ring_slot(enc, 0, y));
     enc->avail[0] = y;
+    STRATA_PROF(encoder);
     run(enc);
     /* bottom edge replication up to the padded height, from the previous slot (the
      * last real row's slot may be reused by then) */
     for (y = y + 1; enc->rows_pushed == enc->frame.height && y < enc->in_h[0]; y++) {
+        STRATA_PROF(input);
         memmove(ring_slot(enc, 0, y), ring_slot(enc, 0, y - 1), ring_row_bytes(enc, 0));
         enc->avail[0] = y;
+        STRATA_PROF(encoder);
         run(enc);
     }
     if (enc->rows_pushed == enc->frame.height) {
         enc->state = STATE_DONE;
     }
+    STRATA_PROF(caller);
     return STRATA_OK;
 }
 
@@ -245,8 +255,10 @@ strata_status_t strata_finish(strata_encoder_t *enc, uint8_t *out, size_t capaci
     if (enc->state != STATE_DONE) {
         return STRATA_ERR_STATE;
     }
+    STRATA_PROF(packet);
     st = strata_packetise(&enc->frame, enc->latent, enc->out_w, enc->out_h, out, capacity,
                           length);
+    STRATA_PROF(caller);
     if (st == STRATA_OK) {
         enc->state = STATE_IDLE;
     }

@@ -178,20 +178,90 @@ def input_lut(tflite: Path) -> np.ndarray:
 
 def _array(ctype: str, name: str, values: np.ndarray | list[int], per_line: int = 24) -> str:
     v = [int(x) for x in np.asarray(values).ravel()]
-    rows = [", ".join(map(str, v[i : i + per_line])) for i in range(0, len(v), per_line)]
+    fmt = (lambda x: f"0x{x:08x}u") if ctype == "uint32_t" else str
+    rows = [", ".join(map(fmt, v[i : i + per_line])) for i in range(0, len(v), per_line)]
     return f"static const {ctype} {name}[{len(v)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
-def patch_length(layer: Conv) -> int:
-    """kh * kw * cin rounded up to a multiple of 4."""
+IM2COL_STRIDE = 160  # int16 values per pixel of strata_conv.c's im2col buffer (strata_conv.h)
+WINDOW, ROWS = 0, 1  # STRATA_IM2COL_WINDOW / _ROWS
+MAX_CHANNELS = 32  # STRATA_MAX_CHANNELS: strata_conv.c keeps one layer's accumulators
+
+
+def im2col_plan(layer: Conv) -> tuple[int, int]:
+    """(mode, groups of 4 positions the dot product runs over: per window or per row).
+
+    WINDOW when the pixel's whole window fits the buffer: kernel row ky is widened, in
+    words of 4, to int16 positions ky*kw*cin.. (the next row overwrites the last word's
+    spill), so the 7x7x3 window takes 148 positions, not 7 rows of 24. ROWS otherwise,
+    one kernel row at a time, which needs kw*cin to be a multiple of 4."""
     _, kh, kw, cin = layer.weights.shape
-    return -(-kh * kw * cin // 4) * 4
+    kwc = kw * cin
+    footprint = (kh - 1) * kwc + -(-kwc // 4) * 4
+    groups = -(-kh * kwc // 4)
+    if footprint <= IM2COL_STRIDE and 4 * groups <= footprint:
+        return WINDOW, groups
+    if kwc % 4 == 0 and kwc <= IM2COL_STRIDE:
+        return ROWS, kwc // 4
+    raise ValueError(f"kernel {kh}x{kw}x{cin}: no im2col layout fits {IM2COL_STRIDE} values")
 
 
-def sxtb16_order(n: int) -> np.ndarray:
-    """Index permutation swapping elements 1 and 2 of every group of 4 (its own inverse)."""
-    i = np.arange(n)
-    return (i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1)
+def position_index(layer: Conv, n: int) -> np.ndarray:
+    """Index into the flattened (kh, kw, cin) window of each of the first n im2col
+    positions, -1 where a position holds nothing (a row's spill or the tail).
+
+    strata_conv.c's widen() turns the 4 bytes b0..b3 of a word into the int16 positions
+    (b0, b2, b1, b3), and row ky starts at position ky*kw*cin."""
+    _, kh, kw, cin = layer.weights.shape
+    kwc = kw * cin
+    q = np.arange(n)
+    ky = np.minimum(q // kwc, kh - 1)
+    o = q - ky * kwc
+    e = (o & ~3) | np.array([0, 2, 1, 3])[o & 3]
+    return np.where(e < kwc, ky * kwc + e, -1)
+
+
+def weight_words(layer: Conv) -> np.ndarray:
+    """The layer's weights as strata_conv.c reads them: [channel pair][group][2] words.
+
+    In each channel's word for group g, bytes (s0, s1, s2, s3) meet im2col positions
+    (4g, 4g+2, 4g+1, 4g+3): SXTB16 of the word gives the pair (s0, s2) for the int16
+    pair at 4g, SXTB16 of it rotated by 8 the pair (s1, s3) for 4g+2."""
+    cout = layer.weights.shape[0]
+    mode, groups = im2col_plan(layer)
+    n = 4 * groups * (layer.weights.shape[1] if mode == ROWS else 1)
+    flat = np.zeros((cout + cout % 2, layer.weights[0].size + 1), np.int8)  # last: 0
+    flat[:cout, :-1] = layer.weights.reshape(cout, -1)
+    at = position_index(layer, n)  # -1 picks the trailing 0
+    b = flat[:, at].reshape(-1, n // 4, 4)[:, :, [0, 2, 1, 3]]  # bytes s0..s3 of each word
+    words = b.astype(np.uint8).astype(np.uint32)
+    words = words[..., 0] | words[..., 1] << 8 | words[..., 2] << 16 | words[..., 3] << 24
+    pairs = words.reshape(-1, 2, n // 4)  # [pair][channel][group]
+    return pairs.transpose(0, 2, 1).reshape(-1)
+
+
+def quant_params(layer: Conv) -> list[tuple[int, ...]]:
+    """Per output channel (count rounded up to even): the strata_quant_t initialiser.
+
+    The input offset is folded into the bias (sum w*(x + off) = sum w*x + off*sum w):
+    exact integer arithmetic, so padding is simply the zero point. The DSP path's
+    requantisation (SMMULR) is exact while |accumulator << left| < 2^30, checked here."""
+    cout = layer.weights.shape[0]
+    w = layer.weights.reshape(cout, -1).astype(np.int64)
+    out = []
+    for c in range(cout + cout % 2):
+        if c == cout:
+            out.append((0, 0, 0, 0, 1, 0, 0))
+            continue
+        bias = int(layer.bias[c]) + layer.input_offset * int(w[c].sum())
+        shift = layer.shift[c]
+        left, right = max(shift, 0), max(-shift, 0)
+        bound = (abs(bias) + 128 * int(np.abs(w[c]).sum())) << left
+        if bound >= 1 << 30:
+            raise ValueError(f"channel {c}: accumulator bound {bound} too large for SMMULR")
+        rnd = (1 << right >> 1) + (layer.output_offset << right)
+        out.append((bias, layer.multiplier[c], rnd, shift, left + 1, right, -int(right > 0)))
+    return out
 
 
 def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
@@ -204,7 +274,7 @@ def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
         f"#define STRATA_N_LAYERS {len(layers)}",
         f"#define STRATA_IN_CHANNELS {layers[0].weights.shape[3]}",
         f"#define STRATA_OUT_CHANNELS {layers[-1].weights.shape[0]}",
-        f"#define STRATA_MAX_PATCH {max(patch_length(L) for L in layers)}",
+        f"typedef char strata_im2col_as_generated[STRATA_IM2COL_STRIDE == {IM2COL_STRIDE} ? 1 : -1];",
         "",
         "/* int8 input tensor value of each uint8 pixel value */",
         _array("int8_t", "strata_input_lut", lut),
@@ -212,23 +282,20 @@ def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
     inits = []
     for i, L in enumerate(layers):
         cout, kh, kw, cin = L.weights.shape
-        # each output channel's weights padded with zeros to a multiple of 4, the length
-        # of the convolution's patch, and stored in SXTB16 order (w0 w2 w1 w3 per group of
-        # 4: the DSP path unpacks a word into the pairs (w0, w1) and (w2, w3))
-        stride = patch_length(L)
-        w = np.zeros((cout, stride), np.int8)
-        w[:, : kh * kw * cin] = L.weights.reshape(cout, -1)
-        w = w[:, sxtb16_order(stride)]
+        if cout > MAX_CHANNELS or not -128 <= -L.input_offset <= 127:
+            raise ValueError(f"layer {i}: more than {MAX_CHANNELS} channels or a bad zero point")
+        mode, groups = im2col_plan(L)
+        quant = ",\n    ".join("{" + ", ".join(map(str, q)) + "}" for q in quant_params(L))
         out += [
-            f"/* layer {i}: conv {kh}x{kw}/{L.stride} {cin}->{cout}, pad {L.pad} */",
-            _array("int8_t", f"strata_w{i}", w),
-            _array("int32_t", f"strata_b{i}", L.bias),
-            _array("int32_t", f"strata_m{i}", L.multiplier),
-            _array("int8_t", f"strata_s{i}", L.shift),
+            f"/* layer {i}: conv {kh}x{kw}/{L.stride} {cin}->{cout}, pad {L.pad},"
+            f" {('window', 'rows')[mode]} im2col, {groups} groups */",
+            _array("uint32_t", f"strata_w{i}", weight_words(L), per_line=8),
+            f"static const strata_quant_t strata_q{i}[{cout + cout % 2}] = {{\n    {quant}\n}};",
+            "",
         ]
         inits.append(
-            f"    {{strata_w{i}, strata_b{i}, strata_m{i}, strata_s{i}, {stride}, {kh}, {kw},"
-            f" {cin}, {cout}, {L.stride}, {L.pad[0]}, {L.pad[1]}, {L.pad[2]}, {L.pad[3]},"
+            f"    {{strata_w{i}, strata_q{i}, {groups}, {mode}, {kh}, {kw}, {cin}, {cout},"
+            f" {L.stride}, {L.pad[0]}, {L.pad[1]}, {L.pad[2]}, {L.pad[3]},"
             f" {L.input_offset}, {L.output_offset}, {L.act_min}, {L.act_max}}},"
         )
     out += [
