@@ -1,0 +1,205 @@
+"""The deployment files are checked here, since no cluster runs them here: every Kubernetes
+object against the Kubernetes schemas (kubernetes-validate, strict: an unknown or misspelt
+field fails), and what a schema cannot see — names that must point at each other, the
+queues the autoscaler watches, the probes' paths — against the manifests and the platform.
+deploy/compose.yaml gets the same kind of cross-checks; `make deploy-check` runs it for real.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from django.conf import settings
+from django.urls import resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES = "1.33.0"  # oldest release still supported when these were written
+KEDA_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
+
+
+def documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def objects() -> list[dict]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in documents(path)]
+
+
+def by_kind(kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects() if o["kind"] == kind}
+
+
+def pod_specs() -> dict[str, dict]:
+    """Every pod template, by its owner's name."""
+    owners = [o for o in objects() if o["kind"] in {"Deployment", "StatefulSet", "Job"}]
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in owners}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [o for o in objects() if (o["apiVersion"], o["kind"]) not in KEDA_KINDS],
+    ids=lambda o: f"{o['kind']}/{o['metadata']['name']}",
+)
+def test_every_object_matches_the_kubernetes_schema(obj):
+    kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+
+
+def test_the_schema_check_catches_a_misspelt_field():
+    web = by_kind("Deployment")["strata-web"]
+    broken = yaml.safe_load(yaml.safe_dump(web).replace("readinessProbe", "readynessProbe"))
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def test_every_secret_and_config_reference_exists():
+    secrets = {name: set(s["stringData"]) for name, s in by_kind("Secret").items()}
+    configmaps = by_kind("ConfigMap")
+    claims = by_kind("PersistentVolumeClaim")
+    for owner, spec in pod_specs().items():
+        for container in spec["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    assert source["secretRef"]["name"] in secrets, owner
+                else:
+                    assert source["configMapRef"]["name"] in configmaps, owner
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in secrets[ref["name"]], f"{owner}: {ref}"
+        for volume in spec.get("volumes", []):
+            assert volume["persistentVolumeClaim"]["claimName"] in claims, owner
+
+
+def test_each_role_gets_its_own_broker_login_and_runs_as_the_image_user():
+    logins = {
+        owner: next(
+            v["valueFrom"]["secretKeyRef"]["key"]
+            for c in spec["containers"]
+            for v in c.get("env", [])
+            if v["name"] == "MQTT_URL"
+        )
+        for owner, spec in pod_specs().items()
+        if any(v["name"] == "MQTT_URL" for c in spec["containers"] for v in c.get("env", []))
+    }
+    assert logins == {
+        "strata-web": "WEB_MQTT_URL",
+        "strata-ingest": "INGEST_MQTT_URL",
+        "strata-controller": "CONTROL_MQTT_URL",
+    }
+    for owner, spec in pod_specs().items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, owner
+        assert spec["securityContext"]["runAsUser"] == 10001, owner  # deploy/Dockerfile's user
+
+
+def test_ingest_pods_keep_their_names_and_the_controller_has_a_standby():
+    ingest = by_kind("StatefulSet")["strata-ingest"]
+    assert ingest["spec"]["replicas"] >= 2  # shared subscription: they split the stream
+    governing = by_kind("Service")[ingest["spec"]["serviceName"]]
+    assert governing["spec"]["clusterIP"] == "None"
+    command = " ".join(ingest["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "--client-id $(hostname)" in command  # the pod name: its broker session survives
+    assert by_kind("Deployment")["strata-controller"]["spec"]["replicas"] == 2  # advisory lock
+
+
+def test_web_probes_ask_the_health_endpoints_with_an_allowed_host():
+    container = pod_specs()["strata-web"]["containers"][0]
+    allowed = by_kind("ConfigMap")["strata"]["data"]["ALLOWED_HOSTS"].split(",")
+    exempt = by_kind("ConfigMap")["strata"]["data"]["SECURE_REDIRECT_EXEMPT"].split(",")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert resolve(get["path"]).url_name in {"healthz", "readyz"}, probe
+        assert {"name": "Host", "value": allowed[0]} in get["httpHeaders"], probe
+        assert any(re.search(p, get["path"].lstrip("/")) for p in exempt), probe
+
+
+def test_gpu_workers_go_to_gpu_nodes_and_scale_on_the_platform_queues():
+    spec = pod_specs()["strata-decoder-gpu"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    worker = spec["containers"][0]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {"name": "STRATA_DECODE_DEVICE", "value": "cuda"} in worker["env"]
+    queues = worker["command"][worker["command"].index("-Q") + 1].split(",")
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert set(queues) == routed
+
+    (scaled,) = [o for o in objects() if o["kind"] == "ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
+    watched = {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]}
+    assert watched == routed  # Celery's Redis transport: one list per queue, named after it
+    for trigger in scaled["spec"]["triggers"]:
+        assert trigger["type"] == "redis"
+        assert all(isinstance(v, str) for v in trigger["metadata"].values())  # KEDA: strings
+    assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+LOCAL = ROOT / "deploy" / "compose.local.yaml"
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """PyYAML plus compose's ``!reset`` tag (compose.local.yaml)."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def compose(path: Path = COMPOSE) -> dict:
+    return yaml.load(path.read_text(), Loader=ComposeLoader)
+
+
+def test_compose_runs_every_role_from_one_image():
+    services = compose()["services"]
+    assert set(services) == {
+        "postgres", "redis", "mosquitto", "migrate", "web", "ingest-0", "ingest-1",
+        "controller", "worker",
+    }  # fmt: skip
+    platform = {name for name, s in services.items() if "build" in s}
+    assert platform == {"migrate", "web", "ingest-0", "ingest-1", "controller", "worker"}
+    assert len({services[name]["image"] for name in platform}) == 1
+    assert services["ingest-0"]["command"][-1] != services["ingest-1"]["command"][-1]  # slots
+
+
+def test_compose_dependencies_exist_and_the_platform_waits_for_migrations():
+    services = compose()["services"]
+    for name, service in services.items():
+        for needed, condition in service.get("depends_on", {}).items():
+            assert needed in services, f"{name} depends on {needed}"
+            assert condition["condition"] in {
+                "service_started", "service_healthy", "service_completed_successfully",
+            }  # fmt: skip
+            if condition["condition"] == "service_healthy":
+                assert "test" in services[needed]["healthcheck"], needed
+    for name in ("web", "ingest-0", "ingest-1", "controller", "worker"):
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }
+
+
+def test_compose_gives_each_role_its_broker_login_and_no_secret_in_the_file():
+    text = COMPOSE.read_text()
+    services = compose()["services"]
+    expected = {"web": "strata-web", "ingest-0": "strata-ingest", "controller": "strata-control"}
+    for name, account in expected.items():
+        assert services[name]["environment"]["MQTT_URL"].startswith(f"mqtt://{account}:"), name
+    assert "MQTT_URL" not in services["worker"]["environment"]
+    for variable in ("SECRET_KEY", "POSTGRES_PASSWORD", "MQTT_WEB_PASSWORD"):
+        assert f"${{{variable}:?" in text  # required from the environment, never a default
+    accounts = set(
+        re.findall(r"^user (\S+)$", (ROOT / "deploy/mosquitto/platform.acl").read_text(), re.M)
+    )
+    assert accounts == {"strata-ingest", "strata-control", "strata-web"}
+
+
+def test_the_local_override_only_moves_services_onto_the_host_network():
+    local = compose(LOCAL)["services"]
+    assert set(local) == set(compose()["services"])
+    for name, service in local.items():
+        assert service["network_mode"] == "host", name
+        assert set(service) <= {"network_mode", "ports", "image", "command"}, name
