@@ -7,8 +7,10 @@ platform's own (``strata.celery``); this package adds only the task wrappers
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "strata.settings.dev")
 
@@ -16,9 +18,47 @@ import django
 
 django.setup()
 
+from celery.signals import worker_ready, worker_shutdown  # noqa: E402
+
 from strata.celery import app  # noqa: E402
 
 app.loader.import_default_modules()  # registers decoder_worker.tasks
+
+ANNOUNCE_EVERY_S = 10
+
+
+def _announce_forever(name: str, stop: threading.Event) -> None:
+    """Tell the platform this worker is alive and what it decodes on (the ``auto`` decode
+    policy: a GPU worker makes it eager), until the worker stops."""
+    from archive.decoding import torch_device
+    from archive.policy import announce_worker, retire_worker
+
+    device = torch_device()
+    while not stop.is_set():
+        try:
+            announce_worker(name, device)
+        except Exception as exc:  # Redis away: the policy falls back, the worker goes on
+            logging.getLogger(__name__).warning("cannot announce worker %s: %s", name, exc)
+        stop.wait(ANNOUNCE_EVERY_S)
+    try:
+        retire_worker(name, device)
+    except Exception:  # stopping: the entry expires by itself
+        pass
+
+
+_stop = threading.Event()
+
+
+@worker_ready.connect
+def _start_announcing(sender, **_) -> None:
+    threading.Thread(
+        target=_announce_forever, args=(sender.hostname, _stop), daemon=True, name="announce"
+    ).start()
+
+
+@worker_shutdown.connect
+def _stop_announcing(**_) -> None:
+    _stop.set()
 
 
 def worker_command(

@@ -14,8 +14,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from archive import events
-from archive.images import clamp_channels, decoded_image, frames_needing_decode
+from archive import coordination, events, policy
+from archive.images import clamp_channels, decoded_image, decoded_pairs, frames_needing_decode
 from archive.models import DecodedImage, DecodeFailure, Frame
 from archive.services import archived_packet, record_decoded
 
@@ -111,22 +111,46 @@ def _decode_pass(codec, requests: Sequence[tuple[Frame, int]]) -> list[DecodedIm
     return stored
 
 
-def decode_and_store(requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage]:
+def _claim_key(frame_id: int, channels: int) -> str:
+    return f"decoding:{frame_id}:{channels}"
+
+
+def decode_and_store(
+    requests: Sequence[tuple[Frame, int]], owner: str | None = None
+) -> list[DecodedImage]:
     """Decode each (frame, k) from its first k archived layers and store the image once.
 
     Frames are grouped by model and split into passes bounded in pixels
     (``decode_passes``); the codec batches each pass by size: one forward pass per size.
     A frame that cannot be decoded fails alone and is marked. Returns the images newly
     stored (a redelivered task stores nothing twice).
+
+    With ``owner`` (the task's id) each (frame, k) is claimed first, and one that another
+    worker is decoding is left to it: two workers never decode the same frame. A task
+    given back after its worker died has the same id, and takes its claims over.
     """
+    if owner is not None:
+        keys = [_claim_key(f.pk, k) for f, k in requests]
+        taken = coordination.claim(keys, owner, settings.STRATA_DECODE_CLAIM_S)
+        mine = [r for r, ok in zip(requests, taken, strict=True) if ok]
+        # stored by a worker that held the claim until just now?
+        done = decoded_pairs(mine)
+        coordination.release([_claim_key(f.pk, k) for f, k in mine if (f.pk, k) in done])
+        requests = [(f, k) for f, k in mine if (f.pk, k) not in done]
     by_model: dict[int, list[tuple[Frame, int]]] = defaultdict(list)
     for frame, channels in requests:
         by_model[frame.model_id].append((frame, channels))
     stored: list[DecodedImage] = []
-    for model_id, group in by_model.items():
-        codec = codec_for(model_id)
-        for requests_of_pass in decode_passes(group):
-            stored += _decode_pass(codec, requests_of_pass)
+    try:
+        for model_id, group in by_model.items():
+            codec = codec_for(model_id)
+            for requests_of_pass in decode_passes(group):
+                stored += _decode_pass(codec, requests_of_pass)
+    finally:
+        if owner is not None:
+            coordination.release([_claim_key(f.pk, k) for f, k in requests])
+    if requests:
+        coordination.count("frames", len(requests))
     return stored
 
 
@@ -139,23 +163,69 @@ def _failed(requests: Sequence[tuple[Frame, int]]) -> set[tuple[int, int]]:
     )
 
 
-def decode_frames(frame_ids: Sequence[int]) -> list[DecodedImage]:
-    """Live decode: the given frames at all the layers they have, unless already done or
-    marked undecodable; each new image is announced to the live views (``archive.events``)."""
-    requests = [(f, f.n_layers) for f in frames_needing_decode(frame_ids)]
+def _at_full_k(frames: Sequence[Frame]) -> list[tuple[Frame, int]]:
+    requests = [(f, f.n_layers) for f in frames]
     failed = _failed(requests)
-    stored = decode_and_store([(f, k) for f, k in requests if (f.pk, k) not in failed])
+    return [(f, k) for f, k in requests if (f.pk, k) not in failed]
+
+
+def decode_frames(
+    frame_ids: Sequence[int], announce: bool = True, owner: str | None = None
+) -> list[DecodedImage]:
+    """Every given frame at all the layers it has, unless already done or marked
+    undecodable; each new image is announced to the live views (``archive.events``) unless
+    ``announce`` is off (eager decoding behind the live view: old frames would go back in
+    time on the pages)."""
+    stored = decode_and_store(_at_full_k(frames_needing_decode(frame_ids)), owner)
     log.debug("decoded %d of %d frames", len(stored), len(frame_ids))
+    if announce:
+        for decoded in stored:
+            events.frame_decoded(decoded)
+    return stored
+
+
+def decode_live(frame_ids: Sequence[int], owner: str | None = None) -> list[DecodedImage]:
+    """Live view: for each camera of the given frames, its newest frame (which may have
+    arrived after these were queued), decoded and announced. Frames in between are left to
+    backfill or to whoever asks: a viewer wants the newest picture, not the queue."""
+    given = list(Frame.objects.filter(pk__in=frame_ids).only("pk", "device_id", "received_at"))
+    policy.live_decode_started(given)
+    since: dict[int, object] = {}
+    for f in given:
+        since[f.device_id] = min(since.get(f.device_id, f.received_at), f.received_at)
+    newest = [
+        Frame.objects.filter(device_id=device_pk, received_at__gte=received, n_layers__gt=0)
+        .select_related("device")
+        .order_by("-capture_time_ms", "-seq")
+        .first()
+        for device_pk, received in since.items()
+    ]
+    frames = frames_needing_decode([f.pk for f in newest if f is not None])
+    stored = decode_and_store(_at_full_k(frames), owner)
+    coordination.count("live", len(stored))
     for decoded in stored:
         events.frame_decoded(decoded)
     return stored
 
 
-def redecode(frame_id: int, channels: int) -> DecodedImage | None:
+def backfill(owner: str | None = None) -> int:
+    """Idle time: decode up to ``STRATA_BACKFILL_BATCH`` frames nobody asked for, newest
+    first; queue the next round while there are more. Returns the frames decoded."""
+    batch = settings.STRATA_BACKFILL_BATCH
+    candidates = policy.backfill_candidates(batch * 4)
+    stored = decode_and_store(_at_full_k(candidates)[:batch], owner) if candidates else []
+    coordination.release([policy.BACKFILL_PENDING])
+    if len(candidates) > batch or (candidates and stored):
+        policy.request_backfill()
+    coordination.count("backfill", len(stored))
+    return len(stored)
+
+
+def redecode(frame_id: int, channels: int, owner: str | None = None) -> DecodedImage | None:
     """Archive view: the frame at ``channels`` (capped at the layers received), cached.
 
     Returns None for a frame that does not exist, has no layers, or cannot be decoded at
-    ``channels`` (marked; not tried again).
+    ``channels`` (marked; not tried again), or that another worker is decoding right now.
     """
     frame = Frame.objects.filter(pk=frame_id).first()
     if frame is None or frame.n_layers == 0:
@@ -164,5 +234,5 @@ def redecode(frame_id: int, channels: int) -> DecodedImage | None:
     cached = decoded_image(frame_id, channels)
     if cached is not None or (frame.pk, channels) in _failed([(frame, channels)]):
         return cached
-    decode_and_store([(frame, channels)])
+    decode_and_store([(frame, channels)], owner)
     return decoded_image(frame_id, channels)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from archive.decoding import decode_and_store
 from archive.images import as_rgb, decoded_images
-from archive.jobs import EXPORT_VIDEO, JobQueueUnavailable, queue_job
+from archive.jobs import ARCHIVE_QUEUE, EXPORT_VIDEO, JobQueueUnavailable, Priority, queue_job
 from archive.models import Export, Frame
 from fleet.models import Device
 
@@ -42,7 +42,7 @@ def export_frames(export: Export) -> QuerySet[Frame]:
 def request_export(
     user: AbstractBaseUser, device: Device, start: datetime, end: datetime, channels: int
 ) -> Export:
-    """Queue an export on the ``archive`` queue (so it never delays live decoding).
+    """Queue an export on the ``archive`` queue, after re-decodes (``archive.jobs``).
 
     One that cannot be queued is kept as failed, with the reason, and
     ``JobQueueUnavailable`` raised: it never waits as "queued" for a job that does not exist.
@@ -57,7 +57,7 @@ def request_export(
         export.delete()
         raise ExportError(f"{n} frames in that range (1..{MAX_FRAMES} can be exported)")
     try:
-        queue_job(EXPORT_VIDEO, export.pk, queue="archive")
+        queue_job(EXPORT_VIDEO, export.pk, queue=ARCHIVE_QUEUE, priority=Priority.EXPORT)
     except JobQueueUnavailable as exc:
         Export.objects.filter(pk=export.pk).update(status=Export.Status.FAILED, error=str(exc))
         raise

@@ -13,7 +13,7 @@ import numpy as np
 from django.core.cache import cache
 from PIL import Image
 
-from archive.jobs import REDECODE, JobQueueUnavailable, queue_job
+from archive.jobs import ARCHIVE_QUEUE, REDECODE, JobQueueUnavailable, queue_job
 from archive.models import DecodedImage, Frame
 from fleet.models import Device
 
@@ -69,6 +69,13 @@ def latest_decoded(device: Device) -> DecodedImage | None:
     )
 
 
+def decoded_pairs(requests: Sequence[tuple[Frame, int]]) -> set[tuple[int, int]]:
+    """The (frame id, k) among ``requests`` that have a stored image."""
+    found = DecodedImage.objects.filter(frame_id__in={f.pk for f, _ in requests})
+    wanted = {(f.pk, k) for f, k in requests}
+    return set(found.values_list("frame_id", "channels")) & wanted
+
+
 def frames_needing_decode(frame_ids: Sequence[int]) -> list[Frame]:
     """The frames among ``frame_ids`` that have no decoded image at their full layer count."""
     frames = list(Frame.objects.filter(pk__in=frame_ids).select_related("device"))
@@ -95,7 +102,7 @@ def decoded_at(frame: Frame, k: int) -> DecodedImage | None:
     requested = f"strata:redecode:{frame.pk}:{k}"
     if cache.add(requested, 1, REQUEST_TTL_S):
         try:
-            queue_job(REDECODE, frame.pk, k, queue="archive")
+            queue_job(REDECODE, frame.pk, k, queue=ARCHIVE_QUEUE)  # Priority.INTERACTIVE
         except JobQueueUnavailable:
             cache.delete(requested)  # not requested after all: the next call tries again
             raise

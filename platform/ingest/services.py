@@ -18,9 +18,8 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from archive.images import frames_needing_decode
-from archive.jobs import DECODE_FRAMES, queue_job
 from archive.partitions import ensure_layer_partitions
+from archive.policy import queue_decodes
 from archive.services import StoredFrame, store_packets
 from control.services import record_telemetry
 from fleet.models import Device
@@ -245,7 +244,7 @@ def _store_isolating_content_errors(
 
 def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
     """Parse, check and archive a batch of frame packets in one transaction, then queue
-    the frames that need it for decoding, as one batched task.
+    the frames the decode policy decodes now (``archive.policy.queue_decodes``).
 
     Packets that can never be archived are set aside (``record_rejections``); so is a packet
     whose content the database refuses, alone: the rest of its batch is archived.
@@ -277,10 +276,7 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
     if set_aside:
         record_rejections(set_aside)
 
-    to_decode = [f.pk for f in frames_needing_decode([s.frame.pk for s in stored])]
-    if to_decode:
-        queue_job(DECODE_FRAMES, to_decode, queue="live")
-    queued = set(to_decode)
+    queued = queue_decodes([s.frame.pk for s in stored])  # as the decode policy says
     outcome.frames = [
         FrameOutcome(
             s.frame.device.device_id, s.frame.seq, s.frame.pk, s.new_layers, s.frame.pk in queued

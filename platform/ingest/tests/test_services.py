@@ -5,6 +5,7 @@ import redis
 from django.conf import settings
 
 from archive.models import Frame
+from archive.policy import watch
 from fleet.models import Device
 from fleet.services import provision_device
 from ingest.models import Rejection
@@ -26,6 +27,7 @@ def rejections(device_id: str) -> dict[str, int]:
 
 def test_valid_frame_is_archived_and_queued_for_decoding(clean_redis):
     device = provision_device("cam-ingest-ok")
+    watch([device.device_id])  # someone views it live (archive.policy: decoded at once)
     outcome = handle_message(frame_topic(device.device_id), fake_packet(seq=42))
     assert outcome is not None and outcome.enqueued and outcome.new_layers == 12
     assert Frame.objects.filter(device=device, seq=42, n_layers=12).exists()

@@ -159,17 +159,25 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "live"
 CELERY_IMPORTS = ["decoder_worker.tasks"]  # the workers' task wrappers (archive.jobs names them)
+# Two queues, four priorities (archive.jobs.Priority): live viewers on ``live``; re-decodes
+# (slider, compare), exports and backfill on ``archive`` at message priority 0, 3 and 9.
 CELERY_TASK_ROUTES = {
+    "decoder_worker.tasks.decode_live": {"queue": "live"},
     "decoder_worker.tasks.decode_frames": {"queue": "live"},
     "decoder_worker.tasks.redecode": {"queue": "archive"},
     "decoder_worker.tasks.export_video": {"queue": "archive"},
+    "decoder_worker.tasks.backfill": {"queue": "archive"},
 }
 # A task a dead worker held (late acknowledgement) goes back to the queue after this long:
 # longer than the slowest batch decode, short enough that a crash costs little latency.
+# A worker takes its queues in the order it names them (``-Q live,archive``: live first,
+# "priority"), and within them messages by priority (0 first, then 3, 6, 9).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("STRATA_TASK_VISIBILITY_S", 300)),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
+    "queue_order_strategy": "priority",
+    "priority_steps": [0, 3, 6, 9],
 }
 
 # --- Strata ---------------------------------------------------------------------------------
@@ -182,6 +190,17 @@ STRATA_MAX_PACKET_BYTES = 256 * 1024
 # worker holds per frame. A decode pass stacks frames of one size up to the batch's pixels.
 STRATA_MAX_FRAME_PIXELS = int(os.environ.get("STRATA_MAX_FRAME_PIXELS", 1920 * 1088))
 STRATA_DECODE_BATCH_PIXELS = int(os.environ.get("STRATA_DECODE_BATCH_PIXELS", 4 * 1920 * 1088))
+# What gets decoded (archive.policy): "eager" every frame, "watched" the cameras someone views
+# live plus the rest when workers are idle, "on-demand" only what is asked for; "auto": eager
+# when a GPU worker is present, else watched.
+STRATA_DECODE_POLICY = os.environ.get("STRATA_DECODE_POLICY", "auto")
+STRATA_KEY_PREFIX = "strata:"  # Redis keys of the decode coordination (archive.coordination)
+STRATA_WATCH_TTL_S = 30  # a live view counts as watching this long after its last refresh
+# Frames per backfill task: the longest a live frame can wait behind one (about 40 ms each
+# at 224x224 on one CPU thread).
+STRATA_BACKFILL_BATCH = int(os.environ.get("STRATA_BACKFILL_BATCH", 8))
+STRATA_BACKFILL_WINDOW_S = int(os.environ.get("STRATA_BACKFILL_WINDOW_S", 24 * 3600))
+STRATA_DECODE_CLAIM_S = 120  # a (frame, k) being decoded is another worker's for this long
 
 
 def refusal_without_traceback(record) -> bool:

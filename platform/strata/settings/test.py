@@ -21,6 +21,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": f"strata-test-{TEST_RUN}:",
 }
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"strata-test-{TEST_RUN}"
+STRATA_KEY_PREFIX = f"strata-test-{TEST_RUN}:"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 STORAGES = {
