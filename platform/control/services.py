@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, transaction
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Length, RowNumber
 from django.utils import timezone
 
 from archive.models import Frame, Layer
-from audit.services import audit_many
+from audit.services import TIER_ACTION, audit, audit_many
 from control.leader import leader_lock
 from control.models import LinkSample, SitePolicy, TierChange
 from control.policies import DEFAULT_POLICY, POLICIES, Decision, Limits, LinkState, plain_words
@@ -178,6 +180,28 @@ def decide_tier(
         Round(),
     )
     return decision
+
+
+def set_site_policy(site: str, policy: str, *, by: AbstractBaseUser | None) -> bool:
+    """The policy a site's cameras run unless a camera has its own (``""``: the default,
+    ``DEFAULT_POLICY``). Audited; the controller takes it up at its next round
+    (``cameras_to_decide``). Returns False when nothing changed."""
+    site = site.strip()
+    if not site:
+        raise ValidationError("A site needs a name.")
+    if policy and policy not in POLICIES:
+        raise ValidationError(f"unknown policy {policy!r}; choose from {sorted(POLICIES)}")
+    current = SitePolicy.objects.filter(site=site).first()
+    before = current.policy if current else ""
+    if before == policy:
+        return False
+    with transaction.atomic():
+        if policy:
+            SitePolicy.objects.update_or_create(site=site, defaults={"policy": policy})
+        else:
+            SitePolicy.objects.filter(site=site).delete()
+        audit(by, "site.policy", f"site:{site}", {"policy": before}, {"policy": policy})
+    return True
 
 
 def with_policy(devices: QuerySet[Device]) -> QuerySet[Device]:
@@ -352,7 +376,7 @@ def _record_changes(
             detail["published"] = f"not yet: {result.error}"
         entries.append((f"device:{device.device_id}", {"tier": before[device.pk]}, detail))
     TierChange.objects.bulk_create(rows)
-    audit_many(None, "device.tier", entries)
+    audit_many(None, TIER_ACTION, entries)
 
 
 def prune_samples(keep: timedelta = timedelta(days=7)) -> int:

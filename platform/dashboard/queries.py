@@ -21,9 +21,10 @@ from django.db.models import (
 from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
+from access.models import Assignment
 from archive.images import latest_decoded
 from archive.models import DecodedImage, Frame, Layer
-from control.models import LinkSample, TierChange
+from control.models import LinkSample, SitePolicy, TierChange
 from control.policies import plain_words
 from control.services import effective_policy, switch_rates
 from fleet.models import ConnectionChange, Device
@@ -400,3 +401,35 @@ def _rate(sent: list[tuple[int, int]], seconds: int) -> RecentRate:
         peak = max(peak, inside)
     total = sum(size for _, size in sent)
     return RecentRate(total * 8 / 1000 / seconds, peak * 8 / 1000 / CAP_WINDOW_S)
+
+
+# --- the admin area -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site as the admin area lists it: cameras on it, its tier policy, who sees it."""
+
+    name: str
+    cameras: int
+    policy: str  # "" for the default
+    operators: int  # accounts assigned the whole site
+
+
+def sites() -> list[Site]:
+    """Every site a camera names or a policy was set for, by name: three queries."""
+    cameras = dict(
+        Device.objects.exclude(site="")
+        .values("site")
+        .annotate(n=Count("id"))
+        .values_list("site", "n")
+    )
+    policies = dict(SitePolicy.objects.values_list("site", "policy"))
+    operators = dict(
+        Assignment.objects.exclude(site="")
+        .values("site")
+        .annotate(n=Count("user", distinct=True))
+        .values_list("site", "n")
+    )
+    names = sorted(cameras.keys() | policies.keys(), key=str.lower)
+    return [Site(n, cameras.get(n, 0), policies.get(n, ""), operators.get(n, 0)) for n in names]

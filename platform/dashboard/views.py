@@ -137,6 +137,7 @@ def archive_day(raw: str) -> date:
 
 CHANNEL_COUNT = whole_number(1, MAX_TIER)
 HOUR = whole_number(0, 23)
+PAGE_NUMBER = whole_number(1, 999_999_999)  # ?page= of a paged list
 
 
 @login_required

@@ -45,6 +45,29 @@ def provision_device(device_id: str, *, name: str = "", site: str = "") -> Devic
     return device
 
 
+IDENTITY_FIELDS = ("name", "site", "is_active")
+
+
+def update_identity(device: Device, by: AbstractBaseUser | None, **changes: Any) -> bool:
+    """An admin renames a camera, moves it to a site or (de)activates it (an inactive
+    camera is refused at ingest; its archive stays). Audited; returns False when nothing
+    changed."""
+    unknown = set(changes) - set(IDENTITY_FIELDS)
+    if unknown:
+        raise ValueError(f"not an identity field: {', '.join(sorted(unknown))}")
+    before = {name: getattr(device, name) for name in IDENTITY_FIELDS}
+    for name, value in changes.items():
+        setattr(device, name, value.strip() if isinstance(value, str) else value)
+    after = {name: getattr(device, name) for name in IDENTITY_FIELDS}
+    if after == before:
+        return False
+    device.full_clean(exclude=["device_id"])
+    with transaction.atomic():
+        device.save(update_fields=list(IDENTITY_FIELDS))
+        audit(by, "device.identity", f"device:{device.device_id}", before, after)
+    return True
+
+
 def mark_seen(device: Device, at: datetime | None = None) -> None:
     """A frame or heartbeat proves the device is up."""
     at = at or timezone.now()

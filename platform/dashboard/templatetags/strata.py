@@ -22,11 +22,6 @@ def ago(value: datetime | None) -> str:
 
 
 @register.filter
-def get_item(mapping: dict, key: str) -> object:
-    return mapping.get(key)
-
-
-@register.filter
 def seconds(value: timedelta) -> str:
     """A grace period as people say it: "90 s", "15 min", "2 h"."""
     total = int(value.total_seconds())
@@ -80,3 +75,10 @@ def device_time(ms: int | None) -> str:
         return f"{ms} ms"
     local = timezone.localtime(at)
     return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
+
+
+@register.filter
+def changes(entry) -> list[tuple[str, object, object]]:
+    """An audit entry's fields as (name, before, after), for a line that reads as the change."""
+    keys = sorted(entry.before.keys() | entry.after.keys())
+    return [(key, entry.before.get(key), entry.after.get(key)) for key in keys]
