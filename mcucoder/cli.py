@@ -11,11 +11,52 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A mistake on the command line or in its input files: one line, status 1."""
+
+
+def _readable(path: str | Path) -> Path:
+    """``path`` as a Path, or a one-line error naming it when it cannot be read."""
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{p}: no such file")
+    if p.is_dir():
+        raise CliError(f"{p}: is a folder, expected a file")
+    return p
+
+
+def _check_channels(channels: int | None, codec) -> None:
+    if channels is not None and not 1 <= channels <= codec.n_channels:
+        raise CliError(
+            f"--channels {channels} is out of range: {codec.name} has {codec.n_channels} "
+            f"channels (1..{codec.n_channels})"
+        )
+
+
+def _read_packet(path: Path):
+    """A packet file, parsed; a file that is not one (a JPEG...) is a one-line error."""
+    from .bitstream import PacketError, parse_packet
+
+    data = path.read_bytes()
+    try:
+        return parse_packet(data)
+    except PacketError as e:
+        raise CliError(f"{path}: not a valid Strata packet ({e})") from None
+
+
+def _enough_channels(path: Path, n: int, channels: int | None) -> None:
+    if channels is not None and channels > n:
+        raise CliError(
+            f"{path} has only {n} channel{'s' if n > 1 else ''}: "
+            f"cannot decode --channels {channels}"
+        )
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -174,8 +215,9 @@ def _load_codec(args: argparse.Namespace, encoder: str = "auto"):
 def _cmd_encode(args: argparse.Namespace) -> int:
     from .data import load_rgb
 
-    inputs = [Path(p) for p in args.images]
+    inputs = [_readable(p) for p in args.images]
     codec = _load_codec(args)
+    _check_channels(args.channels, codec)
     for i, (src, dst) in enumerate(
         zip(inputs, _outputs(inputs, Path(args.o), ".strata"), strict=True)
     ):
@@ -190,10 +232,21 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_decode(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    inputs = [Path(p) for p in args.files]
+    from .bitstream import FRAME_INTRA
+
+    inputs = [_readable(p) for p in args.files]
+    packets = [_read_packet(p) for p in inputs]
     codec = _load_codec(args, encoder="float")  # decoding never runs the encoder
-    for src, dst in zip(inputs, _outputs(inputs, Path(args.o), ".png"), strict=True):
-        Image.fromarray(codec.decode(src.read_bytes(), args.channels)).save(dst)
+    _check_channels(args.channels, codec)
+    for src, p in zip(inputs, packets, strict=True):
+        _enough_channels(src, p.n_channels, args.channels)
+        if p.frame_type != FRAME_INTRA:
+            raise CliError(
+                f"{src} is a predicted frame (it needs frame {p.reference_seq}): "
+                "decode its stream with decode-video"
+            )
+    for src, p, dst in zip(inputs, packets, _outputs(inputs, Path(args.o), ".png"), strict=True):
+        Image.fromarray(codec.decode(p, args.channels)).save(dst)
         print(f"{src} -> {dst}")
     return 0
 
@@ -203,39 +256,78 @@ def _cmd_encode_video(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .bitstream import pack_stream
+    from .video import VideoEncoder
 
+    src = _readable(args.video)
+    size = _size(args.size) if args.size else None
     codec = _load_codec(args)
-    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
-    packets = []
-    with av.open(args.video) as container:
+    _check_channels(args.channels, codec)
+    if args.key_interval < 1:
+        raise CliError(f"--key-interval {args.key_interval}: must be at least 1")
+    encoder = None if args.intra_only else VideoEncoder(codec, args.key_interval)
+    packets, keys = [], 0
+    try:
+        container = av.open(str(src))
+    except av.error.FFmpegError as e:
+        raise CliError(f"{src}: not a video this build can read ({e})") from None
+    with container:
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
             img = frame.to_image()
             if size:
                 img = img.resize(size, Image.Resampling.BOX)
             t_ms = int(round(float(frame.time or 0) * 1000))
-            packets.append(
-                codec.encode(
-                    np.asarray(img.convert("RGB")), args.channels, seq=i, capture_time_ms=t_ms
-                )
-            )
+            rgb = np.asarray(img.convert("RGB"))
+            if encoder is None:
+                packets.append(codec.encode(rgb, args.channels, seq=i, capture_time_ms=t_ms))
+                keys += 1
+            else:
+                coded = encoder.encode(rgb, args.channels, seq=i, capture_time_ms=t_ms)
+                packets.append(coded.packet)
+                keys += coded.key
+    if not packets:
+        raise CliError(f"{src}: no video frames")
     Path(args.o).write_bytes(pack_stream(packets))
     total = sum(len(p) for p in packets)
-    print(f"{args.video} -> {args.o}: {len(packets)} frames, {total} bytes")
+    kind = "intra only" if encoder is None else f"{keys} key, {len(packets) - keys} predicted"
+    print(f"{args.video} -> {args.o}: {len(packets)} frames ({kind}), {total} bytes")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 320x240") from None
+    if not (1 <= w <= 0xFFFF and 1 <= h <= 0xFFFF):
+        raise CliError(f"--size {text}: each side must be in 1..65535")
+    return w, h
 
 
 def _cmd_decode_video(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from .bitstream import parse_packet, unpack_stream
+    from .bitstream import PacketError, parse_packet, unpack_stream
+    from .video import VideoDecoder
 
+    src = _readable(args.file)
+    try:
+        packets = [parse_packet(p) for p in unpack_stream(src.read_bytes())]
+    except PacketError as e:
+        raise CliError(f"{src}: not a valid Strata packet stream ({e})") from None
+    if not packets:
+        raise CliError(f"{src}: the stream holds no frames")
     codec = _load_codec(args, encoder="float")
-    packets = [parse_packet(p) for p in unpack_stream(Path(args.file).read_bytes())]
+    _check_channels(args.channels, codec)
+    _enough_channels(src, max(p.n_channels for p in packets), args.channels)
     out = Path(args.o)
     frames = []
+    decoder = VideoDecoder(codec)
     for i in range(0, len(packets), 16):
-        frames += codec.decode_batch(packets[i : i + 16], args.channels)
+        try:
+            frames += decoder.decode(packets[i : i + 16], args.channels)
+        except PacketError as e:
+            raise CliError(f"{src}: {e}") from None
     if out.suffix.lower() == ".mp4":
         import av
 
@@ -355,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
     from .train_decoder import DecoderTrainConfig
 
-    p = argparse.ArgumentParser(prog="python -m mcucoder", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="python -m mcucoder", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("data", help="fetch and cache the training and dev images").set_defaults(
         fn=_cmd_data
     )
@@ -418,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", required=True)
     ev.add_argument("--channels", type=int, default=12)
     ev.add_argument("--size", help="WxH to resize frames to")
+    ev.add_argument(
+        "--intra-only", action="store_true", help="every frame on its own (no predicted frames)"
+    )
+    ev.add_argument(
+        "--key-interval", type=int, default=50, help="frames from one key frame to the next"
+    )
     ev.add_argument("--reference-kernels", action="store_true")
     ev.add_argument("--model")
     ev.set_defaults(fn=_cmd_encode_video)
@@ -463,9 +561,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line (then status 2), as every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except CliError as e:
+        print(f"python -m mcucoder {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # unreadable or unwritable files, images PIL cannot open
+        print(f"python -m mcucoder {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

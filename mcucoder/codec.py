@@ -10,8 +10,9 @@ import torch
 
 from . import bitstream as bs
 from .decoders import load_decoder
-from .entropy import ChannelTable, RansError, rans_decode, rans_encode, tables_from_json
+from .entropy import ChannelTable, rans_encode, tables_from_json
 from .models import DOWNSCALE, N_CHANNELS, Decoder, Encoder
+from .predictive import Reference, decode_symbols
 from .registry import WEIGHTS_DIR, model_entry, model_id_of
 
 
@@ -147,50 +148,68 @@ class Codec:
             raise bs.UnknownModel(
                 f"packet model_id {p.model_id:#010x}, this codec is {self.name} {self.model_id:#010x}"
             )
-        if p.frame_type != bs.FRAME_INTRA:
-            raise bs.UnsupportedFeature(f"frame type {p.frame_type} is not decodable yet")
         if p.quant != 0:
             raise bs.UnsupportedFeature(f"quantisation table {p.quant} is not defined")
         if p.n_channels > self.n_channels:
             raise bs.Inconsistent(f"{p.n_channels} channels, the model has {self.n_channels}")
         return p
 
-    def dequantise(self, packet: bytes | bs.Packet, channels: int | None = None) -> np.ndarray:
+    def symbols_of(
+        self,
+        packet: bytes | bs.Packet,
+        channels: int | None = None,
+        reference: Reference | None = None,
+    ) -> np.ndarray:
+        """The symbols (k, H/8, W/8) of the first ``channels`` channels (all: None); a
+        predicted frame needs the decoder state after its reference frame
+        (``mcucoder.predictive``), else :class:`~mcucoder.bitstream.MissingReference`."""
+        return decode_symbols(self._packet(packet), self.tables, reference, channels)
+
+    def dequantise(
+        self,
+        packet: bytes | bs.Packet,
+        channels: int | None = None,
+        reference: Reference | None = None,
+    ) -> np.ndarray:
         """Entropy-decode a packet into the decoder's input (12, H/8, W/8), zeros for
         channels not present (exactly what tail drop trained the decoder with)."""
-        p = self._packet(packet)
-        k = p.n_channels if channels is None else max(1, min(channels, p.n_channels))
-        h, w = p.latent_size
-        y = np.zeros((self.n_channels, h, w), np.float32)
-        for c in range(k):
-            chunk = p.chunks[c]
-            if p.coding == bs.CODING_RAW:
-                y[c] = np.frombuffer(chunk, np.int8).reshape(h, w)
-                continue
-            if p.coding == bs.CODING_RANS_CTX and self.tables[c].ctx_freq is None:
-                raise bs.UnsupportedFeature("this model has no context tables")
-            ctx = p.coding == bs.CODING_RANS_CTX
-            try:
-                y[c] = rans_decode(chunk, h * w, self.tables[c], w, ctx).reshape(h, w)
-            except RansError as e:
-                raise bs.Inconsistent(f"channel {c}: {e}") from None
+        q = self.symbols_of(packet, channels, reference)
+        y = np.zeros((self.n_channels, *q.shape[1:]), np.float32)
+        y[: len(q)] = q
         return y
 
-    def decode(self, packet: bytes | bs.Packet, channels: int | None = None) -> np.ndarray:
+    def decode(
+        self,
+        packet: bytes | bs.Packet,
+        channels: int | None = None,
+        reference: Reference | None = None,
+    ) -> np.ndarray:
         """Reconstruct an HxWx3 uint8 image from the first ``channels`` channels (all: None)."""
-        return self.decode_batch([packet], channels)[0]
+        return self.decode_batch([packet], channels, [reference])[0]
 
     def decode_batch(
-        self, packets: list[bytes | bs.Packet], channels: int | None = None
+        self,
+        packets: list[bytes | bs.Packet],
+        channels: int | None = None,
+        references: list[Reference | None] | None = None,
     ) -> list[np.ndarray]:
-        """Decode many packets with one decoder pass per distinct frame size."""
+        """Decode many packets with one decoder pass per distinct frame size (predicted
+        frames with the reference each needs, in ``references``)."""
         parsed = [self._packet(p) for p in packets]
+        refs = references or [None] * len(parsed)
+        return self.synthesise(
+            [self.dequantise(p, channels, r) for p, r in zip(parsed, refs, strict=True)],
+            [(p.height, p.width) for p in parsed],
+        )
+
+    def synthesise(self, ys: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Images from decoder inputs (12, H/8, W/8), cropped to (height, width) each."""
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, p in enumerate(parsed):
-            groups[p.latent_size].append(i)
-        out: list[np.ndarray | None] = [None] * len(parsed)
+        for i, y in enumerate(ys):
+            groups[y.shape[1:]].append(i)
+        out: list[np.ndarray | None] = [None] * len(ys)
         for idx in groups.values():
-            y = np.stack([self.dequantise(parsed[i], channels) for i in idx])
+            y = np.stack([ys[i] for i in idx])
             # channels-last activations: oneDNN's faster convolutions on CPU (about 1.2x at
             # 224x224, 1.5x at 768x512, one thread); the same images up to rare 1-level
             # rounding differences
@@ -199,6 +218,6 @@ class Codec:
                 x = self.decoder(y)
             imgs = (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             for j, i in enumerate(idx):
-                p = parsed[i]
-                out[i] = np.ascontiguousarray(imgs[j, : p.height, : p.width])
+                h, w = sizes[i]
+                out[i] = np.ascontiguousarray(imgs[j, :h, :w])
         return out  # type: ignore[return-value]
