@@ -21,7 +21,6 @@
 #endif
 
 #define STRIDE STRATA_IM2COL_STRIDE
-#define MAX_PAIRS 16 /* channel pairs of the ROWS accumulators (STRATA_MAX_CHANNELS / 2) */
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: high 32 bits of 2*a*b, rounded. */
 static int32_t doubling_high_mul(int32_t a, int32_t b)
@@ -55,29 +54,38 @@ int32_t strata_requantize(int32_t x, int32_t multiplier, int shift)
 }
 
 #if STRATA_DSP
-static uint32_t load32(const int8_t *p) /* unaligned */
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
+/* n words of int8 at s0 (pixel 0) and s1 (pixel 1) -> int16 at dst and dst + STRIDE,
+ * each group of 4 bytes (b0..b3) as (b0, b2), (b1, b3): one SXTB16 per pair. Stores
+ * may be unaligned (a 21-value kernel row starts at an odd position). */
+#define WIDEN_WORD                                                                        \
+    "ldr    %[v0], [%[s0]], #4\n\t"                                                       \
+    "ldr    %[v1], [%[s1]], #4\n\t"                                                       \
+    "sxtb16 %[t0], %[v0]\n\t"                                                              \
+    "sxtb16 %[v0], %[v0], ror #8\n\t"                                                      \
+    "sxtb16 %[t1], %[v1]\n\t"                                                              \
+    "sxtb16 %[v1], %[v1], ror #8\n\t"                                                      \
+    "str    %[t1], [%[d], %[px1]]\n\t"                                                     \
+    "str    %[v1], [%[d], %[px1h]]\n\t"                                                    \
+    "str    %[v0], [%[d], #4]\n\t"                                                         \
+    "str    %[t0], [%[d]], #8\n\t"
 
-static uint32_t ror8(uint32_t v) /* the compiler folds it into SXTB16's rotation */
+static inline void widen2(const int8_t *s0, const int8_t *s1, int16_t *d, int n)
 {
-    return (v >> 8) | (v << 24);
-}
-
-/* n words of int8 at src -> int16 at dst, each group of 4 as (b0, b2), (b1, b3). */
-static void widen(const int8_t *src, int16_t *dst, int n)
-{
-    int j;
-    for (j = 0; j < n; j++) {
-        const uint32_t v = load32(src + 4 * j);
-        const uint32_t lo = (uint32_t)__sxtb16((int8x4_t)v);
-        const uint32_t hi = (uint32_t)__sxtb16((int8x4_t)ror8(v));
-        memcpy(dst + 4 * j, &lo, 4); /* unaligned stores where a row starts odd */
-        memcpy(dst + 4 * j + 2, &hi, 4);
+    uint32_t v0, v1, t0, t1;
+#define WIDEN_OPERANDS                                                                    \
+    : [s0] "+r"(s0), [s1] "+r"(s1), [d] "+r"(d), [n] "+r"(n), [v0] "=&r"(v0),               \
+      [v1] "=&r"(v1), [t0] "=&r"(t0), [t1] "=&r"(t1)                                        \
+    : [px1] "I"(2 * STRIDE), [px1h] "I"(2 * STRIDE + 4)                                    \
+    : "cc", "memory"
+    if (n & 1) {
+        __asm__ volatile(WIDEN_WORD WIDEN_OPERANDS);
+        n--;
     }
+    if (n > 0) {
+        __asm__ volatile("1:\n\t" WIDEN_WORD WIDEN_WORD "subs %[n], %[n], #2\n\t"
+                "bhi 1b\n\t" WIDEN_OPERANDS);
+    }
+#undef WIDEN_OPERANDS
 }
 
 /* One group of 4 positions for both channels and both pixels: 15 instructions, 16 MACs.
@@ -103,7 +111,7 @@ static void widen(const int8_t *src, int16_t *dst, int n)
 /* acc[0..1] += channel a's weights . pixels 0, 1; acc[2..3] the same for channel b
  * (inline assembly: the compiler neither folds the rotation into SXTB16 nor pairs the
  * loads into LDRD). Two groups per loop pass. */
-static void dot(const int32_t *x, const uint32_t *w, int groups, int32_t *acc)
+static inline void dot(const int32_t *x, const uint32_t *w, int groups, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
     const uint32_t *end = w + 2 * groups;
@@ -145,14 +153,18 @@ static int32_t requant(const strata_quant_t *q, int32_t acc, int32_t output_offs
     return (x + q->round + ((x >> 31) & q->neg)) >> q->rsh;
 }
 #else
-static void widen(const int8_t *src, int16_t *dst, int n)
+static void widen2(const int8_t *s0, const int8_t *s1, int16_t *d, int n)
 {
-    int j;
-    for (j = 0; j < n; j++) {
-        dst[4 * j + 0] = src[4 * j + 0];
-        dst[4 * j + 1] = src[4 * j + 2];
-        dst[4 * j + 2] = src[4 * j + 1];
-        dst[4 * j + 3] = src[4 * j + 3];
+    int j, p;
+    for (p = 0; p < 2; p++) {
+        const int8_t *src = p ? s1 : s0;
+        int16_t *dst = d + p * STRIDE;
+        for (j = 0; j < n; j++) {
+            dst[4 * j + 0] = src[4 * j + 0];
+            dst[4 * j + 1] = src[4 * j + 2];
+            dst[4 * j + 2] = src[4 * j + 1];
+            dst[4 * j + 3] = src[4 * j + 3];
+        }
     }
 }
 
@@ -195,46 +207,48 @@ static void edge_segment(const strata_conv_t *L, const int8_t *row, int in_w, in
     }
 }
 
-/* Kernel row ky of the two pixels starting at columns x0[0], x0[1] into buf (pixel p
- * at p * STRIDE, the row at `at`). fast: both windows inside the row (no padding). */
-static void im2col_row(const strata_conv_t *L, const int8_t *row, int in_w, const int *x0,
-                       int fast, int16_t *buf, int at)
+/* Kernel rows ky0 <= ky < ky1 of the two pixels starting at columns x0[0], x0[1] into
+ * buf (pixel p at p * STRIDE, row ky at `at + (ky - ky0) * step`). fast: every row
+ * lies inside the frame, so the windows are read where they are. */
+static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, int ky1,
+                   int in_w, const int *x0, int fast, int16_t *buf, int step)
 {
     const int words = (L->kw * L->cin + 3) / 4;
-    int8_t seg[STRIDE + 4];
-    int p;
-    for (p = 0; p < 2; p++) {
-        const int8_t *src = row + x0[p] * L->cin;
-        if (!fast) {
-            edge_segment(L, row, in_w, x0[p], seg);
-            src = seg;
+    int ky;
+    if (fast) {
+        const int c0 = x0[0] * L->cin, c1 = x0[1] * L->cin;
+        for (ky = ky0; ky < ky1; ky++, buf += step) {
+            widen2(rows[ky] + c0, rows[ky] + c1, buf, words);
         }
-        widen(src, buf + p * STRIDE + at, words);
+    } else {
+        int8_t seg[2][STRIDE + 4];
+        for (ky = ky0; ky < ky1; ky++, buf += step) {
+            edge_segment(L, rows[ky], in_w, x0[0], seg[0]);
+            edge_segment(L, rows[ky], in_w, x0[1], seg[1]);
+            widen2(seg[0], seg[1], buf, words);
+        }
     }
 }
 
-/* Requantise the 2 x 2 block (pixels ox, ox + 1; channels c, c + 1) into out. */
-static void store_block(const strata_conv_t *L, const int32_t *acc, int c, int n_out,
-                        int pixels, int8_t *out)
+/* Requantise a channel's two accumulators (pixels 0 and 1) and clamp them. */
+static inline void requant2(const strata_conv_t *L, const strata_quant_t *q, int full,
+                            int32_t a0, int32_t a1, int8_t *o0, int8_t *o1)
 {
-    const int full = L->act_min == -128 && L->act_max == 127;
-    int i;
-    for (i = 0; i < 4; i++) {
-        const int ch = c + (i >> 1), px = i & 1;
-        int32_t v = requant(&L->quant[ch], acc[i], L->output_offset);
-        if (full) {
+    int32_t v0 = requant(q, a0, L->output_offset), v1 = requant(q, a1, L->output_offset);
+    if (full) {
 #if STRATA_DSP
-            v = __ssat(v, 8);
+        v0 = __ssat(v0, 8);
+        v1 = __ssat(v1, 8);
 #else
-            v = v < -128 ? -128 : v > 127 ? 127 : v;
+        v0 = v0 < -128 ? -128 : v0 > 127 ? 127 : v0;
+        v1 = v1 < -128 ? -128 : v1 > 127 ? 127 : v1;
 #endif
-        } else {
-            v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
-        }
-        if (ch < n_out && px < pixels) {
-            out[(size_t)px * n_out + ch] = (int8_t)v;
-        }
+    } else {
+        v0 = v0 < L->act_min ? L->act_min : v0 > L->act_max ? L->act_max : v0;
+        v1 = v1 < L->act_min ? L->act_min : v1 > L->act_max ? L->act_max : v1;
     }
+    *o0 = (int8_t)v0;
+    *o1 = (int8_t)v1;
 }
 
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
@@ -242,7 +256,10 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
 {
     int32_t buf32[STRIDE]; /* two pixels' int16 windows, word-aligned */
     int16_t *buf = (int16_t *)(void *)buf32;
+    int8_t spare[2 * STRATA_MAX_CHANNELS_PER_LAYER]; /* outputs nobody asked for */
     const int kwc = L->kw * L->cin, pairs = (n_out + 1) / 2;
+    const int full = L->act_min == -128 && L->act_max == 127;
+    const size_t pair_words = (size_t)L->groups * 2 * (L->mode == STRATA_IM2COL_ROWS ? L->kh : 1);
     const int reach = (4 * ((kwc + 3) / 4) + L->cin - 1) / L->cin; /* columns a row reads */
     /* pixels whose every kernel row lies inside the frame: [lo, hi) */
     int lo = (L->pad_left + L->stride - 1) / L->stride;
@@ -258,34 +275,39 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
         const int x0[2] = {ox * L->stride - L->pad_left,
                            (ox + pixels - 1) * L->stride - L->pad_left};
         const int fast = ox >= lo && ox + 1 < hi;
-        int8_t *o = out + (size_t)ox * n_out;
+        int8_t *o0 = out + (size_t)ox * n_out, *o1 = pixels == 2 ? o0 + n_out : spare;
         if (L->mode == STRATA_IM2COL_WINDOW) {
-            for (ky = 0; ky < L->kh; ky++) {
-                im2col_row(L, rows[ky], in_w, x0, fast, buf, ky * kwc);
-            }
+            im2col(L, rows, 0, L->kh, in_w, x0, fast, buf, kwc);
             for (cp = 0; cp < pairs; cp++) {
                 const strata_quant_t *q = &L->quant[2 * cp];
+                const int b = 2 * cp + 1 < n_out; /* an odd n_out's last pair: a only */
                 int32_t acc[4];
                 acc[0] = acc[1] = q[0].bias;
                 acc[2] = acc[3] = q[1].bias;
-                dot(buf32, L->weights + (size_t)cp * L->groups * 2, L->groups, acc);
-                store_block(L, acc, 2 * cp, n_out, pixels, o);
+                dot(buf32, L->weights + cp * pair_words, L->groups, acc);
+                requant2(L, q, full, acc[0], acc[1], o0 + 2 * cp, o1 + 2 * cp);
+                requant2(L, q + 1, full, acc[2], acc[3], b ? o0 + 2 * cp + 1 : spare,
+                         b ? o1 + 2 * cp + 1 : spare + 1);
             }
         } else {
-            int32_t acc[MAX_PAIRS][4];
+            int32_t acc[STRATA_MAX_CHANNELS_PER_LAYER / 2][4];
             for (cp = 0; cp < pairs; cp++) {
                 acc[cp][0] = acc[cp][1] = L->quant[2 * cp].bias;
                 acc[cp][2] = acc[cp][3] = L->quant[2 * cp + 1].bias;
             }
             for (ky = 0; ky < L->kh; ky++) {
-                im2col_row(L, rows[ky], in_w, x0, fast, buf, 0);
+                im2col(L, rows, ky, ky + 1, in_w, x0, fast, buf, 0);
                 for (cp = 0; cp < pairs; cp++) {
-                    dot(buf32, L->weights + ((size_t)cp * L->kh + ky) * L->groups * 2,
+                    dot(buf32, L->weights + cp * pair_words + (size_t)ky * L->groups * 2,
                         L->groups, acc[cp]);
                 }
             }
             for (cp = 0; cp < pairs; cp++) {
-                store_block(L, acc[cp], 2 * cp, n_out, pixels, o);
+                const strata_quant_t *q = &L->quant[2 * cp];
+                const int b = 2 * cp + 1 < n_out;
+                requant2(L, q, full, acc[cp][0], acc[cp][1], o0 + 2 * cp, o1 + 2 * cp);
+                requant2(L, q + 1, full, acc[cp][2], acc[cp][3], b ? o0 + 2 * cp + 1 : spare,
+                         b ? o1 + 2 * cp + 1 : spare + 1);
             }
         }
     }

@@ -185,7 +185,7 @@ def _array(ctype: str, name: str, values: np.ndarray | list[int], per_line: int 
 
 IM2COL_STRIDE = 160  # int16 values per pixel of strata_conv.c's im2col buffer (strata_conv.h)
 WINDOW, ROWS = 0, 1  # STRATA_IM2COL_WINDOW / _ROWS
-MAX_CHANNELS = 32  # STRATA_MAX_CHANNELS: strata_conv.c keeps one layer's accumulators
+MAX_CHANNELS = 32  # STRATA_MAX_CHANNELS_PER_LAYER (strata_conv.h): accumulators, spare outputs
 
 
 def im2col_plan(layer: Conv) -> tuple[int, int]:

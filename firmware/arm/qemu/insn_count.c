@@ -51,10 +51,16 @@ static int n_marks;
 static int section;
 static uint64_t counts[MAX_MARKS + 1][N_CLASS];
 
-typedef struct {
+typedef struct tb_info {
     int starts; /* section this block starts (-1: none) */
     uint32_t n[N_CLASS];
+    uint64_t pc, executed; /* hot=N: blocks by instructions executed */
+    uint32_t n_insns;
+    struct tb_info *next;
 } tb_info_t;
+
+static int hot; /* hot=N: print the N blocks that executed the most instructions */
+static tb_info_t *blocks;
 
 static int starts_with(const char *s, const char *p)
 {
@@ -134,9 +140,10 @@ static int classify(const char *d, uint32_t *weight)
 
 static void on_exec(unsigned int vcpu, void *udata)
 {
-    const tb_info_t *t = udata;
+    tb_info_t *t = udata;
     int c;
     (void)vcpu;
+    t->executed++;
     if (t->starts >= 0) {
         section = t->starts;
     }
@@ -150,12 +157,16 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     const size_t n = qemu_plugin_tb_n_insns(tb);
     (void)id;
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &insns, n);
-    if (n_marks > 0) {
-        tb_info_t *t = calloc(1, sizeof *t); /* lives as long as the translation */
+    if (n_marks > 0 || hot > 0) {
+        tb_info_t *t = calloc(1, sizeof *t); /* kept to the end (hot=) */
         const uint64_t pc = qemu_plugin_tb_vaddr(tb);
         size_t i;
         int m;
         t->starts = -1;
+        t->pc = pc;
+        t->n_insns = (uint32_t)n;
+        t->next = blocks;
+        blocks = t;
         for (m = 0; m < n_marks; m++) {
             if (marks[m] == (pc & ~(uint64_t)1)) {
                 t->starts = m + 1;
@@ -184,6 +195,21 @@ static void report_at_exit(qemu_plugin_id_t id, void *userdata)
                     counts[s][c]);
         }
     }
+    for (c = 0; c < hot; c++) { /* selection of the top blocks: N small */
+        tb_info_t *t, *best = NULL;
+        for (t = blocks; t != NULL; t = t->next) {
+            if (t->n_insns && (best == NULL || t->executed * t->n_insns >
+                                                   best->executed * best->n_insns)) {
+                best = t;
+            }
+        }
+        if (best == NULL) {
+            break;
+        }
+        fprintf(stderr, "hot 0x%08" PRIx64 " insns %u executed %" PRIu64 "\n", best->pc,
+                best->n_insns, best->executed);
+        best->n_insns = 0;
+    }
     fprintf(stderr, "insns %" PRIu64 "\n", insns);
 }
 
@@ -196,6 +222,8 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
     for (i = 0; i < argc; i++) {
         if (starts_with(argv[i], "mark=") && n_marks < MAX_MARKS) {
             marks[n_marks++] = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1;
+        } else if (starts_with(argv[i], "hot=")) {
+            hot = atoi(argv[i] + 4);
         } else {
             fprintf(stderr, "insn_count: unknown argument %s\n", argv[i]);
             return -1;
