@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format services browser venv venv-dev clean
+.PHONY: demo test lint format services browser venv venv-dev clean deploy-check
 
 demo: $(VENV)/.runtime  ## Run the platform + a simulated fleet on the embedded default
 	$(BIN)/python -m launchers.demo
@@ -23,6 +23,9 @@ format: $(VENV)/.dev
 
 services:
 	bash scripts/ensure_services.sh
+
+deploy-check:  ## Build the image, run deploy/compose.yaml with podman, send a camera's frames through it (minutes; not in `test`)
+	bash scripts/deploy_check.sh
 
 browser:  ## Debian's Chromium for the browser tests (apt; never `playwright install`)
 	bash scripts/ensure_browser.sh
