@@ -28,7 +28,7 @@ import numpy as np
 from devices import traces
 from devices.camera import Camera, Encoder
 from devices.link import LinkEmulator
-from devices.scenes import DEFAULT_SIZE, Size, make_source
+from devices.scenes import DEFAULT_SIZE, SCENE_NAMES, Size, make_source
 from devices.sequence import default_state_dir
 from devices.traces import Trace
 from protocol.broker import BrokerURL
@@ -97,7 +97,7 @@ class Fleet:
         max_kbps: float | None = None,
         tier: int = MAX_TIER,
         mode: str = "periodic",
-        source: str = "synthetic",
+        source: str | Sequence[str] = "synthetic",
         size: Size = DEFAULT_SIZE,
         codec: Encoder | None = None,
         model: str | None = None,
@@ -113,6 +113,10 @@ class Fleet:
     ) -> None:
         if len(set(device_ids)) != len(device_ids):
             raise ValueError("device ids must be unique (they are MQTT client ids)")
+        # one source spec for all (synthetic scenes then differ by camera) or one per camera
+        sources = [source] * len(device_ids) if isinstance(source, str) else list(source)
+        if len(sources) != len(device_ids):
+            raise ValueError(f"{len(sources)} sources for {len(device_ids)} cameras")
         self.broker = BrokerURL.parse(broker_url)
         self.link: LinkEmulator | None = None
         device_broker = self.broker
@@ -135,7 +139,7 @@ class Fleet:
             Camera(
                 device_id,
                 device_broker,
-                source=make_source(source, size, index=i),
+                source=make_source(sources[i], size, index=i),
                 tier=tier,
                 fps=fps,
                 deadline_ms=deadline_ms,
@@ -310,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=3)
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     parser.add_argument(
-        "--source", default="synthetic", help="synthetic[:SCENE], a folder of images or a video"
+        "--source",
+        default="synthetic",
+        help=f"synthetic (scenes {', '.join(SCENE_NAMES)} in turn), synthetic:SCENE, "
+        "a folder of images or a video",
     )
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument(
@@ -320,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tier", type=int, default=MAX_TIER, help=f"channels 1..{MAX_TIER}")
     parser.add_argument("--mode", choices=CAPTURE_MODES, default="periodic")
     parser.add_argument("--prefix", default="cam", help="device id prefix")
-    parser.add_argument("--size", default="224x224", help="WIDTHxHEIGHT")
+    parser.add_argument(
+        "--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}", help="WIDTHxHEIGHT (640x480 too)"
+    )
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version")
     parser.add_argument("--model", help="codec model (default: the codec's own)")
     parser.add_argument(

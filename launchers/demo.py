@@ -54,10 +54,10 @@ from launchers.dashboard import (  # noqa: E402
 from protocol.broker import BrokerURL  # noqa: E402
 
 DEMO_PASSWORD = "strata-demo"
-DEMO_CAMERAS = [
-    ("demo-farm-1", "Paddock gate", "North farm"),
-    ("demo-yard-2", "Barn yard", "North farm"),
-    ("demo-road-3", "Access road", "Depot"),
+DEMO_CAMERAS = [  # (device id, camera name, site, scene of devices.scenes it looks at)
+    ("demo-farm-1", "Paddock gate", "North farm", "paddock"),
+    ("demo-yard-2", "Barn yard", "North farm", "barnyard"),
+    ("demo-depot-3", "Front entrance", "Depot", "entrance"),
 ]
 DEMO_OPERATOR_SITE = "North farm"
 
@@ -127,7 +127,7 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
     # every camera gets its own login, as `manage.py provision` gives a real one
     passwords = {
         device_id: issue_credentials(device_id, name=name, site=site).password
-        for device_id, (_, name, site) in zip(device_ids, specs, strict=True)
+        for device_id, (_, name, site, _) in zip(device_ids, specs, strict=True)
     }
 
     broker = None
@@ -162,6 +162,7 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
         device_ids,
         broker_url,
         fps=fps,
+        source=[f"synthetic:{scene}" for *_, scene in specs],  # at 320x240, as a CCTV camera
         mqtt="5" if mqtt5 else "3.1.1",
         credentials=lambda device_id: (device_id, passwords[device_id]),
     )

@@ -40,7 +40,7 @@ def test_camera_session_on_the_embedded_broker(embedded: EmbeddedBroker, device_
         assert camera.wait_online(10)
         observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "online")
         assert observer.wait_for(device_id, K.REPORTED)["tier"] == 2
-        frame = SyntheticScene("cat", (32, 32)).next_frame()
+        frame = SyntheticScene("barnyard", (32, 32)).next_frame()
         assert [camera.send_frame(frame) for _ in range(3)] == ["sent"] * 3
         assert len(observer.wait_count(device_id, K.FRAME, 3)) == 3
         # only this device's retained desired state reached it (amqtt replays too much)

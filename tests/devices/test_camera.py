@@ -122,7 +122,7 @@ def test_backlog_bound_trims_then_drops_and_accounts_for_it(
             device_id, link.url, encoder=SizedPacketEncoder(170), max_backlog=4, heartbeat_s=60
         )
         try:
-            frame = SyntheticScene("cafe", (64, 48)).next_frame()
+            frame = SyntheticScene("barnyard", (64, 48)).next_frame()
             outcomes = [camera.send_frame(frame) for _ in range(10)]
             assert outcomes == ["sent"] * 2 + ["trimmed"] * 2 + ["dropped-backlog"] * 6
             stats = camera.stats
@@ -155,7 +155,7 @@ def test_rate_cap_drops_trailing_channels_first(
 
     camera = make_camera(device_id, broker_url, encoder=SizedPacketEncoder(170), max_kbps=4.0)
     try:
-        frame = SyntheticScene("cat", (64, 48)).next_frame()
+        frame = SyntheticScene("paddock", (64, 48)).next_frame()
         # 4 kbit/s: 1,000 B per 2 s window, a frame's share 500 B (1 frame/s): two channels
         # (375 B) twice, then one (204 B) in what the window has left, then nothing fits
         outcomes = [camera.send_frame(frame) for _ in range(4)]
@@ -188,7 +188,7 @@ def test_deadline_guard_trims_frames_to_arrive_in_time_and_skips_on_a_stalled_li
             heartbeat_s=60,
         )
         try:
-            frame = SyntheticScene("cafe", (64, 48)).next_frame()
+            frame = SyntheticScene("barnyard", (64, 48)).next_frame()
             outcomes = []
             for _ in range(6):
                 outcomes.append(camera.send_frame(frame))
@@ -227,7 +227,7 @@ def test_lossy_link_delays_frames_but_loses_none(
     with LinkEmulator((broker.host, broker.port), loss=0.3, rto_ms=150, seed=7) as link:
         camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(3000), heartbeat_s=60)
         try:
-            frame = SyntheticScene("launchpad", (32, 32)).next_frame()
+            frame = SyntheticScene("paddock", (32, 32)).next_frame()
             for _ in range(6):
                 assert camera.send_frame(frame) == "sent"
             assert len(observer.wait_count(device_id, K.FRAME, 6)) == 6  # TCP resends them all
@@ -248,7 +248,7 @@ def test_outage_holds_frames_in_the_backlog_until_coverage_returns(
     with LinkEmulator((broker.host, broker.port), latency_ms=20) as link:
         camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(30), heartbeat_s=60)
         try:
-            frame = SyntheticScene("launchpad", (32, 32)).next_frame()
+            frame = SyntheticScene("paddock", (32, 32)).next_frame()
             link.pause()
             assert [camera.send_frame(frame) for _ in range(3)] == ["sent"] * 3
             time.sleep(0.5)
@@ -272,7 +272,7 @@ def test_reconnects_after_the_link_drops_and_delivers_what_was_queued(
     link = LinkEmulator(upstream).start()
     camera = make_camera(device_id, link.url, encoder=SizedPacketEncoder(30), heartbeat_s=60)
     try:
-        frame = SyntheticScene("cafe", (32, 32)).next_frame()
+        frame = SyntheticScene("barnyard", (32, 32)).next_frame()
         assert camera.send_frame(frame) == "sent"
         link.stop()  # the radio link drops: no DISCONNECT reaches the broker
         will = observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")

@@ -20,7 +20,7 @@ def test_camera_publishes_packets_of_its_tier_with_increasing_seq(
     broker_url, device_id, observer, codec
 ) -> None:
     observer.publish_json(device_id, K.DESIRED, {"version": 1, "tier": 5})
-    source = make_source("synthetic:cafe")
+    source = make_source("synthetic:barnyard")
     camera = Camera(
         device_id, broker_url, source=source, encoder=codec, fps=20, session_expiry_s=60
     )
@@ -34,7 +34,7 @@ def test_camera_publishes_packets_of_its_tier_with_increasing_seq(
     observer.wait_for(device_id, K.STATUS, lambda p: p["state"] == "offline")
     packets = [parse_packet(m.payload) for m in observer.wait_count(device_id, K.FRAME, 3)]
     assert [p.seq for p in packets] == [0, 1, 2]
-    assert {(p.n_channels, p.width, p.height) for p in packets} == {(5, 224, 224)}
+    assert {(p.n_channels, p.width, p.height) for p in packets} == {(5, 320, 240)}
     assert all(p.capture_time_ms > 1_600_000_000_000 for p in packets)
     assert camera.stats.frames_acked == 3
 

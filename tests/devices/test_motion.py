@@ -33,12 +33,12 @@ def test_camera_in_motion_mode_sends_only_moving_frames(
     broker_url: str, device_id: str, observer: Observer
 ) -> None:
     class StillThenMoving:
-        """The café with nobody, nobody, nobody, then the cat walking in."""
+        """The yard with nobody, nobody, nobody, then someone walking in."""
 
         size = (64, 48)
 
         def __init__(self) -> None:
-            self.scene, self.times = SyntheticScene("cafe", self.size), iter([10, 10, 10, 14])
+            self.scene, self.times = SyntheticScene("barnyard", self.size), iter([10, 10, 10, 14])
 
         def next_frame(self) -> np.ndarray:
             return self.scene.frame_at(next(self.times))

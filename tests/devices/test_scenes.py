@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devices.scenes import SCENE_NAMES, ImageFolder, SyntheticScene, VideoFile, make_source
+from devices.scenes import (
+    DEFAULT_SIZE,
+    SCENE_NAMES,
+    SCENES,
+    ImageFolder,
+    SyntheticScene,
+    VideoFile,
+    make_source,
+)
 
 
 def neighbour_correlation(frame: np.ndarray) -> float:
@@ -17,10 +25,11 @@ def neighbour_correlation(frame: np.ndarray) -> float:
 
 @pytest.mark.parametrize("scene", SCENE_NAMES)
 def test_scene_moves_locally_over_a_stable_real_background(scene: str) -> None:
-    source = SyntheticScene(scene, (224, 224), step_s=2.0, start_s=10.0)
+    assert DEFAULT_SIZE == (320, 240)  # a surveillance camera's, not the codec's 224x224
+    source = SyntheticScene(scene, step_s=2.0, start_s=10.0)
     frames = [source.next_frame() for _ in range(4)]
     for frame in frames:
-        assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8
+        assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
         assert neighbour_correlation(frame) > 0.8, "looks like noise, not a photo"
     for before, after in zip(frames, frames[1:], strict=False):
         diff = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2)
@@ -29,12 +38,48 @@ def test_scene_moves_locally_over_a_stable_real_background(scene: str) -> None:
         assert 0 < np.median(diff) < 12, "sensor noise should differ every frame, slightly"
 
 
+@pytest.mark.parametrize("scene", SCENE_NAMES)
+def test_scenes_render_at_vga_and_are_deterministic(scene: str) -> None:
+    one, two = SyntheticScene(scene, (640, 480), seed=3), SyntheticScene(scene, (640, 480), seed=3)
+    for t in (0.0, 31.5):
+        frame = one.frame_at(t)
+        assert frame.shape == (480, 640, 3)
+        np.testing.assert_array_equal(frame, two.frame_at(t))
+    assert SCENES[scene].title  # each scene says what it shows
+
+
+def test_entrance_plays_the_real_clip_by_scene_time_and_loops() -> None:
+    source = SyntheticScene("entrance", noise_sigma=0)
+    clip = source._clip
+    assert clip is not None and clip.fps == 5 and clip.count > 300  # 79 s of footage
+    loop_s = clip.count / clip.fps
+    np.testing.assert_array_equal(source.frame_at(12.0), source.frame_at(12.0 + loop_s))
+    np.testing.assert_array_equal(source.frame_at(12.0), source.frame_at(12.1))  # same frame
+    assert not np.array_equal(source.frame_at(12.0), source.frame_at(12.2))  # the next one
+    np.testing.assert_array_equal(source.frame_at(3.0), source.frame_at(3.0))  # back in time
+
+
+def test_the_fence_stays_in_front_of_the_horses_behind_it() -> None:
+    """A horse walking behind the paddock fence is hidden where the rails are."""
+    scene = SyntheticScene("paddock", noise_sigma=0)
+    rgb, alpha = scene._layer
+    rails = alpha > 0.99
+    empty = scene.frame_at(400.0).astype(np.int16)  # no sprite near the rails at 400 s?
+    with_horse = [scene.frame_at(t).astype(np.int16) for t in np.arange(0.0, 90.0, 3.0)]
+    changed = [np.abs(f - empty).max(axis=2) > 30 for f in with_horse]
+    assert any(c[~rails].mean() > 0.002 for c in changed), "no horse went by"
+    # behind the fence: the rails' own pixels keep the fence's colour (daylight aside)
+    for frame in with_horse:
+        fence = np.abs(frame[rails] - rgb[rails]).max(axis=1)
+        assert fence.max() < 14
+
+
 def test_neighbouring_cameras_see_different_scenes() -> None:
     frames = [make_source("synthetic", (96, 72), index=i).next_frame() for i in range(3)]
     assert {f.shape for f in frames} == {(72, 96, 3)}
     means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
     assert min(np.abs(a - b).max() for i, a in enumerate(means) for b in means[i + 1 :]) > 5
-    assert isinstance(make_source("synthetic:cafe", (96, 72)), SyntheticScene)
+    assert isinstance(make_source("synthetic:barnyard", (96, 72)), SyntheticScene)
 
 
 def test_unknown_sources_are_refused(tmp_path) -> None:
@@ -57,7 +102,7 @@ def test_image_folder_loops_in_name_order(tmp_path) -> None:
 def test_video_file_loops(tmp_path) -> None:
     av = pytest.importorskip("av")
     path = tmp_path / "clip.mp4"
-    scene = SyntheticScene("launchpad", (64, 48))
+    scene = SyntheticScene("paddock", (64, 48))
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=5)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
@@ -75,3 +120,15 @@ def test_video_file_loops(tmp_path) -> None:
     # the next camera starts elsewhere in the clip, so cameras are not in lockstep
     np.testing.assert_array_equal(make_source(str(path), (32, 24), index=1).next_frame(), frames[5])
     np.testing.assert_array_equal(make_source(str(path), (32, 24), index=3).next_frame(), frames[0])
+
+
+def test_fleet_takes_one_source_per_camera(tmp_path) -> None:
+    """The demo gives each camera the scene its name promises (not the next in turn)."""
+    from devices.fleet import Fleet
+
+    specs = ["synthetic:entrance", "synthetic:paddock"]
+    fleet = Fleet(["gate", "field"], "mqtt://127.0.0.1:1", source=specs, state_dir=tmp_path)
+    assert [c.source.scene for c in fleet.cameras] == ["entrance", "paddock"]
+    assert all(c.source.size == (320, 240) for c in fleet.cameras)
+    with pytest.raises(ValueError, match="2 sources for 3 cameras"):
+        Fleet(["a", "b", "c"], "mqtt://127.0.0.1:1", source=specs, state_dir=tmp_path)

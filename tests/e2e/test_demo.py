@@ -108,7 +108,7 @@ def test_demo_serves_three_live_cameras(demo):
     ) as ws:
         event = json.loads(ws.recv(timeout=30))
     assert event["type"] == "frame"
-    assert event["device_id"] in {"demo-farm-1", "demo-yard-2", "demo-road-3"}
+    assert event["device_id"] in {"demo-farm-1", "demo-yard-2", "demo-depot-3"}
     assert opener.open(base + event["image_url"], timeout=30).status == 200
 
     # Without a session the live socket is refused at the handshake.
