@@ -28,6 +28,7 @@ from access import people as people_services
 from access.models import Assignment
 from access.services import is_admin, login_lockout
 from audit import services as audit_services
+from control.policies import DEFAULT_POLICY
 from control.services import set_site_policy
 from dashboard import queries
 from dashboard.forms import (
@@ -239,7 +240,9 @@ def sites(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            site, policy = form.cleaned_data["site"], form.cleaned_data["policy"]
+            site, policy = form.cleaned_data["site"].strip(), form.cleaned_data["policy"]
+            if not policy and site not in {s.name for s in queries.sites()}:
+                policy = DEFAULT_POLICY  # a new site is kept by its policy: name it
             try:
                 changed = set_site_policy(site, policy, by=request.user)
             except ValidationError as exc:

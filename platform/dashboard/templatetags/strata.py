@@ -77,8 +77,30 @@ def device_time(ms: int | None) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {local:%Z}"
 
 
+ADDS = {"create", "add", "issue"}  # the last word of an audit action that makes something
+REMOVES = {"remove", "delete"}
+
+
+def _plain(value: object) -> str:
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 @register.filter
-def changes(entry) -> list[tuple[str, object, object]]:
-    """An audit entry's fields as (name, before, after), for a line that reads as the change."""
+def changes(entry) -> str:
+    """An audit entry's fields as one line that reads as the change: "fps 1 → 2" for a
+    change, "role operator; email ana@…" for something new, "site was Depot" for a removal."""
     keys = sorted(entry.before.keys() | entry.after.keys())
-    return [(key, entry.before.get(key), entry.after.get(key)) for key in keys]
+    before = {k: entry.before.get(k) for k in keys}
+    after = {k: entry.after.get(k) for k in keys}
+    verb = entry.action.rsplit(".", 1)[-1]
+    if verb in ADDS and all(v is None for v in before.values()):
+        parts = [f"{k} {_plain(after[k])}" for k in keys]
+    elif verb in REMOVES and all(v is None for v in after.values()):
+        parts = [f"{k} was {_plain(before[k])}" for k in keys]
+    else:
+        parts = [f"{k} {_plain(before[k])} → {_plain(after[k])}" for k in keys]
+    return "; ".join(parts)

@@ -214,9 +214,14 @@ def test_a_site_and_its_policy(people):
     assert SitePolicy.objects.get(site="Hill pasture").policy == "fixed-6"
     page = client.get("/manage/sites/").content.decode()
     assert "Hill pasture" in page and "North farm" in page  # a policy's site, a camera's
+    client.post("/manage/sites/", {"site": "Orchard", "policy": ""})  # new: kept by its policy
+    assert SitePolicy.objects.get(site="Orchard").policy == "robust"
+    SitePolicy.objects.filter(site="Orchard").delete()
     client.post("/manage/sites/", {"site": "Hill pasture", "policy": ""})
     assert not SitePolicy.objects.filter(site="Hill pasture").exists()
-    changes = [(e.before, e.after) for e in entries("site.policy")]
+    changes = [
+        (e.before, e.after) for e in entries("site.policy") if e.target == "site:Hill pasture"
+    ]
     assert changes == [
         ({"policy": ""}, {"policy": "fixed-6"}),
         ({"policy": "fixed-6"}, {"policy": ""}),
@@ -241,7 +246,7 @@ def test_the_audit_log_filters_by_camera_actor_and_time_and_pages_newest_first(p
     assert "fps 0 → 1" in last and "fps 50 → 51" not in last and "page 3 of 3" in last
     mine = client.get("/manage/audit/", {"camera": camera.device_id}).content.decode()
     assert "1 entry matches" in mine and "fps" not in mine
-    assert "tier 12 → 3 (robust): Fixed k=3" in mine  # the camera's policy asked fixed-3
+    assert "Fixed k=3 (tier 12 → 3) <small>(policy robust)</small>" in mine
     by_controller = client.get("/manage/audit/", {"actor": "controller"}).content.decode()
     assert "1 entry matches" in by_controller
     by_admin = client.get("/manage/audit/", {"actor": admin.username, "page": "2"})
