@@ -1,13 +1,14 @@
-/* INT8 convolution, two output pixels by two output channels at a time.
+/* INT8 convolution, three output pixels by two output channels at a time.
  *
- * Each pixel's input window is widened once to int16 (im2col: a kernel row at a time,
- * 4 values per word load), then shared by every output channel pair. Weights stay int8
- * in flash, arranged by gen_model.py so that one word per channel and group unpacks
- * with two SXTB16 into the pairs the window holds; the input offset is folded into the
- * bias, so padding is just the zero point and the inner loop has no branches. With the
- * DSP extension (STRATA_USE_DSP, Cortex-M4/M7/M33/M55) each SMLAD does two MACs; the
- * portable path does the same sums in plain C. Integer sums are exact in any order, so
- * both give TFLite's bytes. */
+ * Each pixel's input window is widened once to int16 (im2col, a kernel row at a time,
+ * 4 values per word load) and then shared by every output channel pair. Weights stay
+ * int8 in flash, arranged by gen_model.py so that one word per channel and group
+ * unpacks with two SXTB16 into the pairs the window holds; the input offset is folded
+ * into the bias, so padding is just the zero point and the inner loop has no branches.
+ * With the DSP extension (STRATA_USE_DSP, Cortex-M4/M7/M33/M55) each SMLAD does two
+ * MACs: 24 MACs in 20 instructions per group of 4 positions. The portable path does the
+ * same sums in plain C. Integer sums are exact in any order, so both give TFLite's
+ * bytes. */
 #include "strata_conv.h"
 
 #include <stddef.h>
@@ -21,6 +22,8 @@
 #endif
 
 #define STRIDE STRATA_IM2COL_STRIDE
+#define PIX 3 /* output pixels per block */
+#define MAX_PAIRS (STRATA_MAX_CHANNELS_PER_LAYER / 2)
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: high 32 bits of 2*a*b, rounded. */
 static int32_t doubling_high_mul(int32_t a, int32_t b)
@@ -54,86 +57,89 @@ int32_t strata_requantize(int32_t x, int32_t multiplier, int shift)
 }
 
 #if STRATA_DSP
-/* n words of int8 at s0 (pixel 0) and s1 (pixel 1) -> int16 at dst and dst + STRIDE,
- * each group of 4 bytes (b0..b3) as (b0, b2), (b1, b3): one SXTB16 per pair. Stores
- * may be unaligned (a 21-value kernel row starts at an odd position). */
+#define XSTR(x) #x
+#define STR(x) XSTR(x)
+#define PX(p) "#(" STR(p) "*2*" STR(STRATA_IM2COL_STRIDE) ")" /* pixel p's byte offset */
+
+/* widen1 for the three pixels of a block at once (s0, s1, s2 -> dst + p * STRIDE),
+ * 17 instructions per word of each; stores may be unaligned (a 21-value kernel row
+ * starts at odd positions). */
 #define WIDEN_WORD                                                                        \
     "ldr    %[v0], [%[s0]], #4\n\t"                                                       \
     "ldr    %[v1], [%[s1]], #4\n\t"                                                       \
+    "ldr    %[v2], [%[s2]], #4\n\t"                                                       \
     "sxtb16 %[t0], %[v0]\n\t"                                                              \
     "sxtb16 %[v0], %[v0], ror #8\n\t"                                                      \
     "sxtb16 %[t1], %[v1]\n\t"                                                              \
     "sxtb16 %[v1], %[v1], ror #8\n\t"                                                      \
-    "str    %[t1], [%[d], %[px1]]\n\t"                                                     \
-    "str    %[v1], [%[d], %[px1h]]\n\t"                                                    \
+    "sxtb16 %[t2], %[v2]\n\t"                                                              \
+    "sxtb16 %[v2], %[v2], ror #8\n\t"                                                      \
+    "str    %[t2], [%[d], " PX(2) "]\n\t"                                                 \
+    "str    %[v2], [%[d], " PX(2) "+4]\n\t"                                               \
+    "str    %[t1], [%[d], " PX(1) "]\n\t"                                                 \
+    "str    %[v1], [%[d], " PX(1) "+4]\n\t"                                               \
     "str    %[v0], [%[d], #4]\n\t"                                                         \
     "str    %[t0], [%[d]], #8\n\t"
 
-static inline void widen2(const int8_t *s0, const int8_t *s1, int16_t *d, int n)
+static void widen3(const int8_t *s0, const int8_t *s1, const int8_t *s2, int16_t *d, int n)
 {
-    uint32_t v0, v1, t0, t1;
-#define WIDEN_OPERANDS                                                                    \
-    : [s0] "+r"(s0), [s1] "+r"(s1), [d] "+r"(d), [n] "+r"(n), [v0] "=&r"(v0),               \
-      [v1] "=&r"(v1), [t0] "=&r"(t0), [t1] "=&r"(t1)                                        \
-    : [px1] "I"(2 * STRIDE), [px1h] "I"(2 * STRIDE + 4)                                    \
-    : "cc", "memory"
-    if (n & 1) {
-        __asm__ volatile(WIDEN_WORD WIDEN_OPERANDS);
-        n--;
-    }
-    if (n > 0) {
-        __asm__ volatile("1:\n\t" WIDEN_WORD WIDEN_WORD "subs %[n], %[n], #2\n\t"
-                "bhi 1b\n\t" WIDEN_OPERANDS);
-    }
-#undef WIDEN_OPERANDS
+    uint32_t v0, v1, v2, t0, t1, t2;
+    __asm__ volatile("1:\n\t" WIDEN_WORD "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [d] "+r"(d), [n] "+r"(n),
+                       [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2), [t0] "=&r"(t0),
+                       [t1] "=&r"(t1), [t2] "=&r"(t2)
+                     :
+                     : "cc", "memory");
 }
 
-/* One group of 4 positions for both channels and both pixels: 15 instructions, 16 MACs.
- * Pixel 1's window lies STRIDE int16 after pixel 0's; SXTB16 unpacks each weight word
- * into its two pairs (the second with the ROR #8 SXTB16 does for free). */
+/* One group of 4 positions: weights of channels a and b (one LDRD, four SXTB16), then
+ * per pixel one LDRD of its two int16 pairs and four SMLAD. 20 instructions, 24 MACs. */
 #define DOT_GROUP                                                                         \
-    "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                 \
-    "sxtb16 %[ta], %[wa]\n\t"                                                              \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                                                      \
-    "sxtb16 %[tb], %[wb]\n\t"                                                              \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"                                                      \
-    "ldrd   %[p0], %[p1], [%[x], %[px1]]\n\t"                                              \
-    "smlad  %[a1], %[ta], %[p0], %[a1]\n\t"                                                \
-    "smlad  %[a1], %[wa], %[p1], %[a1]\n\t"                                                \
-    "smlad  %[b1], %[tb], %[p0], %[b1]\n\t"                                                \
-    "smlad  %[b1], %[wb], %[p1], %[b1]\n\t"                                                \
-    "ldrd   %[p0], %[p1], [%[x]], #8\n\t"                                                  \
-    "smlad  %[a0], %[ta], %[p0], %[a0]\n\t"                                                \
-    "smlad  %[a0], %[wa], %[p1], %[a0]\n\t"                                                \
-    "smlad  %[b0], %[tb], %[p0], %[b0]\n\t"                                                \
-    "smlad  %[b0], %[wb], %[p1], %[b0]\n\t"
+    "ldrd   r8, r9, [r1], #8\n\t"                                                         \
+    "sxtb16 r10, r8\n\t"                                                                   \
+    "sxtb16 r8, r8, ror #8\n\t"                                                            \
+    "sxtb16 r11, r9\n\t"                                                                   \
+    "sxtb16 r9, r9, ror #8\n\t"                                                            \
+    "ldrd   r12, lr, [r0, " PX(2) "]\n\t"                                                 \
+    "smlad  r4, r10, r12, r4\n\t"                                                          \
+    "smlad  r4, r8, lr, r4\n\t"                                                            \
+    "smlad  r7, r11, r12, r7\n\t"                                                          \
+    "smlad  r7, r9, lr, r7\n\t"                                                            \
+    "ldrd   r12, lr, [r0, " PX(1) "]\n\t"                                                 \
+    "smlad  r3, r10, r12, r3\n\t"                                                          \
+    "smlad  r3, r8, lr, r3\n\t"                                                            \
+    "smlad  r6, r11, r12, r6\n\t"                                                          \
+    "smlad  r6, r9, lr, r6\n\t"                                                            \
+    "ldrd   r12, lr, [r0], #8\n\t"                                                         \
+    "smlad  r2, r10, r12, r2\n\t"                                                          \
+    "smlad  r2, r8, lr, r2\n\t"                                                            \
+    "smlad  r5, r11, r12, r5\n\t"                                                          \
+    "smlad  r5, r9, lr, r5\n\t"
 
-/* acc[0..1] += channel a's weights . pixels 0, 1; acc[2..3] the same for channel b
- * (inline assembly: the compiler neither folds the rotation into SXTB16 nor pairs the
- * loads into LDRD). Two groups per loop pass. */
-static inline void dot(const int32_t *x, const uint32_t *w, int groups, int32_t *acc)
+/* acc[0..2] += channel a's weights . pixels 0..2, acc[3..5] the same for channel b, over
+ * the groups from w to end (w: 2 words per group). Every register is needed (6
+ * accumulators, 4 weight pairs, 2 input pairs, 2 pointers), so it is written whole in
+ * assembly; `end` is compared from the stack, two groups per pass. */
+#define UNUSED __attribute__((unused)) /* the arguments are in r0..r3 */
+__attribute__((naked, noinline)) static void dot(const int32_t *x UNUSED,
+                                                 const uint32_t *w UNUSED,
+                                                 const uint32_t *end UNUSED, int32_t *acc UNUSED)
 {
-    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
-    const uint32_t *end = w + 2 * groups;
-    uint32_t wa, wb, ta, tb, p0, p1;
-#define DOT_OPERANDS                                                                      \
-    : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [w] "+r"(w), [x] "+r"(x),  \
-      [wa] "=&r"(wa), [wb] "=&r"(wb), [ta] "=&r"(ta), [tb] "=&r"(tb), [p0] "=&r"(p0),       \
-      [p1] "=&r"(p1)                                                                      \
-    : [end] "r"(end), [px1] "I"(2 * STRIDE)                                               \
-    : "cc", "memory"
-    if (groups & 1) {
-        __asm__(DOT_GROUP DOT_OPERANDS);
-    }
-    if (w != end) {
-        __asm__("1:\n\t" DOT_GROUP DOT_GROUP "cmp %[w], %[end]\n\t"
-                "bne 1b\n\t" DOT_OPERANDS);
-    }
-#undef DOT_OPERANDS
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = b0;
-    acc[3] = b1;
+    __asm__ volatile("push   {r4-r11, lr}\n\t"
+                     "push   {r2, r3}\n\t"
+                     "sub    r12, r2, r1\n\t"
+                     "mov    lr, r3\n\t"
+                     "ldm    lr, {r2-r7}\n\t"
+                     "tst    r12, #8\n\t" /* an odd number of groups: start with one */
+                     "bne    2f\n\t"
+                     "1:\n\t" DOT_GROUP "2:\n\t" DOT_GROUP "ldr    r12, [sp]\n\t"
+                     "cmp    r1, r12\n\t"
+                     "bne    1b\n\t"
+                     "ldr    r12, [sp, #4]\n\t"
+                     "stm    r12, {r2-r7}\n\t"
+                     "add    sp, #8\n\t"
+                     "pop    {r4-r11, pc}\n\t");
 }
 
 static int32_t smmulr(int32_t a, int32_t b) /* (a * b + 2^31) >> 32 */
@@ -143,27 +149,34 @@ static int32_t smmulr(int32_t a, int32_t b) /* (a * b + 2^31) >> 32 */
     return r;
 }
 
-/* TFLite's requantisation in four instructions: SRDHM(a, m) = (2a * m + 2^31) >> 32
+/* TFLite's requantisation in a few instructions: SRDHM(a, m) = (2a * m + 2^31) >> 32
  * exactly while |a| < 2^30 (gen_model.py checks every channel's accumulator bound), then
  * the rounding shift, the output offset riding along in q->round. */
-static int32_t requant(const strata_quant_t *q, int32_t acc, int32_t output_offset)
+static inline int32_t requant(const strata_quant_t *q, int32_t acc, int32_t output_offset)
 {
     const int32_t x = smmulr((int32_t)((uint32_t)acc << q->lsh), q->multiplier);
     (void)output_offset;
     return (x + q->round + ((x >> 31) & q->neg)) >> q->rsh;
 }
-#else
-static void widen2(const int8_t *s0, const int8_t *s1, int16_t *d, int n)
+
+static inline int32_t clamp8(int32_t v)
 {
+    return __ssat(v, 8);
+}
+#else
+/* n words of int8 of each pixel -> int16 at d + p * STRIDE, each group of 4 bytes
+ * (b0..b3) stored as the pairs (b0, b2), (b1, b3): what SXTB16 and SXTB16 ROR #8 make
+ * of a word. */
+static void widen3(const int8_t *s0, const int8_t *s1, const int8_t *s2, int16_t *d, int n)
+{
+    const int8_t *const src[PIX] = {s0, s1, s2};
     int j, p;
-    for (p = 0; p < 2; p++) {
-        const int8_t *src = p ? s1 : s0;
-        int16_t *dst = d + p * STRIDE;
+    for (p = 0; p < PIX; p++, d += STRIDE) {
         for (j = 0; j < n; j++) {
-            dst[4 * j + 0] = src[4 * j + 0];
-            dst[4 * j + 1] = src[4 * j + 2];
-            dst[4 * j + 2] = src[4 * j + 1];
-            dst[4 * j + 3] = src[4 * j + 3];
+            d[4 * j + 0] = src[p][4 * j + 0];
+            d[4 * j + 1] = src[p][4 * j + 2];
+            d[4 * j + 2] = src[p][4 * j + 1];
+            d[4 * j + 3] = src[p][4 * j + 3];
         }
     }
 }
@@ -171,19 +184,18 @@ static void widen2(const int8_t *s0, const int8_t *s1, int16_t *d, int n)
 /* byte i of a weight word, as int8 (endian-independent) */
 #define WBYTE(w, i) ((int32_t)(int8_t)(uint8_t)((w) >> (8 * (i))))
 
-static void dot(const int32_t *x0w, const uint32_t *w, int groups, int32_t *acc)
+static void dot(const int32_t *xw, const uint32_t *w, const uint32_t *end, int32_t *acc)
 {
-    const int16_t *x0 = (const int16_t *)(const void *)x0w, *x1 = x0 + STRIDE;
-    int g;
-    for (g = 0; g < groups; g++, w += 2, x0 += 4, x1 += 4) {
-        int i;
+    const int16_t *x = (const int16_t *)(const void *)xw;
+    for (; w < end; w += 2, x += 4) {
+        int i, p;
         for (i = 0; i < 4; i++) {
             /* word bytes (s0, s1, s2, s3) pair with positions (0, 2, 1, 3) */
             const int pos = (i & 1) << 1 | i >> 1;
-            acc[0] += WBYTE(w[0], i) * x0[pos];
-            acc[1] += WBYTE(w[0], i) * x1[pos];
-            acc[2] += WBYTE(w[1], i) * x0[pos];
-            acc[3] += WBYTE(w[1], i) * x1[pos];
+            for (p = 0; p < PIX; p++) {
+                acc[p] += WBYTE(w[0], i) * x[p * STRIDE + pos];
+                acc[PIX + p] += WBYTE(w[1], i) * x[p * STRIDE + pos];
+            }
         }
     }
 }
@@ -192,123 +204,143 @@ static int32_t requant(const strata_quant_t *q, int32_t acc, int32_t output_offs
 {
     return strata_requantize(acc, q->multiplier, q->shift) + output_offset;
 }
+
+static int32_t clamp8(int32_t v)
+{
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+}
 #endif
 
-/* One kernel row of a pixel whose window overlaps padding (or a padding row): kw*cin
- * bytes with the zero point outside the frame, rounded up to words. */
-static void edge_segment(const strata_conv_t *L, const int8_t *row, int in_w, int x0,
-                         int8_t *seg)
+/* One kernel row of one pixel into dst as widen3 lays it out, for blocks that touch
+ * padding: a padding row is the zero point, a pixel inside the frame is copied, a
+ * pixel over the frame's edge goes element by element (the zero point outside). */
+static void widen_edge(const strata_conv_t *L, const int8_t *row, int in_w, int x0,
+                       int16_t *dst, int n)
 {
-    const int kx0 = x0 < 0 ? -x0 : 0;                         /* columns kx0 <= kx < kx1 */
-    const int kx1 = in_w - x0 < L->kw ? in_w - x0 : L->kw; /* lie inside the frame */
-    memset(seg, (int8_t)-L->input_offset, 4 * ((L->kw * L->cin + 3) / 4));
-    if (row != NULL && kx1 > kx0) {
-        memcpy(seg + kx0 * L->cin, row + (x0 + kx0) * L->cin, (size_t)(kx1 - kx0) * L->cin);
+    const int kwc = L->kw * L->cin, first = x0 * L->cin, end = in_w * L->cin;
+    const int16_t zero = (int16_t)-L->input_offset;
+    int q;
+    if (row == NULL) {
+        for (q = 0; q < 4 * n; q++) {
+            dst[q] = zero;
+        }
+    } else if (first >= 0 && first + 4 * n <= end) {
+        for (q = 0; q < 4 * n; q += 4) {
+            dst[q + 0] = row[first + q + 0];
+            dst[q + 1] = row[first + q + 2];
+            dst[q + 2] = row[first + q + 1];
+            dst[q + 3] = row[first + q + 3];
+        }
+    } else { /* the zero point, then the part of the window inside the frame */
+        const int e0 = first < 0 ? -first : 0, e1 = end - first < kwc ? end - first : kwc;
+        int e;
+        for (q = 0; q < 4 * n; q++) {
+            dst[q] = zero;
+        }
+        for (e = e0; e < e1; e++) {
+            dst[(e & ~3) | ((e & 1) << 1) | ((e >> 1) & 1)] = row[first + e]; /* b0 b2 b1 b3 */
+        }
     }
 }
 
-/* Kernel rows ky0 <= ky < ky1 of the two pixels starting at columns x0[0], x0[1] into
- * buf (pixel p at p * STRIDE, row ky at `at + (ky - ky0) * step`). fast: every row
- * lies inside the frame, so the windows are read where they are. */
+/* Kernel rows ky0 <= ky < ky1 of the block's pixels (first columns x0[]) into buf (pixel
+ * p at p * STRIDE, row ky at (ky - ky0) * step). fast: every row lies inside the frame,
+ * so the windows are read where they are. */
 static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, int ky1,
-                   int in_w, const int *x0, int fast, int16_t *buf, int step)
+                   int in_w, const int *x0, int pixels, int fast, int16_t *buf, int step)
 {
     const int words = (L->kw * L->cin + 3) / 4;
-    int ky;
+    int ky, p;
     if (fast) {
-        const int c0 = x0[0] * L->cin, c1 = x0[1] * L->cin;
+        const int c0 = x0[0] * L->cin, c1 = x0[1] * L->cin, c2 = x0[2] * L->cin;
         for (ky = ky0; ky < ky1; ky++, buf += step) {
-            widen2(rows[ky] + c0, rows[ky] + c1, buf, words);
+            widen3(rows[ky] + c0, rows[ky] + c1, rows[ky] + c2, buf, words);
         }
     } else {
-        int8_t seg[2][STRIDE + 4];
         for (ky = ky0; ky < ky1; ky++, buf += step) {
-            edge_segment(L, rows[ky], in_w, x0[0], seg[0]);
-            edge_segment(L, rows[ky], in_w, x0[1], seg[1]);
-            widen2(seg[0], seg[1], buf, words);
+            for (p = 0; p < pixels; p++) { /* the rest: outputs nobody reads */
+                widen_edge(L, rows[ky], in_w, x0[p], buf + p * STRIDE, words);
+            }
         }
     }
 }
 
-/* Requantise a channel's two accumulators (pixels 0 and 1) and clamp them. */
-static inline void requant2(const strata_conv_t *L, const strata_quant_t *q, int full,
-                            int32_t a0, int32_t a1, int8_t *o0, int8_t *o1)
+/* Requantise, clamp and store the block's n_out channels (channel ch's accumulators of
+ * pixels 0..2: acc[ch / 2][(ch % 2) * 3 + p]); o[p] is pixel p's output, or a spare one
+ * past the row's end. All three values are computed before any store: a byte store may
+ * alias the parameters, which would be read again. */
+static void store_block(const strata_conv_t *L, int32_t (*acc)[2 * PIX], int n_out,
+                        int8_t *const *o)
 {
-    int32_t v0 = requant(q, a0, L->output_offset), v1 = requant(q, a1, L->output_offset);
-    if (full) {
-#if STRATA_DSP
-        v0 = __ssat(v0, 8);
-        v1 = __ssat(v1, 8);
-#else
-        v0 = v0 < -128 ? -128 : v0 > 127 ? 127 : v0;
-        v1 = v1 < -128 ? -128 : v1 > 127 ? 127 : v1;
-#endif
+    const int32_t off = L->output_offset, lo = L->act_min, hi = L->act_max;
+    int8_t *const o0 = o[0], *const o1 = o[1], *const o2 = o[2];
+    int ch;
+    if (lo == -128 && hi == 127) {
+        for (ch = 0; ch < n_out; ch++) {
+            const strata_quant_t *q = &L->quant[ch];
+            const int32_t *a = &acc[ch >> 1][(ch & 1) * PIX];
+            const int32_t v0 = clamp8(requant(q, a[0], off));
+            const int32_t v1 = clamp8(requant(q, a[1], off));
+            const int32_t v2 = clamp8(requant(q, a[2], off));
+            o0[ch] = (int8_t)v0;
+            o1[ch] = (int8_t)v1;
+            o2[ch] = (int8_t)v2;
+        }
     } else {
-        v0 = v0 < L->act_min ? L->act_min : v0 > L->act_max ? L->act_max : v0;
-        v1 = v1 < L->act_min ? L->act_min : v1 > L->act_max ? L->act_max : v1;
+        for (ch = 0; ch < n_out; ch++) {
+            int p;
+            for (p = 0; p < PIX; p++) {
+                int32_t v = requant(&L->quant[ch], acc[ch >> 1][(ch & 1) * PIX + p], off);
+                v = v < lo ? lo : v > hi ? hi : v;
+                o[p][ch] = (int8_t)v;
+            }
+        }
     }
-    *o0 = (int8_t)v0;
-    *o1 = (int8_t)v1;
 }
 
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
                      int n_out, int8_t *out)
 {
-    int32_t buf32[STRIDE]; /* two pixels' int16 windows, word-aligned */
+    int32_t buf32[PIX * STRIDE / 2]; /* the block's int16 windows, word-aligned */
     int16_t *buf = (int16_t *)(void *)buf32;
-    int8_t spare[2 * STRATA_MAX_CHANNELS_PER_LAYER]; /* outputs nobody asked for */
+    int8_t spare[STRATA_MAX_CHANNELS_PER_LAYER]; /* outputs of pixels past the row's end */
     const int kwc = L->kw * L->cin, pairs = (n_out + 1) / 2;
-    const int full = L->act_min == -128 && L->act_max == 127;
-    const size_t pair_words = (size_t)L->groups * 2 * (L->mode == STRATA_IM2COL_ROWS ? L->kh : 1);
+    const int rows_mode = L->mode == STRATA_IM2COL_ROWS;
+    const size_t pair_words = (size_t)L->groups * 2 * (rows_mode ? L->kh : 1);
     const int reach = (4 * ((kwc + 3) / 4) + L->cin - 1) / L->cin; /* columns a row reads */
     /* pixels whose every kernel row lies inside the frame: [lo, hi) */
     int lo = (L->pad_left + L->stride - 1) / L->stride;
     int hi = (in_w - reach + L->pad_left) / L->stride + 1;
-    int ox, ky, cp;
+    int ox, ky, cp, p;
     for (ky = 0; ky < L->kh; ky++) {
         if (rows[ky] == NULL || in_w < reach) {
             hi = 0; /* a padding row: every pixel takes the edge path */
         }
     }
-    for (ox = 0; ox < out_w; ox += 2) {
-        const int pixels = ox + 1 < out_w ? 2 : 1;
-        const int x0[2] = {ox * L->stride - L->pad_left,
-                           (ox + pixels - 1) * L->stride - L->pad_left};
-        const int fast = ox >= lo && ox + 1 < hi;
-        int8_t *o0 = out + (size_t)ox * n_out, *o1 = pixels == 2 ? o0 + n_out : spare;
-        if (L->mode == STRATA_IM2COL_WINDOW) {
-            im2col(L, rows, 0, L->kh, in_w, x0, fast, buf, kwc);
-            for (cp = 0; cp < pairs; cp++) {
-                const strata_quant_t *q = &L->quant[2 * cp];
-                const int b = 2 * cp + 1 < n_out; /* an odd n_out's last pair: a only */
-                int32_t acc[4];
-                acc[0] = acc[1] = q[0].bias;
-                acc[2] = acc[3] = q[1].bias;
-                dot(buf32, L->weights + cp * pair_words, L->groups, acc);
-                requant2(L, q, full, acc[0], acc[1], o0 + 2 * cp, o1 + 2 * cp);
-                requant2(L, q + 1, full, acc[2], acc[3], b ? o0 + 2 * cp + 1 : spare,
-                         b ? o1 + 2 * cp + 1 : spare + 1);
-            }
-        } else {
-            int32_t acc[STRATA_MAX_CHANNELS_PER_LAYER / 2][4];
-            for (cp = 0; cp < pairs; cp++) {
-                acc[cp][0] = acc[cp][1] = L->quant[2 * cp].bias;
-                acc[cp][2] = acc[cp][3] = L->quant[2 * cp + 1].bias;
-            }
-            for (ky = 0; ky < L->kh; ky++) {
-                im2col(L, rows, ky, ky + 1, in_w, x0, fast, buf, 0);
-                for (cp = 0; cp < pairs; cp++) {
-                    dot(buf32, L->weights + cp * pair_words + (size_t)ky * L->groups * 2,
-                        L->groups, acc[cp]);
-                }
-            }
-            for (cp = 0; cp < pairs; cp++) {
-                const strata_quant_t *q = &L->quant[2 * cp];
-                const int b = 2 * cp + 1 < n_out;
-                requant2(L, q, full, acc[cp][0], acc[cp][1], o0 + 2 * cp, o1 + 2 * cp);
-                requant2(L, q + 1, full, acc[cp][2], acc[cp][3], b ? o0 + 2 * cp + 1 : spare,
-                         b ? o1 + 2 * cp + 1 : spare + 1);
+    for (ox = 0; ox < out_w; ox += PIX) {
+        int x0[PIX];
+        int8_t *o[PIX];
+        int32_t acc[MAX_PAIRS][2 * PIX];
+        for (p = 0; p < PIX; p++) { /* past the row's end: repeat its last pixel */
+            const int x = ox + p < out_w ? ox + p : out_w - 1;
+            x0[p] = x * L->stride - L->pad_left;
+            o[p] = ox + p < out_w ? out + (size_t)(ox + p) * n_out : spare;
+        }
+        for (cp = 0; cp < pairs; cp++) {
+            for (p = 0; p < PIX; p++) {
+                acc[cp][p] = L->quant[2 * cp].bias;
+                acc[cp][PIX + p] = L->quant[2 * cp + 1].bias;
             }
         }
+        /* WINDOW: the whole window, one pass; ROWS: one kernel row per pass */
+        for (ky = 0; ky < (rows_mode ? L->kh : 1); ky++) {
+            const uint32_t *w = L->weights + (size_t)ky * L->groups * 2;
+            im2col(L, rows, ky, rows_mode ? ky + 1 : L->kh, in_w, x0,
+                   out_w - ox < PIX ? out_w - ox : PIX, ox >= lo && ox + PIX - 1 < hi, buf, kwc);
+            for (cp = 0; cp < pairs; cp++, w += pair_words) {
+                dot(buf32, w, w + 2 * L->groups, acc[cp]);
+            }
+        }
+        store_block(L, acc, n_out, o);
     }
 }

@@ -4,11 +4,11 @@
 
 #include <stdint.h>
 
-/* int16 values of one output pixel's im2col buffer (two pixels are computed at a time,
- * so the buffer is 2 * 2 * STRATA_IM2COL_STRIDE bytes of stack). */
-#define STRATA_IM2COL_STRIDE 160
+/* int16 values of one output pixel's im2col buffer (three pixels are computed at a
+ * time, so the buffer is 3 * 2 * STRATA_IM2COL_STRIDE bytes of stack). */
+#define STRATA_IM2COL_STRIDE 152
 /* Output channels one layer may have (gen_model.py checks). */
-#define STRATA_MAX_CHANNELS_PER_LAYER 32
+#define STRATA_MAX_CHANNELS_PER_LAYER 16
 
 /* How a layer's input windows become int16 (gen_model.py picks one per layer):
  * WINDOW: the whole kh x kw x cin window of a pixel at once, its kernel rows packed
