@@ -46,7 +46,7 @@ def run_inline(monkeypatch):
     from decoder_worker.celery import app
 
     task = app.tasks[EXPORT_VIDEO]
-    monkeypatch.setattr(task, "apply_async", lambda args, queue: task.run(*args))
+    monkeypatch.setattr(task, "apply_async", lambda args, **options: task.run(*args))
 
 
 def test_export_builds_an_mp4_of_the_range(camera, run_inline):
