@@ -246,7 +246,9 @@ def day_hours(device: Device, day: date) -> list[Bucket]:
 
 
 def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
-    """The frames of one hour, each marked ``is_decoded`` (else there is no image to show)."""
+    """The frames of one hour, newest first (what a person looks for), each marked
+    ``is_decoded`` (else there is no image to show). The caller pages it: an hour holds up
+    to 3,600 frames at 1 frame/s."""
     return (
         Frame.objects.filter(
             device=device,
@@ -254,16 +256,24 @@ def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
             received_at__lt=hour_start + timedelta(hours=1),
         )
         .annotate(is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))))
-        .order_by("received_at", "seq")
+        .order_by("-received_at", "-seq")
     )
 
 
-def hour_minutes(frames: list[Frame], hour_start: datetime) -> list[Bucket]:
-    """60 minute buckets of an hour's frames: the density strip above the frame list."""
-    counts: dict[datetime, int] = {}
-    for frame in frames:
-        minute = frame.received_at.replace(second=0, microsecond=0)
-        counts[minute] = counts.get(minute, 0) + 1
+def hour_minutes(device: Device, hour_start: datetime) -> list[Bucket]:
+    """60 minute buckets of an hour's frames: the density strip above the frame list,
+    counted in the database (the page shows only some of the hour's frames)."""
+    rows = (
+        Frame.objects.filter(
+            device=device,
+            received_at__gte=hour_start,
+            received_at__lt=hour_start + timedelta(hours=1),
+        )
+        .annotate(minute=TruncMinute("received_at"))
+        .values("minute")
+        .annotate(n=Count("id"))
+    )
+    counts = {r["minute"]: r["n"] for r in rows}
     return _buckets(counts, [hour_start + timedelta(minutes=m) for m in range(60)])
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -138,6 +139,8 @@ def archive_day(raw: str) -> date:
 CHANNEL_COUNT = whole_number(1, MAX_TIER)
 HOUR = whole_number(0, 23)
 PAGE_NUMBER = whole_number(1, 999_999_999)  # ?page= of a paged list
+ARCHIVE_PAGE = 60  # thumbnails a page of the archive shows: a minute at 1 frame/s
+RECENT_FRAMES = 24  # rows of a camera page's recent frames (live ones push the oldest out)
 
 
 @login_required
@@ -172,7 +175,8 @@ def _device_page(
         "control": queries.tier_control(device),
         "device": device,
         "storage": queries.storage(device),
-        "frames": queries.recent_frames(device),
+        "frames": queries.recent_frames(device, RECENT_FRAMES),
+        "recent_limit": RECENT_FRAMES,
         "desired": fleet.desired_payload(device),
         "grace": fleet.grace_period(device),
         "can_admin": can_admin,
@@ -249,17 +253,25 @@ def archive(request: HttpRequest, device_id: str) -> HttpResponse:
         hour = hours[hour_param]
     else:  # the latest hour with frames
         hour = next((b for b in reversed(hours) if b.frames), hours[-1])
-    frames = list(queries.hour_frames(device, hour.start))
+    hour_end = hour.start + timedelta(hours=1)
+    paginator = Paginator(queries.hour_frames(device, hour.start), ARCHIVE_PAGE)
+    page = paginator.get_page(query_param(request, "page", PAGE_NUMBER, 1))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["day"], query["hour"] = day.isoformat(), str(timezone.localtime(hour.start).hour)
     context = {
         "device": device,
         "days": days,
         "day": day,
         "hours": hours,
         "hour": hour,
-        "minutes": queries.hour_minutes(frames, hour.start),
-        "hour_end": hour.start + timedelta(hours=1),
+        "minutes": queries.hour_minutes(device, hour.start),
+        "hour_end": hour_end,
         "ks": range(1, MAX_TIER + 1),
-        "frames": frames,
+        "page": page,
+        "query": query.urlencode(),
+        # new frames join the top of the first page of the hour that is still going on
+        "live": page.number == 1 and hour.start <= timezone.now() < hour_end,
     }
     return render(request, "dashboard/archive.html", context)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import uuid
 
 import pytest
@@ -329,3 +330,36 @@ def test_a_tile_compares_the_cap_with_its_own_window_not_an_hours_mean(world):
     peak = f"{rate.peak_kbps:.1f}"
     assert f'<span data-field="peak-kbps">{peak}</span> <small>(2 s)</small> of cap 1' in page
     assert 'class="rate over"' in page  # 1.2 kbit/s in 2 s is over a 1 kbit/s cap
+
+
+def test_the_archive_hour_is_paged_newest_first_and_its_first_page_is_live(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from archive.models import Frame
+    from dashboard.views import ARCHIVE_PAGE
+
+    mine, _, first, _, operator, _ = world
+    for seq in range(2, 131):
+        store_packet(mine, parse_packet(fake_packet(seq=seq, channels=2)))
+    start = timezone.localtime(first.received_at).replace(minute=0, second=0, microsecond=0)
+    Frame.objects.filter(device=mine).update(received_at=start + timedelta(minutes=30))
+    client = client_for(operator)
+    url = f"/devices/{mine.device_id}/archive/"
+    hour = {"day": start.date().isoformat(), "hour": str(start.hour)}
+    page = client.get(url, hour).content.decode()
+    now = timezone.now()
+    shown = re.findall(r'class="thumb" href="/frames/(\d+)/"', page)
+    newest = Frame.objects.filter(device=mine).order_by("-seq")
+    assert shown == [str(f.pk) for f in newest[:ARCHIVE_PAGE]]  # 60 of 130, newest first
+    assert '<span id="frame-count">130</span> frames' in page and "page 1 of 3" in page
+    going_on = start <= now < start + timedelta(hours=1)
+    assert ('data-live-device="' + mine.device_id + '"' in page) == going_on
+    last = client.get(url, {**hour, "page": "3"}).content.decode()
+    assert re.findall(r'class="thumb" href="/frames/(\d+)/"', last) == [
+        str(f.pk) for f in newest[2 * ARCHIVE_PAGE :]
+    ]
+    assert "data-live-device" not in last  # only the first page takes new frames
+    assert f"?day={hour['day']}&amp;hour={hour['hour']}&amp;page=2" in last  # the pager
+    assert client.get(url, {**hour, "page": "x"}).status_code == 400

@@ -33,4 +33,32 @@
       .finally(function () { setTimeout(poll, document.hidden ? 15000 : 2000); });
   }
   setTimeout(poll, 2000);
+
+  // Recent frames: each new frame of this camera joins the top as the live socket announces
+  // it (live.js dispatches "strata:frame"); the oldest row leaves.
+  const recent = document.getElementById("recent-frames");
+  const clock = new Intl.DateTimeFormat("en-GB", {
+    timeZone: recent.dataset.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+  document.addEventListener("strata:frame", function (e) {
+    const event = e.detail;
+    if (event.device_id !== root.dataset.device) return;
+    if (recent.querySelector('[data-frame="' + event.frame_id + '"]')) return; // decoded again
+    const empty = recent.querySelector(".empty");
+    if (empty) empty.remove();
+    const row = document.createElement("tr");
+    row.dataset.frame = event.frame_id;
+    row.className = "new";
+    const link = document.createElement("a");
+    link.href = event.frame_url;
+    link.textContent = "#" + event.seq;
+    const cells = [link, clock.format(new Date()), event.width + "×" + event.height, String(event.channels)];
+    cells.forEach(function (content) {
+      const cell = document.createElement("td");
+      cell.append(content);
+      row.append(cell);
+    });
+    recent.prepend(row);
+    while (recent.rows.length > Number(recent.dataset.max)) recent.deleteRow(-1);
+  });
 })();
