@@ -166,7 +166,9 @@ def archived_packet(frame: Frame, channels: int | None = None) -> Packet:
         if channels is not None and len(chunks) >= channels:
             break
     names = {f.name for f in fields(Packet)} - {"chunks"}
-    return Packet(**{name: frame.header[name] for name in names}, chunks=tuple(chunks))
+    # a version 1 header has no block or motion: the packet takes their defaults
+    known = {name: frame.header[name] for name in names if name in frame.header}
+    return Packet(**known, chunks=tuple(chunks))
 
 
 def record_decoded(
