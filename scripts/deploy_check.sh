@@ -101,15 +101,24 @@ for path in sorted(mounts):
 EOF
 )
 step "platform image $IMAGE from $BASE_IMAGE (pip: ${#PIP_ARGS[@]} settings and mounts from here)"
+# What is committed is what is built (HEAD, not the working tree: others' half-done edits
+# stay out); DEPLOY_CHECK_TREE=worktree builds the working tree as it is.
+CONTEXT=$ROOT
+if [ "${DEPLOY_CHECK_TREE:-head}" = head ]; then
+  CONTEXT=$WORK/context
+  rm -rf "$CONTEXT" && mkdir -p "$CONTEXT"
+  git archive --format=tar HEAD | tar -x -C "$CONTEXT"
+fi
+FIG[commit]=\"$(git rev-parse --short HEAD)\"
 build_platform() {  # the build's steps as it goes, less pip's notes on the local indexes
   podman build --network host --format docker \
-    -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
-    --build-arg BASE_IMAGE="$BASE_IMAGE" "${PIP_ARGS[@]}" -t "$IMAGE" . 2>&1 \
+    -f "$CONTEXT/deploy/Dockerfile" --ignorefile "$CONTEXT/deploy/Dockerfile.dockerignore" \
+    --build-arg BASE_IMAGE="$BASE_IMAGE" "${PIP_ARGS[@]}" -t "$IMAGE" "$CONTEXT" 2>&1 \
     | grep --line-buffered -v -e "^WARNING: Location 'file:" -e 'missing ".*" build argument'
 }
 timed image_build_s build_platform
 FIG[image_mb]=$(($(podman image inspect "$IMAGE" --format '{{.Size}}') / 1000000))
-podman run --rm "$IMAGE" sh -c 'id -un; python --version' | tr '\n' ' '
+podman run --rm --no-healthcheck "$IMAGE" sh -c 'id -un; python --version' | tr '\n' ' '
 echo
 
 # --- secrets and configuration (generated, never in the repository) -----------------------
@@ -126,9 +135,10 @@ for role in ingest control web; do
 done
 chmod 644 "$WORK/mosquitto/"*  # hashes only; the broker reads them as its own user
 umask 077
+PG_PASSWORD=$(rand 24)
 cat > "$WORK/.env" <<EOF
 SECRET_KEY=$(rand 50)
-POSTGRES_PASSWORD=$(rand 24)
+POSTGRES_PASSWORD=$PG_PASSWORD
 MQTT_INGEST_PASSWORD=${PW[ingest]}
 MQTT_CONTROL_PASSWORD=${PW[control]}
 MQTT_WEB_PASSWORD=${PW[web]}
@@ -215,7 +225,7 @@ compose exec -T -e DJANGO_SUPERUSER_PASSWORD="$ADMIN_PW" web python manage.py cr
   --noinput --username deploy-check --email deploy-check@example.org >/dev/null
 
 step "a simulated camera: $SECONDS_RUN s at $FPS fps to mqtt://127.0.0.1:$MQTT_DEVICE_PORT"
-podman run --rm --network host -v "$WORK/camera:/camera:ro" "$IMAGE" \
+podman run --rm --no-healthcheck --network host -v "$WORK/camera:/camera:ro" "$IMAGE" \
   python -m devices.fleet --count 1 --broker "mqtt://127.0.0.1:$MQTT_DEVICE_PORT" \
   --credentials /camera/cameras.jsonl --duration "$SECONDS_RUN" --fps "$FPS" \
   | tee "$WORK/camera/fleet.txt"
@@ -225,10 +235,12 @@ FIG[frames_sent]=$SENT
 
 # --- archived once each, decoded ---------------------------------------------------------------
 sql() {
-  compose exec -T postgres psql -h 127.0.0.1 -p "$PG_PORT" -U strata -d strata -Atc "$1" \
+  compose exec -T postgres psql -p "$PG_PORT" -U strata -d strata -Atc "$1" \
     2>/dev/null | tr -d '\r'
 }
 step "archive and decode: $SENT frames sent"
+# Every frame archived once. Live view decodes each camera's newest frame at once; the frames
+# in between are decoded by backfill when the workers are idle: wait for all of them.
 FRAMES="FROM archive_frame f JOIN fleet_device d ON d.id = f.device_id WHERE d.device_id = '$CAMERA'"
 waited=$SECONDS
 while :; do
@@ -237,7 +249,7 @@ while :; do
       (SELECT f.id $FRAMES)) $FRAMES")
   echo "archived $archived (distinct seq $distinct), decoded $decoded"
   [ "${archived:-0}" -ge "$SENT" ] && [ "${decoded:-0}" -ge "$SENT" ] && break
-  [ $((SECONDS - waited)) -lt 120 ] || fail "after 120 s: $archived of $SENT archived, $decoded decoded"
+  [ $((SECONDS - waited)) -lt 180 ] || fail "after 180 s: $archived of $SENT archived, $decoded decoded"
   sleep 2
 done
 [ "$archived" = "$distinct" ] || fail "$archived frames archived for $distinct sequence numbers"
@@ -245,8 +257,8 @@ FIG[frames_archived]=$archived
 FIG[frames_decoded]=$decoded
 FIG[archive_and_decode_wait_s]=$((SECONDS - waited))
 FRAME_ID=$(sql "SELECT f.id $FRAMES ORDER BY f.seq DESC LIMIT 1")
-for service in ingest-0 ingest-1; do  # both consumers subscribed (MQTT 5 shared subscription)
-  compose logs "$service" 2>&1 | grep -qi "traceback" && fail "$service logged a traceback"
+for service in ingest-0 ingest-1 worker controller web; do
+  if compose logs "$service" 2>&1 | grep -q "Traceback"; then fail "$service logged a traceback"; fi
 done
 
 # --- served by the web container ----------------------------------------------------------------
@@ -271,6 +283,36 @@ print(json.dumps({"image_bytes": len(body), "content_type": image.headers["Conte
 EOF
 cat "$WORK/web.json"
 FIG[served_image_bytes]=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_bytes"])' "$WORK/web.json")
+
+# --- backup and restore ------------------------------------------------------------------------
+step "backup (pg_dump -Fc), restore into a fresh database, decode frame $FRAME_ID from it"
+pg() { podman exec -i "${PROJECT}_postgres_1" "$@"; }  # local socket: no password
+started=$SECONDS
+pg pg_dump -p "$PG_PORT" -U strata -d strata -Fc > "$WORK/strata.dump"
+FIG[backup_s]=$((SECONDS - started))
+FIG[backup_kb]=$(($(stat -c %s "$WORK/strata.dump") / 1000))
+started=$SECONDS
+pg createdb -p "$PG_PORT" -U strata strata_restored
+pg pg_restore -p "$PG_PORT" -U strata -d strata_restored --no-owner --exit-on-error < "$WORK/strata.dump"
+FIG[restore_s]=$((SECONDS - started))
+# Decoded from the restored layers (its stored images removed first), without Redis: the
+# decode runs in this process.
+podman run --rm --no-healthcheck --network host --env-file "$WORK/.env" \
+  -e DATABASE_URL="postgres://strata:$PG_PASSWORD@127.0.0.1:$PG_PORT/strata_restored" \
+  "$IMAGE" python manage.py shell -c "
+from archive.decoding import redecode
+from archive.models import DecodedImage, Frame
+frame = Frame.objects.get(pk=$FRAME_ID)
+before = bytes(DecodedImage.objects.filter(frame=frame).order_by('-channels').first().image)
+DecodedImage.objects.filter(frame=frame).delete()
+image = redecode(frame.pk, frame.n_layers)
+assert image is not None, 'the restored frame did not decode'
+data = bytes(image.image)
+assert data[:4] == b'RIFF' and data[8:12] == b'WEBP'
+print(f'restored frame {frame.pk} (seq {frame.seq}) decoded at k={image.channels}: '
+      f'{len(data)} bytes, identical to the original: {data == before}')
+" | tee "$WORK/restore.txt"
+grep -q "decoded at k=" "$WORK/restore.txt" || fail "no frame decoded from the restored database"
 
 FIG[total_s]=$SECONDS
 figures=$(for k in "${!FIG[@]}"; do printf '"%s": %s\n' "$k" "${FIG[$k]}"; done | sort | paste -sd, -)

@@ -8,7 +8,8 @@
 #
 # Optional, for containers: STRATA_MQTT_DEVICE_PORT / STRATA_MQTT_PLATFORM_PORT move the
 # cameras' (1883) and the platform's (1884) listeners, e.g. on a host network where the
-# standard ports are taken; STRATA_MQTT_AUTH_OWNER (a uid) gives the camera-login folder to
+# standard ports are taken, and STRATA_MQTT_PLATFORM_BIND (an address) keeps the platform's
+# listener on one interface (127.0.0.1 on a shared host network); STRATA_MQTT_AUTH_OWNER (a uid) gives the camera-login folder to
 # the platform's user, who writes it (a fresh volume belongs to root).
 set -eu
 conf=${1:-/mosquitto/config/mosquitto.conf}
@@ -17,10 +18,11 @@ every=${STRATA_MQTT_RELOAD_S:-2}
 
 mkdir -p "$auth"
 if [ -n "${STRATA_MQTT_AUTH_OWNER:-}" ]; then chown "$STRATA_MQTT_AUTH_OWNER" "$auth"; fi
-if [ -n "${STRATA_MQTT_DEVICE_PORT:-}${STRATA_MQTT_PLATFORM_PORT:-}" ]; then
+if [ -n "${STRATA_MQTT_DEVICE_PORT:-}${STRATA_MQTT_PLATFORM_PORT:-}${STRATA_MQTT_PLATFORM_BIND:-}" ]; then
+    platform="${STRATA_MQTT_PLATFORM_PORT:-1884}${STRATA_MQTT_PLATFORM_BIND:+ $STRATA_MQTT_PLATFORM_BIND}"
     moved=$(mktemp /tmp/mosquitto.XXXXXX.conf)
     sed -e "s/^listener 1883\$/listener ${STRATA_MQTT_DEVICE_PORT:-1883}/" \
-        -e "s/^listener 1884\$/listener ${STRATA_MQTT_PLATFORM_PORT:-1884}/" "$conf" > "$moved"
+        -e "s/^listener 1884\$/listener $platform/" "$conf" > "$moved"
     chmod 644 "$moved"
     conf=$moved
 fi

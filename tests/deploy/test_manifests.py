@@ -202,4 +202,4 @@ def test_the_local_override_only_moves_services_onto_the_host_network():
     assert set(local) == set(compose()["services"])
     for name, service in local.items():
         assert service["network_mode"] == "host", name
-        assert set(service) <= {"network_mode", "ports", "image", "command"}, name
+        assert set(service) <= {"network_mode", "ports", "image", "command", "environment"}, name
