@@ -120,7 +120,9 @@ static void widen3(const int8_t *s0, const int8_t *s1, const int8_t *s2, int16_t
 /* acc[0..2] += channel a's weights . pixels 0..2, acc[3..5] the same for channel b, over
  * the groups from w to end (w: 2 words per group). Every register is needed (6
  * accumulators, 4 weight pairs, 2 input pairs, 2 pointers), so it is written whole in
- * assembly; `end` is compared from the stack, two groups per pass. */
+ * assembly, `end` compared from the stack: one group if their number is odd, two if
+ * it has bit 1, then four per pass (the flags of one shift pick the first two; LDM,
+ * SXTB16 and SMLAD leave them alone). */
 #define UNUSED __attribute__((unused)) /* the arguments are in r0..r3 */
 __attribute__((naked, noinline)) static void dot(const int32_t *x UNUSED,
                                                  const uint32_t *w UNUSED,
@@ -129,13 +131,18 @@ __attribute__((naked, noinline)) static void dot(const int32_t *x UNUSED,
     __asm__ volatile("push   {r4-r11, lr}\n\t"
                      "push   {r2, r3}\n\t"
                      "sub    r12, r2, r1\n\t"
+                     "lsls   r12, r12, #28\n\t" /* N: groups & 1, C: groups & 2 */
                      "mov    lr, r3\n\t"
                      "ldm    lr, {r2-r7}\n\t"
-                     "tst    r12, #8\n\t" /* an odd number of groups: start with one */
-                     "bne    2f\n\t"
-                     "1:\n\t" DOT_GROUP "2:\n\t" DOT_GROUP "ldr    r12, [sp]\n\t"
+                     "bpl    1f\n\t" DOT_GROUP "1:\n\t"
+                     "bcc    2f\n\t" DOT_GROUP DOT_GROUP "2:\n\t"
+                     "ldr    r12, [sp]\n\t"
                      "cmp    r1, r12\n\t"
-                     "bne    1b\n\t"
+                     "beq    4f\n\t"
+                     "3:\n\t" DOT_GROUP DOT_GROUP DOT_GROUP DOT_GROUP "ldr    r12, [sp]\n\t"
+                     "cmp    r1, r12\n\t"
+                     "bne    3b\n\t"
+                     "4:\n\t"
                      "ldr    r12, [sp, #4]\n\t"
                      "stm    r12, {r2-r7}\n\t"
                      "add    sp, #8\n\t"
@@ -244,8 +251,8 @@ static void widen_edge(const strata_conv_t *L, const int8_t *row, int in_w, int 
 }
 
 /* Kernel rows ky0 <= ky < ky1 of the block's pixels (first columns x0[]) into buf (pixel
- * p at p * STRIDE, row ky at (ky - ky0) * step). fast: every row lies inside the frame,
- * so the windows are read where they are. */
+ * p at p * STRIDE, row ky at (ky - ky0) * step). fast: every window's columns lie inside
+ * the frame, so they are read where they are. */
 static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, int ky1,
                    int in_w, const int *x0, int pixels, int fast, int16_t *buf, int step)
 {
@@ -254,7 +261,13 @@ static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, i
     if (fast) {
         const int c0 = x0[0] * L->cin, c1 = x0[1] * L->cin, c2 = x0[2] * L->cin;
         for (ky = ky0; ky < ky1; ky++, buf += step) {
-            widen3(rows[ky] + c0, rows[ky] + c1, rows[ky] + c2, buf, words);
+            if (rows[ky] != NULL) {
+                widen3(rows[ky] + c0, rows[ky] + c1, rows[ky] + c2, buf, words);
+            } else { /* a padding row: the zero point */
+                for (p = 0; p < PIX; p++) {
+                    widen_edge(L, NULL, in_w, x0[p], buf + p * STRIDE, words);
+                }
+            }
         }
     } else {
         for (ky = ky0; ky < ky1; ky++, buf += step) {
@@ -265,20 +278,20 @@ static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, i
     }
 }
 
-/* Requantise, clamp and store the block's n_out channels (channel ch's accumulators of
- * pixels 0..2: acc[ch / 2][(ch % 2) * 3 + p]); o[p] is pixel p's output, or a spare one
- * past the row's end. All three values are computed before any store: a byte store may
- * alias the parameters, which would be read again. */
-static void store_block(const strata_conv_t *L, int32_t (*acc)[2 * PIX], int n_out,
+/* Requantise, clamp and store the block's n_out channels (acc[ch][p]: channel ch,
+ * pixel p); o[p] is pixel p's output, or a spare one past the row's end. All three
+ * values are computed before any store: a byte store may alias the parameters, which
+ * would then be read again. */
+static void store_block(const strata_conv_t *L, const int32_t (*acc)[PIX], int n_out,
                         int8_t *const *o)
 {
     const int32_t off = L->output_offset, lo = L->act_min, hi = L->act_max;
     int8_t *const o0 = o[0], *const o1 = o[1], *const o2 = o[2];
+    const strata_quant_t *q = L->quant;
     int ch;
     if (lo == -128 && hi == 127) {
-        for (ch = 0; ch < n_out; ch++) {
-            const strata_quant_t *q = &L->quant[ch];
-            const int32_t *a = &acc[ch >> 1][(ch & 1) * PIX];
+        for (ch = 0; ch < n_out; ch++, q++) {
+            const int32_t *a = acc[ch];
             const int32_t v0 = clamp8(requant(q, a[0], off));
             const int32_t v1 = clamp8(requant(q, a[1], off));
             const int32_t v2 = clamp8(requant(q, a[2], off));
@@ -287,10 +300,10 @@ static void store_block(const strata_conv_t *L, int32_t (*acc)[2 * PIX], int n_o
             o2[ch] = (int8_t)v2;
         }
     } else {
-        for (ch = 0; ch < n_out; ch++) {
+        for (ch = 0; ch < n_out; ch++, q++) {
             int p;
             for (p = 0; p < PIX; p++) {
-                int32_t v = requant(&L->quant[ch], acc[ch >> 1][(ch & 1) * PIX + p], off);
+                int32_t v = requant(q, acc[ch][p], off);
                 v = v < lo ? lo : v > hi ? hi : v;
                 o[p][ch] = (int8_t)v;
             }
@@ -312,24 +325,21 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
     int lo = (L->pad_left + L->stride - 1) / L->stride;
     int hi = (in_w - reach + L->pad_left) / L->stride + 1;
     int ox, ky, cp, p;
-    for (ky = 0; ky < L->kh; ky++) {
-        if (rows[ky] == NULL || in_w < reach) {
-            hi = 0; /* a padding row: every pixel takes the edge path */
-        }
+    if (in_w < reach) {
+        hi = 0; /* a frame narrower than a kernel row's read: every pixel is an edge */
     }
     for (ox = 0; ox < out_w; ox += PIX) {
         int x0[PIX];
         int8_t *o[PIX];
-        int32_t acc[MAX_PAIRS][2 * PIX];
+        int32_t acc[2 * MAX_PAIRS][PIX]; /* channel pair cp: acc[2cp], acc[2cp + 1] */
         for (p = 0; p < PIX; p++) { /* past the row's end: repeat its last pixel */
             const int x = ox + p < out_w ? ox + p : out_w - 1;
             x0[p] = x * L->stride - L->pad_left;
             o[p] = ox + p < out_w ? out + (size_t)(ox + p) * n_out : spare;
         }
-        for (cp = 0; cp < pairs; cp++) {
+        for (cp = 0; cp < 2 * pairs; cp++) {
             for (p = 0; p < PIX; p++) {
-                acc[cp][p] = L->quant[2 * cp].bias;
-                acc[cp][PIX + p] = L->quant[2 * cp + 1].bias;
+                acc[cp][p] = L->quant[cp].bias;
             }
         }
         /* WINDOW: the whole window, one pass; ROWS: one kernel row per pass */
@@ -338,9 +348,9 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
             im2col(L, rows, ky, rows_mode ? ky + 1 : L->kh, in_w, x0,
                    out_w - ox < PIX ? out_w - ox : PIX, ox >= lo && ox + PIX - 1 < hi, buf, kwc);
             for (cp = 0; cp < pairs; cp++, w += pair_words) {
-                dot(buf32, w, w + 2 * L->groups, acc[cp]);
+                dot(buf32, w, w + 2 * L->groups, acc[2 * cp]);
             }
         }
-        store_block(L, acc, n_out, o);
+        store_block(L, (const int32_t(*)[PIX])acc, n_out, o);
     }
 }

@@ -4,12 +4,19 @@
 
 /* The codec's own tables, written by mcucoder.firmware_tables at build time. */
 #include "mcucoder_tables.h"
+#include "strata_model.h" /* STRATA_SYMBOL_CLAMP: the symbol lookup as a clamp */
 
 #define RANS_L (1u << 23) /* lower bound of the normalised state [L, 256 L) */
 
 uint8_t strata_symbol_index(int channel, int8_t v)
 {
+#ifdef STRATA_SYMBOL_CLAMP
+    const int16_t *c = strata_symbol_clamp[channel];
+    const int i = v + c[0];
+    return (uint8_t)(i < c[1] ? c[1] : i > c[2] ? c[2] : i);
+#else
     return (uint8_t)(mcucoder_symbol[channel][v + 128] - mcucoder_offset[channel]);
+#endif
 }
 
 /* strata_bitstream.h: the firmware's one CRC-32 (packets written here, trimmed by the app). */

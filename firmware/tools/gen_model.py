@@ -307,6 +307,32 @@ def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
     return "\n".join(out)
 
 
+def symbol_clamp(tables: list, scale: float, zero_point: int) -> str:
+    """The codec's int8 -> symbol-index lookup (mcucoder_symbol - mcucoder_offset, written
+    by mcucoder.firmware_tables) as clamp(v + add, lo, hi) per channel, when that is
+    exactly what it is for all 256 inputs (an output tensor at scale 1, as released):
+    12 x 4 bytes of flash instead of the 6 KB table, which the firmware then leaves out.
+    Empty (the firmware uses the table) for any other lookup."""
+    from mcucoder.firmware_tables import symbol_luts
+
+    offsets = np.array([t.offset for t in tables], np.int64)[:, None]
+    idx = symbol_luts(tables, scale, zero_point).astype(np.int64) - offsets
+    v = np.arange(-128, 128)
+    rows = []
+    for row in idx:
+        add, lo, hi = int(row[128]), int(row.min()), int(row.max())
+        if lo < 0 or hi > 255 or not np.array_equal(row, np.clip(v + add, lo, hi)):
+            return ""
+        rows.append((add, lo, hi))
+    init = ", ".join("{" + ", ".join(map(str, r)) + "}" for r in rows)
+    return (
+        "/* symbol index of int8 output v in channel c: clamp(v + add, lo, hi), the table of\n"
+        " * mcucoder_tables.h exactly (checked by gen_model.py for all 256 values) */\n"
+        "#define STRATA_SYMBOL_CLAMP 1\n"
+        f"static const int16_t strata_symbol_clamp[{len(rows)}][3] = {{{init}}};\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out-dir", required=True, type=Path)
@@ -325,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("entropy tables and encoder disagree on the channel count")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "strata_model.h": model_header(layers, input_lut(tflite), entry["model_id"]),
+        "strata_model.h": model_header(layers, input_lut(tflite), entry["model_id"])
+        + symbol_clamp(tables, scale, zp),
         "mcucoder_tables.h": c_header(entry["model_id"], tables, scale, zp),
     }
     for fname, text in files.items():
