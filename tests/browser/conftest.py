@@ -12,21 +12,11 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import PASSWORD
+from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
-CHROMIUM = Path(os.environ.get("STRATA_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 TABLET = {"width": 1024, "height": 768}  # the field tablet, landscape
 
