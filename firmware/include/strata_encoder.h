@@ -66,7 +66,6 @@ typedef struct {
     int32_t avail[STRATA_MAX_LAYERS];    /* last input row stored, per layer */
     uint16_t next_out[STRATA_MAX_LAYERS]; /* next output row to compute, per layer */
     int8_t *ring[STRATA_MAX_LAYERS];      /* rolling window of each layer's input rows */
-    int8_t *last_row;                     /* one row of the last layer's int8 output */
     uint8_t *latent;                      /* [channel][y][x] symbol indices */
     uint32_t rows_pushed;
     int state;

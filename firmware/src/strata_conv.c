@@ -271,7 +271,7 @@ static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, i
         }
     } else {
         for (ky = ky0; ky < ky1; ky++, buf += step) {
-            for (p = 0; p < pixels; p++) { /* the rest: outputs nobody reads */
+            for (p = 0; p < pixels; p++) { /* the rest: stored before the real pixel */
                 widen_edge(L, rows[ky], in_w, x0[p], buf + p * STRIDE, words);
             }
         }
@@ -279,44 +279,44 @@ static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, i
 }
 
 /* Requantise, clamp and store the block's n_out channels (acc[ch][p]: channel ch,
- * pixel p); o[p] is pixel p's output, or a spare one past the row's end. All three
- * values are computed before any store: a byte store may alias the parameters, which
- * would then be read again. */
+ * pixel p) at o[p] + ch * ch_stride. A pixel past the row's end repeats the last one
+ * and shares its o[p], so pixels are stored last to first: the real one lands last.
+ * All three values are computed before any store: a byte store may alias the
+ * parameters, which would then be read again. */
 static void store_block(const strata_conv_t *L, const int32_t (*acc)[PIX], int n_out,
-                        int8_t *const *o)
+                        int8_t *const *o, int ch_stride)
 {
     const int32_t off = L->output_offset, lo = L->act_min, hi = L->act_max;
     int8_t *const o0 = o[0], *const o1 = o[1], *const o2 = o[2];
     const strata_quant_t *q = L->quant;
-    int ch;
+    int ch, at;
     if (lo == -128 && hi == 127) {
-        for (ch = 0; ch < n_out; ch++, q++) {
+        for (ch = 0, at = 0; ch < n_out; ch++, q++, at += ch_stride) {
             const int32_t *a = acc[ch];
             const int32_t v0 = clamp8(requant(q, a[0], off));
             const int32_t v1 = clamp8(requant(q, a[1], off));
             const int32_t v2 = clamp8(requant(q, a[2], off));
-            o0[ch] = (int8_t)v0;
-            o1[ch] = (int8_t)v1;
-            o2[ch] = (int8_t)v2;
+            o2[at] = (int8_t)v2;
+            o1[at] = (int8_t)v1;
+            o0[at] = (int8_t)v0;
         }
     } else {
         for (ch = 0; ch < n_out; ch++, q++) {
             int p;
-            for (p = 0; p < PIX; p++) {
+            for (p = PIX - 1; p >= 0; p--) {
                 int32_t v = requant(q, acc[ch][p], off);
                 v = v < lo ? lo : v > hi ? hi : v;
-                o[p][ch] = (int8_t)v;
+                o[p][ch * ch_stride] = (int8_t)v;
             }
         }
     }
 }
 
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
-                     int n_out, int8_t *out)
+                     int n_out, int8_t *out, int px_stride, int ch_stride)
 {
     int32_t buf32[PIX * STRIDE / 2]; /* the block's int16 windows, word-aligned */
     int16_t *buf = (int16_t *)(void *)buf32;
-    int8_t spare[STRATA_MAX_CHANNELS_PER_LAYER]; /* outputs of pixels past the row's end */
     const int kwc = L->kw * L->cin, pairs = (n_out + 1) / 2;
     const int rows_mode = L->mode == STRATA_IM2COL_ROWS;
     const size_t pair_words = (size_t)L->groups * 2 * (rows_mode ? L->kh : 1);
@@ -335,7 +335,7 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
         for (p = 0; p < PIX; p++) { /* past the row's end: repeat its last pixel */
             const int x = ox + p < out_w ? ox + p : out_w - 1;
             x0[p] = x * L->stride - L->pad_left;
-            o[p] = ox + p < out_w ? out + (size_t)(ox + p) * n_out : spare;
+            o[p] = out + (size_t)x * px_stride;
         }
         for (cp = 0; cp < 2 * pairs; cp++) {
             for (p = 0; p < PIX; p++) {
@@ -351,6 +351,6 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
                 dot(buf32, w, w + 2 * L->groups, acc[2 * cp]);
             }
         }
-        store_block(L, (const int32_t(*)[PIX])acc, n_out, o);
+        store_block(L, (const int32_t(*)[PIX])acc, n_out, o, ch_stride);
     }
 }

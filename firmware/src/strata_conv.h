@@ -6,7 +6,7 @@
 
 /* int16 values of one output pixel's im2col buffer (three pixels are computed at a
  * time, so the buffer is 3 * 2 * STRATA_IM2COL_STRIDE bytes of stack). */
-#define STRATA_IM2COL_STRIDE 152
+#define STRATA_IM2COL_STRIDE 150
 /* Output channels one layer may have (gen_model.py checks). */
 #define STRATA_MAX_CHANNELS_PER_LAYER 16
 
@@ -50,9 +50,9 @@ int32_t strata_requantize(int32_t x, int32_t multiplier, int shift);
 
 /* One output row of `L`: rows[ky] is input row (oy * stride - pad_top + ky), NULL where
  * that row is padding; each input row is in_w pixels of cin int8 values. Writes out_w
- * pixels of the first n_out output channels to out[x * n_out + oc]. Padding pixels hold
- * the input zero point (TFLite's PAD). */
+ * pixels of the first n_out output channels to out[x * px_stride + oc * ch_stride].
+ * Padding pixels hold the input zero point (TFLite's PAD). */
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
-                     int n_out, int8_t *out);
+                     int n_out, int8_t *out, int px_stride, int ch_stride);
 
 #endif

@@ -72,7 +72,6 @@ static size_t plan(strata_encoder_t *e, uint16_t width, uint16_t height, uint8_t
     }
     e->out_w = (uint16_t)w;
     e->out_h = (uint16_t)h;
-    bytes += (size_t)w * channels;     /* last_row */
     bytes += (size_t)w * h * channels; /* latent */
     return bytes;
 }
@@ -116,8 +115,6 @@ strata_status_t strata_begin(strata_encoder_t *enc, const strata_frame_t *frame,
         p += (size_t)strata_layers[i].kh * ring_row_bytes(enc, i);
         enc->avail[i] = -1;
     }
-    enc->last_row = (int8_t *)p;
-    p += (size_t)enc->out_w * frame->channels;
     enc->latent = p;
     enc->state = STATE_ROWS;
     return STRATA_OK;
@@ -150,19 +147,22 @@ static int step(strata_encoder_t *e, int i)
     e->next_out[i]++;
     STRATA_PROF_CONV(i);
     if (i + 1 < STRATA_N_LAYERS) {
-        strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, ring_slot(e, i + 1, oy));
+        strata_conv_row(L, rows, e->in_w[i], out_w, L->cout, ring_slot(e, i + 1, oy), L->cout,
+                        1);
         STRATA_PROF(encoder);
         e->avail[i + 1] = oy;
     } else {
         const int k = e->frame.channels;
         const size_t plane = (size_t)e->out_w * e->out_h;
         int x, c;
-        strata_conv_row(L, rows, e->in_w[i], out_w, k, e->last_row);
+        /* int8 outputs straight into the latent planes, then symbols in place */
+        strata_conv_row(L, rows, e->in_w[i], out_w, k, (int8_t *)e->latent + (size_t)oy * out_w,
+                        1, (int)plane);
         STRATA_PROF(encoder);
         for (c = 0; c < k; c++) {
             uint8_t *dst = e->latent + c * plane + (size_t)oy * out_w;
             for (x = 0; x < out_w; x++) {
-                dst[x] = strata_symbol_index(c, e->last_row[x * k + c]);
+                dst[x] = strata_symbol_index(c, (int8_t)dst[x]);
             }
         }
     }

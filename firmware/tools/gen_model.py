@@ -183,7 +183,7 @@ def _array(ctype: str, name: str, values: np.ndarray | list[int], per_line: int 
     return f"static const {ctype} {name}[{len(v)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
-IM2COL_STRIDE = 152  # int16 values per pixel of strata_conv.c's im2col buffer (strata_conv.h)
+IM2COL_STRIDE = 150  # int16 values per pixel of strata_conv.c's im2col buffer (strata_conv.h)
 WINDOW, ROWS = 0, 1  # STRATA_IM2COL_WINDOW / _ROWS
 MAX_CHANNELS = 16  # STRATA_MAX_CHANNELS_PER_LAYER (strata_conv.h): accumulators, spare outputs
 

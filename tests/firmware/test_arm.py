@@ -1,6 +1,8 @@
 """The encoder cross-compiled for Cortex-M7 (mps2-an500) and Cortex-M33 (mps2-an505),
 run bare-metal under qemu-system-arm with semihosting for files: its packets must be
-the Python codec's packets, byte for byte, as on the host.
+the Python codec's packets, byte for byte, as on the host. Both cores run the DSP
+convolutions (SMLAD); the Cortex-M7 also runs the portable C path (STRATA_USE_DSP=OFF),
+which the host build runs too.
 
 Needs Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm
 (``bash scripts/ensure_firmware_tools.sh`` installs them); skipped without them.
@@ -19,19 +21,20 @@ from tests.firmware.images import resized, write_ppm
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 BOARDS = {"mps2-an500": "Cortex-M7", "mps2-an505": "Cortex-M33"}
+BUILDS = {"mps2-an500": "ON", "mps2-an505": "ON", "mps2-an500-portable": "OFF"}  # DSP
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")
 
 
-@pytest.fixture(scope="module", params=list(BOARDS))
+@pytest.fixture(scope="module", params=list(BUILDS))
 def arm_build(request, tmp_path_factory) -> tuple[str, Path]:
-    """(board, CMake build folder) of the bare-metal build for that board."""
+    """(board, CMake build folder) of the bare-metal build for that board (and path)."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(
             f"bare-metal tests need {', '.join(missing)}: run scripts/ensure_firmware_tools.sh"
         )
-    board = request.param
-    build = tmp_path_factory.mktemp(f"firmware-{board}")
+    board = request.param.removesuffix("-portable")
+    build = tmp_path_factory.mktemp(f"firmware-{request.param}")
     for cmd in (
         [
             "cmake",
@@ -41,6 +44,7 @@ def arm_build(request, tmp_path_factory) -> tuple[str, Path]:
             str(build),
             f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'arm' / 'toolchain-arm-none-eabi.cmake'}",
             f"-DSTRATA_BOARD={board}",
+            f"-DSTRATA_USE_DSP={BUILDS[request.param]}",
             "-DSTRATA_WERROR=ON",
         ],
         ["cmake", "--build", str(build), "-j", "2"],

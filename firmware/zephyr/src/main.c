@@ -50,7 +50,7 @@ static uint8_t desired_buf[512];
 
 /* Encoder working memory: strata_workspace_size(WIDTH, HEIGHT, 12), checked at boot. */
 static uint8_t workspace[(WIDTH * 7 * 3) + (WIDTH / 2 * 5 * 16) + (WIDTH / 4 * 3 * 16) +
-			 (WIDTH / 8 * 12) + (12 * (WIDTH / 8 + 1) * (HEIGHT / 8 + 1)) + 2048];
+			 (12 * (WIDTH / 8 + 1) * (HEIGHT / 8 + 1)) + 2048];
 static strata_encoder_t enc;
 
 /* QoS 1 send queue: a packet stays in its slot until PUBACK (resent with DUP after a
