@@ -115,6 +115,10 @@ static int classify(const char *d, uint32_t *weight)
         *weight = reg_list_count(d);
         return strstr(d, "pc") != NULL && starts_with(m, "pop") ? C_BRANCH : C_LDM;
     }
+    if (starts_with(m, "ldrd") || starts_with(m, "strd")) {
+        *weight = 2; /* two registers: timed as LDM/STM of two */
+        return m[0] == 'l' ? C_LOAD : C_STORE;
+    }
     if (starts_with(m, "ldr") || starts_with(m, "vldr")) {
         return strstr(d, "pc") == d + i + 1 ? C_BRANCH : C_LOAD;
     }
