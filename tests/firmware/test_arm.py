@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.firmware.images import resized, write_ppm
@@ -80,6 +81,21 @@ def test_emulated_mcu_packets_are_byte_identical(
     # the whole tool (stdio through semihosting included) stays within a small stack
     stack = int(re.search(r"stack peak (\d+) bytes", res.stderr).group(1))
     assert 0 < stack <= 2048, stack
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 100), (300, 3), (33, 35)], ids=str)
+def test_frame_edges_and_noise_are_byte_identical(arm_build, reference_codec, tmp_path, size):
+    """Frames whose every pixel block touches an edge, narrower than a kernel row's read,
+    or ending in a partial block; noise reaches the table clamps. k = 7: an odd channel
+    count, so the last channel pair is half used."""
+    board, build = arm_build
+    w, h = size
+    image = np.random.default_rng(w * 1000 + h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ppm = write_ppm(tmp_path / "in.ppm", image)
+    out = tmp_path / "out"
+    res = qemu_run(board, build / "strata-encode.elf", str(ppm), str(out), "--channels", "7")
+    assert res.returncode == 0, f"{BOARDS[board]}: {res.stdout}{res.stderr}"
+    assert out.read_bytes() == reference_codec.encode(image, 7)
 
 
 def test_api_contract_on_the_emulated_mcu(arm_build):
