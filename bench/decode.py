@@ -1,15 +1,20 @@
-"""Decode throughput against batch size: entropy decoding plus one decoder pass per batch,
-frames/s at 224×224 and 768×512, on CPU and on a GPU when there is one.
+"""Decode throughput against batch size and decoder runtime: entropy decoding plus one
+decoder pass per batch, frames/s at each size, on CPU and on a GPU when there is one.
 
     python -m bench.decode [--batches 1 4 16] [--seconds 5] [--decoder CKPT]
+    python -m bench.decode --threads 1 --runtimes torch onnxruntime openvino \
+        --sizes 224x224 320x240 640x480 --batches 1 8     # frames/s per core, per runtime
 
 ``--decoder``: a ``python -m mcucoder train-decoder`` checkpoint, measured in its base
-model's codec (a candidate decoder before it is released).
+model's codec (a candidate decoder before it is released). ``--runtimes``: the decoder run
+by each of ``mcucoder.runtime.RUNTIMES`` (checked against torch first); on CUDA only the
+torch runtimes are measured. Figures are from the median batch time (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -19,6 +24,7 @@ import torch
 
 from bench._harness import machine, report
 from mcucoder.codec import Codec
+from mcucoder.runtime import RUNTIMES, with_runtime
 
 
 def test_image(width: int, height: int) -> np.ndarray:
@@ -30,27 +36,41 @@ def test_image(width: int, height: int) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB").resize((width, height)))
 
 
-def measure(codec: Codec, packets: list[bytes], batch: int, seconds: float) -> dict:
-    """Decode batches for ``seconds`` and report frames/s, split into entropy and network."""
+def measure(
+    codecs: dict[str, Codec], packets: list[bytes], batch: int, seconds: float
+) -> dict[str, dict]:
+    """Decode batches with each codec in turn (interleaved, so that the load of a shared
+    machine falls on all alike) for about ``seconds`` each; frames/s from the median batch,
+    and the entropy decoding's share."""
     work = (packets * (batch // len(packets) + 1))[:batch]
-    codec.decode_batch(work)  # warm-up
-    frames, started = 0, time.perf_counter()
-    entropy_s = 0.0
-    while time.perf_counter() - started < seconds:
+    for codec in codecs.values():
+        codec.decode_batch(work)  # warm-up
+    first = next(iter(codecs.values()))
+    entropy: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in codecs}
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds * len(codecs) or len(entropy) < 3:
         t = time.perf_counter()
         for p in work:
-            codec.dequantise(p)
-        entropy_s += time.perf_counter() - t
-        codec.decode_batch(work)
-        if codec.device.type == "cuda":
-            torch.cuda.synchronize()
-        frames += batch
-    total = time.perf_counter() - started - entropy_s  # dequantise ran twice per batch
-    return {
-        "frames_per_s": round(frames / total, 1),
-        "ms_per_frame": round(1000 * total / frames, 2),
-        "entropy_ms_per_frame": round(1000 * entropy_s / frames, 2),
-    }
+            first.dequantise(p)
+        entropy.append(time.perf_counter() - t)
+        for name, codec in codecs.items():
+            t = time.perf_counter()
+            codec.decode_batch(work)
+            if codec.device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    entropy_ms = round(1000 * float(np.median(entropy)) / batch, 2)
+    out = {}
+    for name, batches in times.items():
+        per_frame = float(np.median(batches)) / batch
+        out[name] = {
+            "frames_per_s": round(1 / per_frame, 1),
+            "ms_per_frame": round(1000 * per_frame, 2),
+            "entropy_ms_per_frame": entropy_ms,
+            "batches": len(batches),
+        }
+    return out
 
 
 def main() -> None:
@@ -60,6 +80,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["224x224", "768x512"])
     parser.add_argument("--decoder", help="a train-decoder checkpoint (candidate decoder)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--runtimes", nargs="+", default=["torch"], choices=RUNTIMES)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,14 +95,25 @@ def main() -> None:
             codec = candidate_codec(args.decoder, encoder="float")
             codec.decoder.to(device)
             codec.device = torch.device(device)
+        runtimes: dict[str, Codec] = {}
+        setup_s: dict[str, float] = {}
+        for name in args.runtimes:
+            if device == "cuda" and name in ("onnxruntime", "openvino"):
+                continue  # CPU runtimes
+            started = time.perf_counter()
+            runtimes[name] = with_runtime(copy.copy(codec), name, args.threads or None)
+            setup_s[name] = round(time.perf_counter() - started, 1)
+            print(f"{device}/{name}: ready in {setup_s[name]} s", file=sys.stderr, flush=True)
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
             packets = [codec.encode(test_image(w, h), channels=12, seq=i) for i in range(4)]
             for batch in args.batches:
-                figures = measure(codec, packets, batch, args.seconds)
-                key = f"{device}/{size}/batch{batch}"
-                results[key] = figures
-                print(f"{key}: {figures}", file=sys.stderr, flush=True)
+                for name, figures in measure(runtimes, packets, batch, args.seconds).items():
+                    key = f"{device}/{name}/{size}/batch{batch}"
+                    if args.runtimes == ["torch"]:
+                        key = f"{device}/{size}/batch{batch}"  # the keys before runtimes
+                    results[key] = {**figures, "setup_s": setup_s[name]}
+                    print(f"{key}: {results[key]}", file=sys.stderr, flush=True)
     report(
         {
             "benchmark": "decode",
