@@ -169,18 +169,28 @@ def _at_full_k(frames: Sequence[Frame]) -> list[tuple[Frame, int]]:
     return [(f, k) for f, k in requests if (f.pk, k) not in failed]
 
 
+def _announce(stored: Sequence[DecodedImage], every: bool = True) -> None:
+    """Tell the live views (``archive.events``); with ``every`` off only the images newer
+    than any their camera has shown, so that decoding behind the live view (backfill,
+    eager) never takes a page back in time."""
+    for decoded in stored:
+        frame = decoded.frame
+        newer = DecodedImage.objects.filter(
+            frame__device_id=frame.device_id, frame__capture_time_ms__gt=frame.capture_time_ms
+        )
+        if every or not newer.exists():
+            events.frame_decoded(decoded)
+
+
 def decode_frames(
     frame_ids: Sequence[int], announce: bool = True, owner: str | None = None
 ) -> list[DecodedImage]:
     """Every given frame at all the layers it has, unless already done or marked
-    undecodable; each new image is announced to the live views (``archive.events``) unless
-    ``announce`` is off (eager decoding behind the live view: old frames would go back in
-    time on the pages)."""
+    undecodable; each new image is announced to the live views, or with ``announce`` off
+    (eager decoding behind the live view) only a camera's newest."""
     stored = decode_and_store(_at_full_k(frames_needing_decode(frame_ids)), owner)
     log.debug("decoded %d of %d frames", len(stored), len(frame_ids))
-    if announce:
-        for decoded in stored:
-            events.frame_decoded(decoded)
+    _announce(stored, every=announce)
     return stored
 
 
@@ -203,8 +213,7 @@ def decode_live(frame_ids: Sequence[int], owner: str | None = None) -> list[Deco
     frames = frames_needing_decode([f.pk for f in newest if f is not None])
     stored = decode_and_store(_at_full_k(frames), owner)
     coordination.count("live", len(stored))
-    for decoded in stored:
-        events.frame_decoded(decoded)
+    _announce(stored)
     return stored
 
 
@@ -214,6 +223,7 @@ def backfill(owner: str | None = None) -> int:
     batch = settings.STRATA_BACKFILL_BATCH
     candidates = policy.backfill_candidates(batch * 4)
     stored = decode_and_store(_at_full_k(candidates)[:batch], owner) if candidates else []
+    _announce(stored, every=False)
     coordination.release([policy.BACKFILL_PENDING])
     if len(candidates) > batch or (candidates and stored):
         policy.request_backfill()

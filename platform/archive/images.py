@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 import numpy as np
 from django.core.cache import cache
+from django.utils import timezone
 from PIL import Image
 
 from archive.jobs import ARCHIVE_QUEUE, REDECODE, JobQueueUnavailable, queue_job
@@ -108,6 +110,14 @@ def decoded_at(frame: Frame, k: int) -> DecodedImage | None:
             raise
         return decoded_image(frame.pk, k, with_image=False)  # done already when run in-process
     return None
+
+
+def prune_decoded(keep_days: int) -> int:
+    """Drop decoded images made more than ``keep_days`` ago: a cache with its own retention
+    (the layers stay, and any k decodes again on demand). Returns the images dropped."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted, _ = DecodedImage.objects.filter(decoded_at__lt=cutoff).delete()
+    return deleted
 
 
 def as_png(decoded: DecodedImage) -> bytes:

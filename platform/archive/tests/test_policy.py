@@ -3,12 +3,17 @@ backfill. Real Redis (the test run's own keys) and the real codec."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.utils import timezone
 
 from archive import coordination, policy
 from archive.decoding import backfill, codec_for, decode_and_store, decode_live
@@ -31,7 +36,7 @@ def queued(queue: str) -> list[tuple[str, list]]:
     out = []
     for raw in reversed(r.lrange(celery_key(queue), 0, -1)):
         message = json.loads(raw)
-        args = json.loads(__import__("base64").b64decode(message["body"]))[0]
+        args = json.loads(base64.b64decode(message["body"]))[0]
         out.append((message["headers"]["task"], args))
     return out
 
@@ -155,3 +160,17 @@ def test_backfill_decodes_newest_first_a_few_at_a_time(settings):
     assert backfill() == 2
     assert backfill() == 0
     assert len(queued(BACKFILL_KEY)) == 2  # the second round asked for a third; it found none
+
+
+def test_decoded_images_are_a_cache_with_their_own_retention():
+    frames = frames_of("pol-retain", 2)
+    decode_and_store([(f, 12) for f in frames])
+    old = timezone.now() - timedelta(days=3)
+    DecodedImage.objects.filter(frame=frames[0]).update(decoded_at=old)
+    out = io.StringIO()
+    call_command("retention", "--days", "30", "--decoded-days", "2", stdout=out)
+    assert "dropped 1 decoded images older than 2 days" in out.getvalue()
+    assert list(DecodedImage.objects.values_list("frame_id", flat=True)) == [frames[1].pk]
+    assert frames[0].layers.count() == 12  # the archive keeps every layer: k decodes again
+    assert decode_live([frames[0].pk]) == []  # (the camera's newest is frame 1, decoded)
+    assert len(decode_and_store([(frames[0], 12)])) == 1
