@@ -42,7 +42,8 @@ def test_live_frame_quality_slider_and_bitrate_cap(
 
     camera = spawn(
         "camera",
-        camera_args(device_id, service_env["MQTT_URL"], "--fps", "1", "--duration", "120"),
+        # long enough for a loaded machine: it stopped before the cap reached it (stopped below)
+        camera_args(device_id, service_env["MQTT_URL"], "--fps", "1", "--duration", "900"),
         service_env,
     )
 

@@ -32,6 +32,16 @@ def test_every_page_has_the_policy_and_nothing_inline(operator_client):
         assert "unsafe-inline" not in policy
         html = response.content.decode()
         assert not INLINE.findall(html), (url, INLINE.findall(html))
+    from django.contrib.auth import get_user_model
+
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_user("csp-admin", is_staff=True))
+    for url in ("/manage/", "/manage/people/csp-admin/", "/manage/sites/", "/manage/cameras/"):
+        response = admin.get(url)
+        assert response.status_code == 200 and "Content-Security-Policy" in response.headers
+        assert not INLINE.findall(response.content.decode()), url
+    response = admin.get("/manage/audit/")
+    assert not INLINE.findall(response.content.decode())
     login = Client().get("/login/")
     assert "Content-Security-Policy" in login.headers
     assert not INLINE.findall(login.content.decode())

@@ -16,7 +16,7 @@ PAGES = [
     ("/", ("site", "health", "q")),
     ("/devices/{device}/", ()),
     ("/devices/{device}/state", ()),
-    ("/devices/{device}/archive/", ("day", "hour")),
+    ("/devices/{device}/archive/", ("day", "hour", "page")),
     ("/frames/{frame}/", ("k", "compare_k")),
     ("/frames/{frame}/decode", ("k",)),
     ("/frames/{frame}/image", ("k", "format")),
@@ -62,6 +62,7 @@ def test_known_bad_values_are_refused_not_crashed(operator_client, page, name):
         ("/devices/{device}/archive/", "hour", "24"),
         ("/devices/{device}/archive/", "day", "9999-12-31"),
         ("/devices/{device}/archive/", "day", "yesterday"),
+        ("/devices/{device}/archive/", "page", "0"),
         ("/frames/{frame}/", "k", "²"),
         ("/frames/{frame}/", "compare_k", "x"),
         ("/frames/{frame}/image", "k", "²"),
@@ -103,3 +104,29 @@ def test_no_query_value_makes_a_page_fail(operator_client, case, value):
     page, name = case
     status = status_for(client, ids, page, name, value)
     assert status < 500, f"{page}?{name}={value!r} answered {status}"
+
+
+AUDIT = ("camera", "actor", "action", "since", "until", "page")  # the admin area's audit log
+
+
+@pytest.fixture
+def admin_client():
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_user("params-admin", is_staff=True)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin)
+    return client
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(name=st.sampled_from(AUDIT), value=st.text(max_size=40) | st.sampled_from(KNOWN_BAD))
+@example(name="since", value="9999-12-31T23:59")
+@example(name="until", value="2026-02-30T10:00")
+def test_no_query_value_makes_the_audit_log_fail(admin_client, name, value):
+    status = admin_client.get("/manage/audit/", {name: value}).status_code
+    assert status < 500, f"/manage/audit/?{name}={value!r} answered {status}"
