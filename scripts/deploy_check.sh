@@ -108,13 +108,17 @@ if [ "${DEPLOY_CHECK_TREE:-head}" = head ]; then
   CONTEXT=$WORK/context
   rm -rf "$CONTEXT" && mkdir -p "$CONTEXT"
   git archive --format=tar HEAD | tar -x -C "$CONTEXT"
+  # one modification time for every file: the build cache then hangs on content alone, and
+  # a new commit rebuilds only from the layer whose files changed (not pip's, every time)
+  find "$CONTEXT" -exec touch -h -d @0 {} +
 fi
 FIG[commit]=\"$(git rev-parse --short HEAD)\"
 build_platform() {  # the build's steps as it goes, less pip's notes on the local indexes
   podman build --network host --format docker \
     -f "$CONTEXT/deploy/Dockerfile" --ignorefile "$CONTEXT/deploy/Dockerfile.dockerignore" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" "${PIP_ARGS[@]}" -t "$IMAGE" "$CONTEXT" 2>&1 \
-    | grep --line-buffered -v -e "^WARNING: Location 'file:" -e 'missing ".*" build argument'
+    | grep --line-buffered -v -e "^WARNING: Location 'file:" -e 'missing ".*" build argument' \
+      -e 'build args were not consumed'
 }
 timed image_build_s build_platform
 FIG[image_mb]=$(($(podman image inspect "$IMAGE" --format '{{.Size}}') / 1000000))
@@ -225,10 +229,20 @@ compose exec -T -e DJANGO_SUPERUSER_PASSWORD="$ADMIN_PW" web python manage.py cr
   --noinput --username deploy-check --email deploy-check@example.org >/dev/null
 
 step "a simulated camera: $SECONDS_RUN s at $FPS fps to mqtt://127.0.0.1:$MQTT_DEVICE_PORT"
+# Meanwhile one ingest slot and the worker are restarted, as docs/operations.md tells users
+# to do at an upgrade (SIGTERM, then a new process): nothing may be lost or doubled.
 podman run --rm --no-healthcheck --network host -v "$WORK/camera:/camera:ro" "$IMAGE" \
   python -m devices.fleet --count 1 --broker "mqtt://127.0.0.1:$MQTT_DEVICE_PORT" \
   --credentials /camera/cameras.jsonl --duration "$SECONDS_RUN" --fps "$FPS" \
-  | tee "$WORK/camera/fleet.txt"
+  > "$WORK/camera/fleet.txt" 2>&1 &
+camera=$!
+sleep $((SECONDS_RUN / 3))
+for service in ingest-0 worker; do
+  echo "restart $service (SIGTERM, up to 30 s to stop)"
+  podman restart -t 30 "${PROJECT}_${service}_1" >/dev/null
+done
+wait $camera || { cat "$WORK/camera/fleet.txt"; fail "the simulated camera failed"; }
+grep -v "^time=" "$WORK/camera/fleet.txt"
 SENT=$(tail -n1 "$WORK/camera/fleet.txt" | python3 -c 'import json, sys; print(json.load(sys.stdin)["frames_acked"])')
 [ "$SENT" -gt 0 ] || fail "the camera had no frame acknowledged by the broker"
 FIG[frames_sent]=$SENT
@@ -263,20 +277,34 @@ done
 
 # --- served by the web container ----------------------------------------------------------------
 step "the web container serves frame $FRAME_ID to the signed-in user"
+# As a TLS-terminating proxy would (X-Forwarded-Proto: https): production settings make the
+# session and CSRF cookies Secure, which a client only sends back over HTTPS.
 python3 - "$WEB_PORT" "$ADMIN_PW" "$FRAME_ID" "$CAMERA" > "$WORK/web.json" <<'EOF'
-import http.cookiejar, json, re, sys, urllib.parse, urllib.request
+import http.client, json, re, sys, urllib.parse
 port, password, frame, camera = sys.argv[1:]
-base = f"http://127.0.0.1:{port}"
-opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-html = opener.open(f"{base}/login/", timeout=30).read().decode()
-token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+cookies = {}
+
+def get(method, path, body=None, headers=()):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    sent = {"Host": f"127.0.0.1:{port}", "X-Forwarded-Proto": "https", **dict(headers)}
+    if cookies:
+        sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    conn.request(method, path, body, sent)
+    response = conn.getresponse()
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, value = header.split(";", 1)[0].split("=", 1)
+        cookies[name] = value
+    return response, response.read()
+
+_, html = get("GET", "/login/")
+token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1).decode()
 form = urllib.parse.urlencode({"username": "deploy-check", "password": password, "csrfmiddlewaretoken": token})
-page = opener.open(urllib.request.Request(f"{base}/login/", form.encode(), headers={"Referer": f"{base}/login/"}), timeout=30)
-assert not page.url.endswith("/login/"), "could not sign in"
-overview = opener.open(f"{base}/", timeout=30).read().decode()
-assert camera in overview, f"{camera} is not on the fleet overview"
-image = opener.open(f"{base}/frames/{frame}/image", timeout=30)
-body = image.read()
+signed_in, _ = get("POST", "/login/", form, {"Content-Type": "application/x-www-form-urlencoded", "Referer": f"https://127.0.0.1:{port}/login/"})
+assert signed_in.status == 302 and "sessionid" in cookies, f"could not sign in: {signed_in.status}"
+overview, page = get("GET", "/")
+assert overview.status == 200 and camera.encode() in page, f"{camera} is not on the fleet overview"
+image, body = get("GET", f"/frames/{frame}/image")
+assert image.status == 200, image.status
 assert image.headers["Content-Type"] == "image/webp", image.headers["Content-Type"]
 assert body[:4] == b"RIFF" and body[8:12] == b"WEBP", body[:12]
 print(json.dumps({"image_bytes": len(body), "content_type": image.headers["Content-Type"]}))
