@@ -220,8 +220,9 @@ static int32_t clamp8(int32_t v)
 
 /* One kernel row of one pixel into dst as widen3 lays it out, for blocks that touch
  * padding: a padding row is the zero point, a pixel inside the frame is copied, a
- * pixel over the frame's edge goes element by element (the zero point outside). */
-static void widen_edge(const strata_conv_t *L, const int8_t *row, int in_w, int x0,
+ * pixel over the frame's edge goes element by element (the zero point outside). Not
+ * inlined: its locals would otherwise sit in strata_conv_row's frame all the time. */
+__attribute__((noinline)) static void widen_edge(const strata_conv_t *L, const int8_t *row, int in_w, int x0,
                        int16_t *dst, int n)
 {
     const int kwc = L->kw * L->cin, first = x0 * L->cin, end = in_w * L->cin;
