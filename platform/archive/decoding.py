@@ -33,10 +33,15 @@ def torch_device() -> str:
 
 @cache
 def codec_for(model_id: int):
-    """Load the decoder for ``model_id`` once per worker process."""
+    """Load the decoder for ``model_id`` once per worker process, run by
+    ``STRATA_DECODE_RUNTIME`` (``mcucoder.runtime``)."""
     from mcucoder.codec import Codec
+    from mcucoder.runtime import with_runtime
 
-    return Codec.load(model_id, device=torch_device(), encoder="float")
+    codec = Codec.load(model_id, device=torch_device(), encoder="float")
+    if settings.STRATA_DECODE_RUNTIME != "torch":  # checked against torch first
+        with_runtime(codec, settings.STRATA_DECODE_RUNTIME)
+    return codec
 
 
 def encode_image(rgb: np.ndarray) -> tuple[bytes, str]:

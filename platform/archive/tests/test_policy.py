@@ -19,7 +19,7 @@ from archive import coordination, policy
 from archive.decoding import backfill, codec_for, decode_and_store, decode_live
 from archive.jobs import BACKFILL, DECODE_FRAMES, DECODE_LIVE
 from archive.models import DecodedImage
-from archive.services import store_packet
+from archive.services import archived_packet, store_packet
 from fleet.services import provision_device
 from mcucoder import registry
 from mcucoder.bitstream import parse_packet
@@ -174,3 +174,21 @@ def test_decoded_images_are_a_cache_with_their_own_retention():
     assert frames[0].layers.count() == 12  # the archive keeps every layer: k decodes again
     assert decode_live([frames[0].pk]) == []  # (the camera's newest is frame 1, decoded)
     assert len(decode_and_store([(frames[0], 12)])) == 1
+
+
+def test_a_deployment_picks_the_decoder_runtime(settings):
+    """``STRATA_DECODE_RUNTIME``: here half precision (the GPU path) run on CPU; the images
+    stay within the runtime's tolerance of float32 torch's."""
+    frame = frames_of("pol-runtime", 1)[0]
+    packet = archived_packet(frame)
+    reference = codec_for(frame.model_id).decode_batch([packet])[0]
+    settings.STRATA_DECODE_RUNTIME = "torch-half"
+    codec_for.cache_clear()
+    try:
+        codec = codec_for(frame.model_id)
+        assert codec.runtime == "torch-half"
+        half = codec.decode_batch([packet])[0]
+        assert [d.frame_id for d in decode_and_store([(frame, 12)])] == [frame.pk]
+    finally:
+        codec_for.cache_clear()
+    assert np.abs(half.astype(int) - reference.astype(int)).max() <= 4

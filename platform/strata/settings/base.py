@@ -183,6 +183,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # --- Strata ---------------------------------------------------------------------------------
 # Which codec model to decode with when a packet names none we know; None = the default model.
 STRATA_DECODE_DEVICE = os.environ.get("STRATA_DECODE_DEVICE", "auto")  # auto | cpu | cuda
+# The decoder's runtime (mcucoder.runtime.RUNTIMES): torch, or torch-half on a GPU; the CPU
+# runtimes measured no faster here (BENCHMARKS.md, bench.decode --runtimes).
+STRATA_DECODE_RUNTIME = os.environ.get("STRATA_DECODE_RUNTIME", "torch")
 STRATA_DECODED_FORMAT = "WEBP"
 STRATA_DECODED_QUALITY = 90
 STRATA_MAX_PACKET_BYTES = 256 * 1024
