@@ -10,9 +10,9 @@ import torch
 
 from . import bitstream as bs
 from .decoders import load_decoder
-from .entropy import ChannelTable, rans_encode, tables_from_json
+from .entropy import ChannelTable, tables_from_json
 from .models import DOWNSCALE, N_CHANNELS, Decoder, Encoder
-from .predictive import Reference, decode_symbols
+from .predictive import Reference, decode_symbols, encode_intra_channel
 from .registry import WEIGHTS_DIR, model_entry, model_id_of
 
 
@@ -128,8 +128,7 @@ class Codec:
             raise ValueError(f"channels must be in 1..{self.n_channels}")
         h, w = np.asarray(image).shape[:2]
         q = self.symbols(image)
-        ctx = self.coding == bs.CODING_RANS_CTX
-        chunks = [rans_encode(q[c], self.tables[c], ctx) for c in range(channels)]
+        chunks = [encode_intra_channel(q[c], self.tables[c], self.coding) for c in range(channels)]
         return bs.build_packet(
             model_id=self.model_id,
             width=w,

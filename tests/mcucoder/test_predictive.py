@@ -293,3 +293,18 @@ def test_real_codec_round_trip(codec, photo):
         assert np.array_equal(dec.decode(bs.parse_packet(e.packet)), e.symbols)
         sizes.append(len(e.packet))
     assert sizes[2] < sizes[0] / 2
+
+
+def test_version_1_packets_unchanged():
+    """An intra packet stays version 1, byte for byte (the digest is the one the code
+    before version 2 gave); its symbols decode as before."""
+    f = _frames(1)[0]
+    chunks = [pv.encode_intra_channel(f[c], TABLES[c], bs.CODING_RANS) for c in range(12)]
+    data = bs.build_packet(model_id=7, width=128, height=96, chunks=chunks, seq=3)
+    assert data[2] == 1 and len(data) == bs.packet_size([len(c) for c in chunks])
+    assert hashlib.sha256(data).hexdigest()[:16] == "e6219646ae606f59"  # as before version 2
+    p = bs.parse_packet(data)
+    assert (p.block, p.motion, p.reference_seq) == (0, bs.MOTION_UNKNOWN, None)
+    assert "motion" not in p.header_fields()
+    assert np.array_equal(pv.decode_symbols(p, TABLES), f)
+    assert np.array_equal(pv.decode_symbols(p, TABLES, channels=3), f[:3])
