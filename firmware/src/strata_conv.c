@@ -23,7 +23,7 @@
 
 #define STRIDE STRATA_IM2COL_STRIDE
 #define PIX 3 /* output pixels per block */
-#define MAX_PAIRS (STRATA_MAX_CHANNELS_PER_LAYER / 2)
+#define CHUNK 4 /* channel pairs a WINDOW block keeps accumulators for at a time */
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: high 32 bits of 2*a*b, rounded. */
 static int32_t doubling_high_mul(int32_t a, int32_t b)
@@ -279,20 +279,20 @@ static void im2col(const strata_conv_t *L, const int8_t *const *rows, int ky0, i
     }
 }
 
-/* Requantise, clamp and store the block's n_out channels (acc[ch][p]: channel ch,
- * pixel p) at o[p] + ch * ch_stride. A pixel past the row's end repeats the last one
+/* Requantise, clamp and store n_out channels from c0 on (acc[i][p]: channel c0 + i,
+ * pixel p) at o[p] + channel * ch_stride. A pixel past the row's end repeats the last one
  * and shares its o[p], so pixels are stored last to first: the real one lands last.
  * All three values are computed before any store: a byte store may alias the
  * parameters, which would then be read again. */
-static void store_block(const strata_conv_t *L, const int32_t (*acc)[PIX], int n_out,
-                        int8_t *const *o, int ch_stride)
+static void store_block(const strata_conv_t *L, const int32_t (*acc)[PIX], int c0,
+                        int n_out, int8_t *const *o, int ch_stride)
 {
     const int32_t off = L->output_offset, lo = L->act_min, hi = L->act_max;
     int8_t *const o0 = o[0], *const o1 = o[1], *const o2 = o[2];
-    const strata_quant_t *q = L->quant;
+    const strata_quant_t *q = L->quant + c0;
     int ch, at;
     if (lo == -128 && hi == 127) {
-        for (ch = 0, at = 0; ch < n_out; ch++, q++, at += ch_stride) {
+        for (ch = 0, at = c0 * ch_stride; ch < n_out; ch++, q++, at += ch_stride) {
             const int32_t *a = acc[ch];
             const int32_t v0 = clamp8(requant(q, a[0], off));
             const int32_t v1 = clamp8(requant(q, a[1], off));
@@ -307,10 +307,19 @@ static void store_block(const strata_conv_t *L, const int32_t (*acc)[PIX], int n
             for (p = PIX - 1; p >= 0; p--) {
                 int32_t v = requant(q, acc[ch][p], off);
                 v = v < lo ? lo : v > hi ? hi : v;
-                o[p][ch * ch_stride] = (int8_t)v;
+                o[p][(c0 + ch) * ch_stride] = (int8_t)v;
             }
         }
     }
+}
+
+/* ROWS: the accumulators of the channel pairs stay across kernel rows. They live in the
+ * im2col buffer past the kernel row each pixel's part holds (2 * kw * cin of its
+ * 2 * STRIDE bytes), pair cp in pixel cp % 3's part, the (cp / 3)-th there (gen_model.py
+ * checks they fit), so they take no stack. The next pair's accumulators after a's: */
+static int32_t *next_pair(int32_t *a, int cp)
+{
+    return (cp + 1) % PIX ? a + STRIDE / 2 : a - (PIX - 1) * STRIDE / 2 + 2 * PIX;
 }
 
 void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w, int out_w,
@@ -330,28 +339,51 @@ void strata_conv_row(const strata_conv_t *L, const int8_t *const *rows, int in_w
         hi = 0; /* a frame narrower than a kernel row's read: every pixel is an edge */
     }
     for (ox = 0; ox < out_w; ox += PIX) {
+        const int pixels = out_w - ox < PIX ? out_w - ox : PIX;
+        const int fast = ox >= lo && ox + PIX - 1 < hi;
         int x0[PIX];
         int8_t *o[PIX];
-        int32_t acc[2 * MAX_PAIRS][PIX]; /* channel pair cp: acc[2cp], acc[2cp + 1] */
         for (p = 0; p < PIX; p++) { /* past the row's end: repeat its last pixel */
             const int x = ox + p < out_w ? ox + p : out_w - 1;
             x0[p] = x * L->stride - L->pad_left;
             o[p] = out + (size_t)x * px_stride;
         }
-        for (cp = 0; cp < 2 * pairs; cp++) {
-            for (p = 0; p < PIX; p++) {
-                acc[cp][p] = L->quant[cp].bias;
+        if (!rows_mode) { /* the whole window once, then CHUNK channel pairs at a time */
+            int c0;
+            im2col(L, rows, 0, L->kh, in_w, x0, pixels, fast, buf, kwc);
+            for (c0 = 0; c0 < n_out; c0 += 2 * CHUNK) {
+                const int n = n_out - c0 < 2 * CHUNK ? n_out - c0 : 2 * CHUNK;
+                const uint32_t *w = L->weights + (size_t)c0 / 2 * pair_words;
+                int32_t acc[2 * CHUNK][PIX];
+                for (cp = 0; cp < n + (n & 1); cp++) {
+                    for (p = 0; p < PIX; p++) {
+                        acc[cp][p] = L->quant[c0 + cp].bias;
+                    }
+                }
+                for (cp = 0; cp < n; cp += 2, w += pair_words) {
+                    dot(buf32, w, w + 2 * L->groups, acc[cp]);
+                }
+                store_block(L, (const int32_t(*)[PIX])acc, c0, n, o, ch_stride);
+            }
+        } else { /* one kernel row at a time, every pair's accumulators kept */
+            int32_t *const first = buf32 + kwc / 2, *a;
+            for (cp = 0, a = first; cp < pairs; a = next_pair(a, cp), cp++) {
+                for (p = 0; p < PIX; p++) {
+                    a[p] = L->quant[2 * cp].bias;
+                    a[PIX + p] = L->quant[2 * cp + 1].bias;
+                }
+            }
+            for (ky = 0; ky < L->kh; ky++) {
+                const uint32_t *w = L->weights + (size_t)ky * L->groups * 2;
+                im2col(L, rows, ky, ky + 1, in_w, x0, pixels, fast, buf, 0);
+                for (cp = 0, a = first; cp < pairs; a = next_pair(a, cp), cp++, w += pair_words) {
+                    dot(buf32, w, w + 2 * L->groups, a);
+                }
+            }
+            for (cp = 0, a = first; cp < pairs; a = next_pair(a, cp), cp++) {
+                store_block(L, (const int32_t(*)[PIX])a, 2 * cp, n_out - 2 * cp < 2 ? 1 : 2, o,
+                            ch_stride);
             }
         }
-        /* WINDOW: the whole window, one pass; ROWS: one kernel row per pass */
-        for (ky = 0; ky < (rows_mode ? L->kh : 1); ky++) {
-            const uint32_t *w = L->weights + (size_t)ky * L->groups * 2;
-            im2col(L, rows, ky, rows_mode ? ky + 1 : L->kh, in_w, x0,
-                   out_w - ox < PIX ? out_w - ox : PIX, ox >= lo && ox + PIX - 1 < hi, buf, kwc);
-            for (cp = 0; cp < pairs; cp++, w += pair_words) {
-                dot(buf32, w, w + 2 * L->groups, acc[2 * cp]);
-            }
-        }
-        store_block(L, (const int32_t(*)[PIX])acc, n_out, o, ch_stride);
     }
 }

@@ -7,14 +7,12 @@
 /* int16 values of one output pixel's im2col buffer (three pixels are computed at a
  * time, so the buffer is 3 * 2 * STRATA_IM2COL_STRIDE bytes of stack). */
 #define STRATA_IM2COL_STRIDE 150
-/* Output channels one layer may have (gen_model.py checks). */
-#define STRATA_MAX_CHANNELS_PER_LAYER 16
 
 /* How a layer's input windows become int16 (gen_model.py picks one per layer):
  * WINDOW: the whole kh x kw x cin window of a pixel at once, its kernel rows packed
  *         kw*cin values apart (the 7x7x3 first layer: 21-value rows);
  * ROWS:   one kernel row at a time (kw*cin a multiple of 4), the accumulators kept
- *         across rows (windows too large for the buffer). */
+ *         across rows in the buffer's unused part (windows too large for the buffer). */
 enum { STRATA_IM2COL_WINDOW = 0, STRATA_IM2COL_ROWS = 1 };
 
 /* Per output channel: what turns the int32 accumulator into the int8 output. */

@@ -185,7 +185,6 @@ def _array(ctype: str, name: str, values: np.ndarray | list[int], per_line: int 
 
 IM2COL_STRIDE = 150  # int16 values per pixel of strata_conv.c's im2col buffer (strata_conv.h)
 WINDOW, ROWS = 0, 1  # STRATA_IM2COL_WINDOW / _ROWS
-MAX_CHANNELS = 16  # STRATA_MAX_CHANNELS_PER_LAYER (strata_conv.h): accumulators, spare outputs
 
 
 def im2col_plan(layer: Conv) -> tuple[int, int]:
@@ -201,7 +200,10 @@ def im2col_plan(layer: Conv) -> tuple[int, int]:
     groups = -(-kh * kwc // 4)
     if footprint <= IM2COL_STRIDE and 4 * groups <= footprint:
         return WINDOW, groups
-    if kwc % 4 == 0 and kwc <= IM2COL_STRIDE:
+    # ROWS keeps each channel pair's 3 x 2 accumulators (24 bytes) in the buffer past the
+    # kernel row, pair p in pixel p % 3's part (strata_conv.c, rows_acc)
+    per_part = math.ceil(math.ceil(layer.weights.shape[0] / 2) / 3)
+    if kwc % 4 == 0 and 2 * kwc + 24 * per_part <= 2 * IM2COL_STRIDE:
         return ROWS, kwc // 4
     raise ValueError(f"kernel {kh}x{kw}x{cin}: no im2col layout fits {IM2COL_STRIDE} values")
 
@@ -282,8 +284,8 @@ def model_header(layers: list[Conv], lut: np.ndarray, model_id: int) -> str:
     inits = []
     for i, L in enumerate(layers):
         cout, kh, kw, cin = L.weights.shape
-        if cout > MAX_CHANNELS or not -128 <= -L.input_offset <= 127:
-            raise ValueError(f"layer {i}: more than {MAX_CHANNELS} channels or a bad zero point")
+        if not -128 <= -L.input_offset <= 127:
+            raise ValueError(f"layer {i}: input zero point out of int8")
         mode, groups = im2col_plan(L)
         quant = ",\n    ".join("{" + ", ".join(map(str, q)) + "}" for q in quant_params(L))
         out += [
