@@ -45,6 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 mkdir -p "$WORK" && chmod 755 "$WORK"
+exec 9> "$WORK/lock"  # one check at a time: a second would share the first one's containers
+flock -n 9 || fail "another deploy check is running (lock: $WORK/lock)"
 if [ ! -x "$WORK/venv/bin/podman-compose" ]; then
   python3 -m venv "$WORK/venv"
   "$WORK/venv/bin/pip" install -q -r deploy/requirements.txt
