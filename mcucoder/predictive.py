@@ -19,10 +19,13 @@ import numpy as np
 
 from . import bitstream as bs
 from .entropy import (
+    CTX_THRESHOLDS,
+    N_CTX,
     PROB_SCALE,
     ChannelTable,
     RansError,
     RansReader,
+    contexts,
     geometric_table,
     rans_decode,
     rans_encode,
@@ -62,6 +65,7 @@ RESIDUAL_TABLES = tuple(geometric_table(n, d, 2 * RESIDUAL_CENTRE + 1) for n, d 
 SKIP_CODED = (8, 32, 96, 192, 320, 512, 768, 1024, 1536, 2048, 2560, 3072, 3584, 3840, 4000, 4088)
 SKIP_TABLES = tuple((PROB_SCALE - f, f) for f in SKIP_CODED)  # symbol 0 skipped, 1 coded
 _PREDICTED_HEAD = 3  # mode byte + 16-bit reference check
+_SELECTORS = 3  # skip table, residual table per context (4 bits each), 4 bits zero
 
 
 def reference_check(symbols: np.ndarray, table: ChannelTable) -> int:
@@ -110,7 +114,7 @@ def decode_intra_channel(
     return rans_decode(chunk, h * w, table, w, coding == bs.CODING_RANS_CTX).reshape(h, w)
 
 
-def _wrap(diff: np.ndarray, n: int) -> np.ndarray:
+def wrap_residual(diff: np.ndarray, n: int) -> np.ndarray:
     """Residual ``symbols - reference`` modulo the alphabet size, in -(n//2) .. (n-1)//2."""
     d = np.mod(diff, n)
     return np.where(d > (n - 1) // 2, d - n, d)
@@ -118,6 +122,12 @@ def _wrap(diff: np.ndarray, n: int) -> np.ndarray:
 
 def _ideal_bits(counts: np.ndarray, freq: tuple[int, ...]) -> float:
     return float(-(counts * np.log2(np.asarray(freq, np.float64) / PROB_SCALE)).sum())
+
+
+def _residual_contexts(zr: np.ndarray) -> np.ndarray:
+    """Context 0..3 of each residual from its left and top neighbours' magnitudes (zero in
+    skipped blocks and outside): the thresholds of coding method 2."""
+    return contexts(zr + RESIDUAL_CENTRE, RESIDUAL_CENTRE)
 
 
 def encode_predicted_channel(
@@ -130,25 +140,33 @@ def encode_predicted_channel(
     recon = reference.copy()
     if not coded.any():
         return head, recon
-    n = len(table.freq)
-    res = _wrap(symbols - reference, n) + RESIDUAL_CENTRE
-    flags, tabs = [], []
-    residuals = []
-    for is_coded, b in zip(coded, _blocks(*symbols.shape, block), strict=True):
-        flags.append(int(is_coded))
+    blocks = _blocks(*symbols.shape, block)
+    res = wrap_residual(symbols - reference, len(table.freq))
+    zr = np.zeros_like(res)
+    for is_coded, b in zip(coded, blocks, strict=True):
+        if is_coded:
+            zr[b] = res[b]
+            recon[b] = symbols[b]
+    ctx = _residual_contexts(zr)
+    indices, tabs = [], []
+    for is_coded, b in zip(coded, blocks, strict=True):
+        indices.append(int(is_coded))
         tabs.append(0)
         if is_coded:
-            r = res[b].ravel().tolist()
-            flags += r
-            tabs += [1] * len(r)
-            residuals += r
-            recon[b] = symbols[b]
+            indices += (zr[b] + RESIDUAL_CENTRE).ravel().tolist()
+            tabs += (ctx[b] + 1).ravel().tolist()
+    idx, tab = np.asarray(indices), np.asarray(tabs)
     flag_counts = np.bincount(coded.astype(np.int64), minlength=2)
-    res_counts = np.bincount(np.asarray(residuals), minlength=2 * RESIDUAL_CENTRE + 1)
     st = min(range(len(SKIP_TABLES)), key=lambda i: _ideal_bits(flag_counts, SKIP_TABLES[i]))
-    rt = min(range(len(RESIDUAL_TABLES)), key=lambda i: _ideal_bits(res_counts, RESIDUAL_TABLES[i]))
-    body = rans_pack(flags, tabs, (SKIP_TABLES[st], RESIDUAL_TABLES[rt]))
-    return head + bytes([st << 4 | rt]) + body, recon
+    rts = []
+    for c in range(N_CTX):
+        counts = np.bincount(idx[tab == c + 1], minlength=2 * RESIDUAL_CENTRE + 1)
+        rts.append(
+            min(range(len(RESIDUAL_TABLES)), key=lambda i: _ideal_bits(counts, RESIDUAL_TABLES[i]))
+        )
+    body = rans_pack(indices, tabs, (SKIP_TABLES[st], *(RESIDUAL_TABLES[t] for t in rts)))
+    selectors = bytes([st << 4 | rts[0], rts[1] << 4 | rts[2], rts[3] << 4])
+    return head + selectors + body, recon
 
 
 def decode_predicted_channel(
@@ -158,14 +176,32 @@ def decode_predicted_channel(
     recon = np.array(reference, np.int64)
     if len(chunk) == _PREDICTED_HEAD:
         return recon
-    st, rt = chunk[_PREDICTED_HEAD] >> 4, chunk[_PREDICTED_HEAD] & 15
-    reader = RansReader(chunk[_PREDICTED_HEAD + 1 :], (SKIP_TABLES[st], RESIDUAL_TABLES[rt]))
-    n, lo = len(table.freq), table.offset
-    for b in _blocks(*recon.shape, block):
-        if reader.read(0):
-            ref = recon[b] - lo
-            r = np.array([reader.read(1) for _ in range(ref.size)]) - RESIDUAL_CENTRE
-            recon[b] = np.mod(ref + r.reshape(ref.shape), n) + lo
+    sel = chunk[_PREDICTED_HEAD : _PREDICTED_HEAD + _SELECTORS]
+    if len(sel) < _SELECTORS or sel[2] & 15:
+        raise bs.Inconsistent("predicted chunk with a malformed table selector")
+    st, rts = sel[0] >> 4, (sel[0] & 15, sel[1] >> 4, sel[1] & 15, sel[2] >> 4)
+    reader = RansReader(
+        chunk[_PREDICTED_HEAD + _SELECTORS :],
+        (SKIP_TABLES[st], *(RESIDUAL_TABLES[t] for t in rts)),
+    )
+    h, w = recon.shape
+    t1, t2 = CTX_THRESHOLDS[1], CTX_THRESHOLDS[2]
+    mag = [[0] * w for _ in range(h)]  # |residual| decoded so far, 0 in skipped blocks
+    res = np.zeros((h, w), np.int64)
+    for ys, xs in _blocks(h, w, block):
+        if not reader.read(0):
+            continue
+        for y in range(ys.start, ys.stop):
+            row, above = mag[y], mag[y - 1] if y else None
+            for x in range(xs.start, xs.stop):
+                a = (row[x - 1] if x else 0) + (above[x] if above else 0)
+                c = 0 if a == 0 else 1 if a <= t1 else 2 if a <= t2 else 3
+                r = reader.read(1 + c) - RESIDUAL_CENTRE
+                row[x] = abs(r)
+                res[y, x] = r
+        recon[ys, xs] = (
+            np.mod(recon[ys, xs] - table.offset + res[ys, xs], len(table.freq)) + table.offset
+        )
     reader.finish()
     return recon
 
@@ -252,7 +288,7 @@ def _decode_predicted(
     packet: bs.Packet, c: int, reference: Reference | None, table: ChannelTable
 ) -> np.ndarray:
     chunk = packet.chunks[c]
-    if len(chunk) < _PREDICTED_HEAD or len(chunk) == _PREDICTED_HEAD + 1:
+    if len(chunk) < _PREDICTED_HEAD:
         raise bs.Inconsistent(f"channel {c}: predicted chunk of {len(chunk)} bytes")
     ref = reference.channel(c) if reference is not None else None
     if ref is None:
