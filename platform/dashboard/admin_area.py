@@ -22,7 +22,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access import people as people_services
 from access.models import Assignment
@@ -95,6 +95,7 @@ def _people_page(request: HttpRequest, form: PersonForm, status: int = 200) -> H
 
 
 @admin_only
+@require_http_methods(["GET", "POST"])
 def people(request: HttpRequest) -> HttpResponse:
     """Everyone with an account; an admin adds one (the password is shown once)."""
     if request.method != "POST":
@@ -234,6 +235,7 @@ def person_scope(request: HttpRequest, username: str) -> HttpResponse:
 
 
 @admin_only
+@require_http_methods(["GET", "POST"])
 def sites(request: HttpRequest) -> HttpResponse:
     """Sites with their cameras and tier policy; an admin adds a site or sets its policy."""
     form = SiteForm(request.POST or None)
@@ -298,6 +300,7 @@ def _issued(request: HttpRequest, device_id: str, **details: str) -> HttpRespons
 
 
 @admin_only
+@require_http_methods(["GET", "POST"])
 def cameras(request: HttpRequest) -> HttpResponse:
     """Every camera, its site and login; an admin provisions a new one (login shown once)."""
     if request.method != "POST":

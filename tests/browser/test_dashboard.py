@@ -84,7 +84,9 @@ def test_live_frame_quality_slider_and_bitrate_cap(
     page.keyboard.press("ArrowRight")  # the next frame, at the same k
     page.wait_for_url(lambda url: f"/frames/{frame_id}/" not in url and url.endswith("?k=3"))
     assert page.locator("#k-value").inner_text() == "k = 3 of 12"
-    page.wait_for_function(f"() => ({LOADED})(document.getElementById('frame-image'))")
+    page.wait_for_function(  # a re-decode on the archive queue: slow on a loaded machine
+        f"() => ({LOADED})(document.getElementById('frame-image'))", timeout=60_000
+    )
     page.click("#compare")
     page.click("summary")  # the 12 latent channel maps, loaded when opened
     page.wait_for_function(f"() => ({LOADED})(document.querySelector('.latents img'))")
