@@ -46,7 +46,8 @@ class CameraTile:
 
     @property
     def over_cap(self) -> bool:
-        return self.rate.over(self.device.max_kbps)
+        """Over a cap the camera has applied (one on its way holds nothing yet)."""
+        return not self.applied.pending and self.rate.over(self.device.max_kbps)
 
 
 def camera_tile(
@@ -380,37 +381,55 @@ def recent_rates(
     devices: list[Device], seconds: int = 60, now: datetime | None = None
 ) -> dict[int, RecentRate]:
     """Per camera (by pk), its ``RecentRate`` over the frames received in the last
-    ``seconds``: one query for the whole page."""
+    ``seconds``: one query for the whole page. The peak counts only frames received since
+    the camera last reported applying its settings (``reported_at``): frames sent before
+    a new cap reached it are not held to it."""
     since = (now or timezone.now()) - timedelta(seconds=seconds)
     rows = (
         Layer.objects.filter(frame__device__in=devices, frame__received_at__gte=since)
         .annotate(size=Length("data"))
-        .values("frame_id", "frame__device_id", "frame__capture_time_ms")
+        .values("frame_id", "frame__device_id", "frame__capture_time_ms", "frame__received_at")
         .annotate(
             total=Sum("size"),
             n=Count("id"),
             long=Sum(Case(When(size__gte=128, then=Value(1)), default=Value(0))),
         )
     )
-    frames: dict[int, list[tuple[int, int]]] = {d.pk: [] for d in devices}
+    frames: dict[int, list[tuple[int, int, datetime]]] = {d.pk: [] for d in devices}
     for r in rows:
         size = _packet_bytes(r["total"] or 0, r["n"], r["long"] or 0)
-        frames[r["frame__device_id"]].append((r["frame__capture_time_ms"], size))
-    return {pk: _rate(sorted(sent), seconds) for pk, sent in frames.items()}
+        sent = (r["frame__capture_time_ms"], size, r["frame__received_at"])
+        frames[r["frame__device_id"]].append(sent)
+    applied_at = {d.pk: d.reported_at for d in devices}
+
+    def rate(pk: int) -> RecentRate:
+        sent = sorted(frames[pk])
+        held = [(at, size) for at, size, received in sent if _after(received, applied_at[pk])]
+        return RecentRate(_mean(sent, seconds), _peak(held))
+
+    return {d.pk: rate(d.pk) for d in devices}
 
 
-def _rate(sent: list[tuple[int, int]], seconds: int) -> RecentRate:
-    """Mean and busiest-window kbit/s of (capture ms, bytes) pairs in capture order."""
+def _after(received: datetime, applied: datetime | None) -> bool:
+    return applied is None or received >= applied
+
+
+def _mean(sent: list[tuple[int, int, datetime]], seconds: int) -> float:
+    return sum(size for _, size, _ in sent) * 8 / 1000 / seconds
+
+
+def _peak(sent: list[tuple[int, int]]) -> float:
+    """The busiest ``CAP_WINDOW_S`` window of (capture ms, bytes) pairs in capture order,
+    as kbit/s: each window ending at a frame, (at - window, at]."""
     window_ms = CAP_WINDOW_S * 1000
     peak, start, inside = 0, 0, 0
-    for at, size in sent:  # each window ending at a frame: (at - window, at]
+    for at, size in sent:
         inside += size
         while sent[start][0] <= at - window_ms:
             inside -= sent[start][1]
             start += 1
         peak = max(peak, inside)
-    total = sum(size for _, size in sent)
-    return RecentRate(total * 8 / 1000 / seconds, peak * 8 / 1000 / CAP_WINDOW_S)
+    return peak * 8 / 1000 / CAP_WINDOW_S
 
 
 # --- the admin area -----------------------------------------------------------------------

@@ -329,7 +329,15 @@ def test_a_tile_compares_the_cap_with_its_own_window_not_an_hours_mean(world):
     page = client_for(admin).get("/").content.decode()
     peak = f"{rate.peak_kbps:.1f}"
     assert f'<span data-field="peak-kbps">{peak}</span> <small>(2 s)</small> of cap 1' in page
-    assert 'class="rate over"' in page  # 1.2 kbit/s in 2 s is over a 1 kbit/s cap
+    assert 'class="rate over"' in page  # 1.8 kbit/s in 2 s is over a 1 kbit/s cap
+    # The camera applies a cap: the frames received before are not held to it.
+    from django.utils import timezone
+
+    Device.objects.filter(pk=mine.pk).update(reported_at=timezone.now())
+    mine.refresh_from_db()
+    assert recent_rates([mine])[mine.pk].peak_kbps == 0.0
+    page = client_for(admin).get("/").content.decode()
+    assert '<span data-field="peak-kbps">0.0</span>' in page and "rate over" not in page
 
 
 def test_the_archive_hour_is_paged_newest_first_and_its_first_page_is_live(world):

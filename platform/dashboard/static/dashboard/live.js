@@ -59,7 +59,8 @@
       if (peak && rate) {
         peak.textContent = rate.peak.toFixed(1);
         const box = peak.closest(".rate");
-        box.classList.toggle("over", rate.peak > Number(box.dataset.cap));
+        // data-cap is empty while the camera has not applied its cap: nothing to hold to yet
+        box.classList.toggle("over", box.dataset.cap !== "" && rate.peak > Number(box.dataset.cap));
       }
       const seen = el.querySelector('[data-field="last-seen"]');
       if (seen) seen.textContent = "seen just now";
