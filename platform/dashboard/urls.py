@@ -12,6 +12,7 @@ urlpatterns = [
     path("frames/<int:frame_id>/", views.frame_detail, name="frame"),
     path("frames/<int:frame_id>/decode", views.frame_decode, name="frame-decode"),
     path("frames/<int:frame_id>/image", views.frame_image, name="frame-image"),
+    path("frames/<int:frame_id>/preview", views.frame_preview, name="frame-preview"),
     path("frames/<int:frame_id>/latents.png", views.frame_latents, name="frame-latents"),
     path("devices/<str:device_id>/exports", views.export_create, name="export-create"),
     path("exports/", views.export_list, name="exports"),

@@ -30,6 +30,7 @@ from archive.exports import ExportError, request_export
 from archive.images import as_png, best_decoded, clamp_channels, decoded_at
 from archive.jobs import JobQueueUnavailable
 from archive.models import Export, Frame
+from archive.previews import preview_image
 from audit.services import audit_trail
 from dashboard import queries
 from dashboard.forms import ControlsForm, ExportForm
@@ -364,6 +365,21 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{name}"'
     else:
         response = HttpResponse(bytes(image.image), content_type=image.content_type)
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+@login_required
+@require_GET
+def frame_preview(request: HttpRequest, frame_id: int) -> HttpResponse:
+    """A quarter-size thumbnail from the frame's first layers, without the decoder
+    (``archive.previews``): for overviews and timelines."""
+    frame = visible_frame(request, frame_id)
+    try:
+        data, content_type = preview_image(frame)
+    except ValueError as exc:
+        raise Http404(str(exc)) from exc
+    response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
 
