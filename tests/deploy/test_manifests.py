@@ -16,6 +16,8 @@ import yaml
 from django.conf import settings
 from django.urls import resolve
 
+from archive import jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES = "1.33.0"  # oldest release still supported when these were written
@@ -129,8 +131,14 @@ def test_gpu_workers_go_to_gpu_nodes_and_scale_on_the_platform_queues():
 
     (scaled,) = [o for o in objects() if o["kind"] == "ScaledObject"]
     assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
+    # Celery's Redis transport: a list per queue and priority, the queue's name for priority
+    # 0 and name + "\x06\x16" + priority for the others; every one the platform sends to
+    sent_to = {"live"} | {"archive" if p == 0 else f"archive\x06\x16{p}" for p in jobs.Priority}
     watched = {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]}
-    assert watched == routed  # Celery's Redis transport: one list per queue, named after it
+    assert watched == sent_to
+    assert {name.split("\x06\x16")[0] for name in watched} == routed
+    steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS["priority_steps"]
+    assert all(p in steps for p in jobs.Priority)  # a priority off the steps is rounded
     for trigger in scaled["spec"]["triggers"]:
         assert trigger["type"] == "redis"
         assert all(isinstance(v, str) for v in trigger["metadata"].values())  # KEDA: strings
