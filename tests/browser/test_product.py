@@ -96,11 +96,7 @@ def test_admin_area_people_cameras_and_audit(page, web, make_user, browser):
     context = browser.new_context(viewport={"width": 1024, "height": 768})
     try:
         operator = context.new_page()
-        operator.goto(f"{web}/login/")  # with the password the admin was shown
-        operator.fill('input[name="username"]', f"ana-{tag}")
-        operator.fill('input[name="password"]', password)
-        operator.click('button[type="submit"]')
-        operator.wait_for_url(f"{web}/")
+        sign_in(operator, web, f"ana-{tag}", password)  # the password the admin was shown
         assert operator.locator("text=Yard gate").is_visible()
         assert operator.locator("text=Barn door").is_visible()  # a new camera of their site
         assert operator.locator("text=Depot road").count() == 0
