@@ -16,6 +16,7 @@ from PIL import Image
 
 from archive import coordination, events, policy
 from archive.images import clamp_channels, decoded_image, decoded_pairs, frames_needing_decode
+from archive.jobs import LIVE_QUEUE, waiting
 from archive.models import DecodedImage, DecodeFailure, Frame
 from archive.services import archived_packet, record_decoded
 
@@ -224,10 +225,15 @@ def decode_live(frame_ids: Sequence[int], owner: str | None = None) -> list[Deco
 
 def backfill(owner: str | None = None) -> int:
     """Idle time: decode up to ``STRATA_BACKFILL_BATCH`` frames nobody asked for, newest
-    first; queue the next round while there are more. Returns the frames decoded."""
+    first, one at a time, and stop as soon as a live decode waits (it is taken next);
+    queue the next round while there are more. Returns the frames decoded."""
     batch = settings.STRATA_BACKFILL_BATCH
     candidates = policy.backfill_candidates(batch * 4)
-    stored = decode_and_store(_at_full_k(candidates)[:batch], owner) if candidates else []
+    stored: list[DecodedImage] = []
+    for request in _at_full_k(candidates)[:batch]:
+        stored += decode_and_store([request], owner)
+        if waiting(LIVE_QUEUE):
+            break
     _announce(stored, every=False)
     coordination.release([policy.BACKFILL_PENDING])
     if len(candidates) > batch or (candidates and stored):

@@ -23,6 +23,8 @@ from typing import Any
 from celery import current_app
 from kombu.exceptions import OperationalError
 
+from archive import coordination
+
 log = logging.getLogger(__name__)
 
 LIVE_QUEUE = "live"
@@ -79,3 +81,15 @@ def queue_job(name: str, *args: Any, queue: str, priority: int = 0) -> None:
 def tasks_run_here() -> bool:
     """Tasks run in this process as they are queued (the embedded demo: no broker)."""
     return bool(current_app.conf.task_always_eager)
+
+
+def waiting(queue: str) -> int:
+    """Tasks waiting on ``queue`` at priority 0 (0 without a broker): a long task checks
+    the live queue between frames and gives way."""
+    if current_app.conf.task_always_eager:
+        return 0
+    client = coordination.client()
+    if client is None:
+        return 0
+    options = current_app.conf.broker_transport_options or {}
+    return int(client.llen(options.get("global_keyprefix", "") + queue))

@@ -192,3 +192,11 @@ def test_a_deployment_picks_the_decoder_runtime(settings):
     finally:
         codec_for.cache_clear()
     assert np.abs(half.astype(int) - reference.astype(int)).max() <= 4
+
+
+def test_backfill_gives_way_to_a_live_decode_waiting(settings):
+    settings.STRATA_BACKFILL_BATCH = 4
+    frames_of("pol-yield", 4)
+    redis.Redis.from_url(django_settings.REDIS_URL).lpush(celery_key("live"), b"{}")
+    assert backfill() == 1  # one frame, then the live task goes first
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # and the rest is asked for again
