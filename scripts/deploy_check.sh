@@ -119,7 +119,7 @@ build_platform() {  # the build's steps as it goes, less pip's notes on the loca
   podman build --network host --format docker \
     -f "$CONTEXT/deploy/Dockerfile" --ignorefile "$CONTEXT/deploy/Dockerfile.dockerignore" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" "${PIP_ARGS[@]}" -t "$IMAGE" "$CONTEXT" 2>&1 \
-    | grep --line-buffered -v -e "^WARNING: Location 'file:" -e 'missing ".*" build argument' \
+    | grep --line-buffered -v -e "^WARNING: Location 'file:" -e 'build argument. Try adding' \
       -e 'build args were not consumed'
 }
 timed image_build_s build_platform
