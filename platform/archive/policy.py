@@ -159,8 +159,12 @@ def queue_decodes(frame_ids: Sequence[int]) -> set[int]:
     frames = sorted(frames_needing_decode(frame_ids), key=lambda f: f.pk)  # oldest first
     if not frames:
         return set()
-    if tasks_run_here():  # one process (the demo): decode every frame now, as it comes
-        ids = [f.pk for f in frames]
+    if tasks_run_here():
+        # One process (the demo): decode now, inline, each camera's newest frame of the
+        # batch. Every frame would fall behind when decoding is slower than the cameras
+        # (320x240 on two cores): ingest's batches, and its stop, would wait on the torch
+        # backlog. The others decode when someone looks at them.
+        ids = [f.pk for f in newest_per_device(frames)]
         queue_job(DECODE_FRAMES, ids, queue=LIVE_QUEUE)
         return set(ids)
     policy = decode_policy()
