@@ -344,34 +344,115 @@ def _sheep() -> list[Cutout]:
     return [(rgb, a)]
 
 
-@lru_cache(maxsize=4)
-def _pickup(paint: tuple[int, int, int] = (40, 70, 52)) -> list[Cutout]:
-    """A farm pickup in profile, facing right (drawn): cab, load bed, wheels, windows."""
+VEHICLES = {  # profiles facing right, on a 180x70 grid: (body polygon, windows)
+    "pickup": (
+        (4, 26, 96, 26, 108, 4, 146, 4, 164, 26, 176, 30, 176, 54, 4, 54),
+        ((104, 25, 112, 8, 128, 8, 128, 25), (132, 25, 132, 8, 144, 8, 156, 25)),
+    ),
+    "car": (
+        (4, 30, 40, 28, 62, 8, 118, 8, 146, 28, 172, 32, 176, 40, 176, 54, 4, 54),
+        ((66, 27, 76, 12, 96, 12, 96, 27), (100, 27, 100, 12, 116, 12, 136, 27)),
+    ),
+    "van": (
+        (4, 4, 134, 4, 160, 24, 176, 30, 176, 54, 4, 54),
+        ((138, 9, 154, 24, 138, 24),),
+    ),
+}
+
+
+@lru_cache(maxsize=8)
+def _vehicle(kind: str = "pickup", paint: tuple[int, int, int] = (40, 70, 52)) -> list[Cutout]:
+    """A vehicle in profile, facing right (drawn): body, windows, lamp, bumper, wheels."""
     scale = 4
-    w, h = 180 * scale, 70 * scale
-    body = Image.new("RGB", (w, h))
-    alpha = Image.new("L", (w, h), 0)
+    body = Image.new("RGB", (180 * scale, 70 * scale))
+    alpha = Image.new("L", body.size, 0)
     d, a = ImageDraw.Draw(body), ImageDraw.Draw(alpha)
-
-    def both(shape: str, xy: tuple, colour: tuple[int, int, int]) -> None:
-        getattr(d, shape)([v * scale for v in xy], fill=colour)
-        getattr(a, shape)([v * scale for v in xy], fill=255)
-
-    both("rectangle", (4, 26, 176, 54), paint)  # body and load bed
-    both("polygon", (96, 26, 108, 4, 146, 4, 164, 26), paint)  # cab
-    d.polygon([v * scale for v in (104, 25, 112, 8, 128, 8, 128, 25)], fill=(120, 150, 170))
-    d.polygon([v * scale for v in (132, 25, 132, 8, 144, 8, 156, 25)], fill=(100, 130, 150))
-    d.rectangle([v * scale for v in (4, 24, 92, 30)], fill=tuple(round(c * 0.7) for c in paint))
+    outline, windows = VEHICLES[kind]
+    big = [v * scale for v in outline]
+    d.polygon(big, fill=paint)
+    a.polygon(big, fill=255)
+    for window in windows:
+        d.polygon([v * scale for v in window], fill=(110, 140, 162))
+    d.rectangle([v * scale for v in (4, 36, 176, 38)], fill=tuple(round(c * 0.7) for c in paint))
     d.rectangle([v * scale for v in (168, 32, 176, 38)], fill=(240, 220, 160))  # head lamp
-    d.rectangle([v * scale for v in (4, 48, 176, 54)], fill=(60, 60, 60))  # sill and bumper
+    d.rectangle([v * scale for v in (4, 32, 8, 38)], fill=(190, 40, 30))  # tail lamp
+    d.rectangle([v * scale for v in (2, 48, 178, 54)], fill=(60, 60, 60))  # sills and bumpers
     for cx in (36, 144):
-        both("ellipse", (cx - 15, 40, cx + 15, 70), (24, 24, 24))
+        wheel = [v * scale for v in (cx - 15, 40, cx + 15, 70)]
+        d.ellipse(wheel, fill=(24, 24, 24))
+        a.ellipse(wheel, fill=255)
         d.ellipse([v * scale for v in (cx - 7, 48, cx + 7, 62)], fill=(150, 150, 150))
     rgb = np.asarray(body.resize((180, 70), Image.Resampling.BOX), np.float32)
     shine = np.linspace(1.15, 0.8, 70, dtype=np.float32)[:, None, None]
     return [
         (rgb * shine, np.asarray(alpha.resize((180, 70), Image.Resampling.BOX), np.float32) / 255)
     ]
+
+
+def _place(image: np.ndarray, cutout: Cutout, height: int, cx: float, bottom: float) -> None:
+    """Paste a cut-out ``height`` pixels tall into a composed image (a parked car)."""
+    rgb, alpha = cutout
+    width = max(2, round(rgb.shape[1] * height / rgb.shape[0]))
+    rgb_s = np.asarray(
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).resize((width, height)), np.float32
+    )
+    alpha_s = np.asarray(
+        Image.fromarray((alpha * 255).astype(np.uint8)).resize((width, height)), np.float32
+    )
+    top, left = round(bottom - height), round(cx - width / 2)
+    view = np.zeros_like(image[..., 0])
+    h, w = view.shape
+    y0, y1, x0, x1 = max(top, 0), min(top + height, h), max(left, 0), min(left + width, w)
+    if y0 < y1 and x0 < x1:
+        a = alpha_s[y0 - top : y1 - top, x0 - left : x1 - left, None] / 255
+        src = rgb_s[y0 - top : y1 - top, x0 - left : x1 - left]
+        image[y0:y1, x0:x1] = image[y0:y1, x0:x1] * (1 - a) + src * a
+
+
+def _carpark(size: Size) -> tuple[np.ndarray, Cutout | None]:
+    """A depot's car park: a clad warehouse with a roller door, cars parked along it, a
+    painted lane across the asphalt."""
+    width, height = size
+    horizon, wall_foot = round(0.30 * height), round(0.50 * height)
+    image = np.empty((height, width, 3), np.float32)
+    image[:horizon] = _sky(width, horizon, seed=61)
+    trees, mask = _treeline(width, height, 0.20 * height, horizon, seed=62)
+    image[:horizon] = image[:horizon] * (1 - mask[..., None]) + trees * mask[..., None]
+    image[horizon:] = _ground(
+        size, horizon, "gravel", (92, 94, 98), (112, 114, 116), seed=63, zoom=3
+    )
+    layer = Image.new("RGB", (width * 4, height * 4))
+    cover = Image.new("L", layer.size, 0)
+    w, h = layer.size
+    draw, edge = ImageDraw.Draw(layer), ImageDraw.Draw(cover)
+    g = wall_foot * 4
+    wall = (-0.02 * w, 0.12 * h, 0.78 * w, g)
+    edge.rectangle(wall, fill=255)
+    draw.rectangle(wall, fill=(150, 160, 154))  # cladding
+    for x in np.arange(wall[0], wall[2], 0.016 * w):
+        draw.line((x, wall[1], x, g), fill=(126, 136, 130), width=4)
+    draw.rectangle((wall[0], wall[1], wall[2], 0.17 * h), fill=(52, 60, 66))  # fascia
+    door = (0.08 * w, 0.24 * h, 0.28 * w, g)
+    draw.rectangle(door, fill=(188, 190, 186))  # roller door
+    for y in np.arange(door[1], g, 0.012 * h):
+        draw.line((door[0], y, door[2], y), fill=(160, 162, 158), width=3)
+    draw.rectangle((0.36 * w, 0.30 * h, 0.41 * w, g), fill=(40, 66, 110))  # staff door
+    draw.rectangle((0.46 * w, 0.24 * h, 0.62 * w, 0.32 * h), fill=(60, 72, 80))  # windows
+    built = np.asarray(layer.resize(size, Image.Resampling.BOX), np.float32)
+    built_alpha = np.asarray(cover.resize(size, Image.Resampling.BOX), np.float32)[..., None] / 255
+    weather = 0.9 + 0.2 * _smooth((height, width), 2, 64)[..., None]
+    image = image * (1 - built_alpha) + built * weather * built_alpha
+    # a kerb along the wall, the lane's edge line
+    image[wall_foot : wall_foot + max(1, height // 80)] = (170, 170, 164)
+    line_y = round(0.66 * height)
+    image[line_y : line_y + max(1, height // 120)] = (222, 222, 210)
+    for kind, paint, cx in (
+        ("car", (170, 172, 176), 0.47),
+        ("van", (236, 236, 232), 0.79),
+        ("car", (40, 52, 96), 1.10),
+    ):
+        _place(image, _vehicle(kind, paint)[0], round(0.15 * height), cx * width, 0.60 * height)
+    return image, None
 
 
 # --- scenes ---------------------------------------------------------------------------
@@ -405,10 +486,23 @@ SCENES: dict[str, SceneSpec] = {
         "a barn yard: someone crossing the yard, the pickup coming and going",
         (
             SpriteSpec(_walker, 0.16, shuttle(0.58, 64.0, phase=0.35), fps=10.0),
-            SpriteSpec(_pickup, 0.22, crossing(0.72, 45.0, 12.0)),
+            SpriteSpec(_vehicle, 0.22, crossing(0.72, 45.0, 12.0)),
             SpriteSpec(_walker, 0.30, shuttle(0.80, 40.0), fps=10.0),
         ),
         compose=_barnyard,
+    ),
+    "carpark": SceneSpec(
+        "a depot car park: cars parked by the warehouse, a car and a van coming and going, "
+        "someone walking to the door",
+        (
+            SpriteSpec(_walker, 0.20, shuttle(0.56, 56.0, phase=0.2), fps=10.0),
+            SpriteSpec(_walker, 0.30, shuttle(0.80, 44.0, phase=0.6), fps=10.0),
+            SpriteSpec(lambda: _vehicle("car", (150, 34, 30)), 0.17, crossing(0.74, 40.0, 10.0)),
+            SpriteSpec(
+                lambda: _vehicle("van", (224, 226, 222)), 0.22, crossing(0.84, 70.0, 14.0, 0.5)
+            ),
+        ),
+        compose=_carpark,
     ),
     "entrance": SceneSpec(
         "a depot entrance, real footage: people walking past the road and the lawns",

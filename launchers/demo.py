@@ -35,6 +35,7 @@ from django.utils.log import configure_logging  # noqa: E402
 
 import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the embedded default)
 from access.services import assign, unlock  # noqa: E402
+from archive.decoding import codec_for  # noqa: E402
 from control.services import run_controller  # noqa: E402
 from decoder_worker.celery import worker_command  # noqa: E402
 from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
@@ -51,6 +52,7 @@ from launchers.dashboard import (  # noqa: E402
     default_port,
     serve,
 )
+from mcucoder.registry import default_model_id  # noqa: E402
 from protocol.broker import BrokerURL  # noqa: E402
 
 DEMO_PASSWORD = "strata-demo"
@@ -58,7 +60,9 @@ DEMO_CAMERAS = [  # (device id, camera name, site, scene of devices.scenes it lo
     ("demo-farm-1", "Paddock gate", "North farm", "paddock"),
     ("demo-yard-2", "Barn yard", "North farm", "barnyard"),
     ("demo-depot-3", "Front entrance", "Depot", "entrance"),
+    ("demo-depot-4", "Car park", "Depot", "carpark"),  # --cameras 4: two cores run three well
 ]
+DEMO_CAMERA_COUNT = 3
 DEMO_OPERATOR_SITE = "North farm"
 
 
@@ -94,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, help="dashboard port (default: PORT or 8000)")
-    parser.add_argument("--cameras", type=int, default=len(DEMO_CAMERAS))
+    parser.add_argument(
+        "--cameras", type=int, default=DEMO_CAMERA_COUNT, help=f"up to {len(DEMO_CAMERAS)} named"
+    )
     parser.add_argument("--fps", type=float, default=1.0)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="routine logs too (or LOG_LEVEL=INFO)"
@@ -154,6 +160,10 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
             worker_command(loglevel="WARNING"), cwd=Path(settings.PROJECT_DIR)
         )
 
+    if worker is None:
+        # Decoding runs in this process: load the decoder before frames arrive, or the first
+        # batch waits seconds on it, past the embedded broker's 5 s PUBACK timeout.
+        codec_for(default_model_id())
     consumer = IngestConsumer(
         BrokerURL.parse(ingest_url), client_id="strata-demo-ingest", mqtt5=mqtt5
     )
