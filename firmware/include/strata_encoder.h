@@ -92,6 +92,56 @@ strata_status_t strata_push_row(strata_encoder_t *enc, const uint8_t *row);
 strata_status_t strata_finish(strata_encoder_t *enc, uint8_t *out, size_t capacity,
                               size_t *length);
 
+/*
+ * Predicted frames (docs/bitstream.md, "Predicted frames"): a stream keeps, per channel,
+ * the symbols the decoder holds (closed loop: what was sent), and strata_finish_stream
+ * sends version 2 packets exactly as mcucoder.predictive.PredictiveEncoder does: key
+ * frames at the interval, on request, on a size change, when nothing is predicted;
+ * otherwise per block skip flags and residuals, and intra per channel where that is
+ * smaller (a scene change) or where there is no reference (more channels than before).
+ *
+ *     static uint8_t ref[...];                          // >= strata_stream_memory_size(...)
+ *     strata_stream_t s;
+ *     strata_stream_init(&s, ref, sizeof ref, 50, 4, 1); // key interval, block, dead zone
+ *     per frame: strata_begin, strata_push_row..., then
+ *     strata_finish_stream(&enc, &s, packet, capacity, &len);
+ *     strata_request_key_frame(&s);                     // lost packet, live view, new tier
+ */
+typedef struct {
+    uint8_t *memory;  /* reference symbols [channel][h8][w8], block flags, residual counts */
+    size_t size;
+    uint16_t key_interval; /* frames from one key frame to the next (1: intra only) */
+    uint8_t block, dead_zone;
+    uint8_t held;          /* channels with a reference (0: the next frame is a key frame) */
+    uint8_t key_requested;
+    uint16_t w8, h8;       /* latent grid of the reference */
+    uint32_t ref_seq;      /* seq of the frame the reference is */
+    uint32_t since_key;
+    uint8_t last_key;      /* 1 if the last packet was a key frame */
+    uint8_t last_motion;   /* its motion field: percent of blocks changed, 255 unknown */
+} strata_stream_t;
+
+/* Memory a stream needs for frames up to this size (0 if too large: at most 65,535 latent
+ * cells, 2048x2048 pixels): the reference of every channel (channels x H/8 x W/8 bytes),
+ * a bit per block and the residual counts of one channel (2,041 bytes). */
+size_t strata_stream_memory_size(uint16_t width, uint16_t height);
+
+/* Start a stream (the first frame is a key frame). key_interval >= 1, block 1..255. */
+strata_status_t strata_stream_init(strata_stream_t *s, void *memory, size_t size,
+                                   uint16_t key_interval, uint8_t block, uint8_t dead_zone);
+
+/* The next frame is a key frame (after a lost packet, a live view opened, a tier change). */
+void strata_request_key_frame(strata_stream_t *s);
+
+/* An output capacity that always suffices for strata_finish_stream. */
+size_t strata_stream_packet_max_size(uint16_t width, uint16_t height, uint8_t channels);
+
+/* strata_finish for a stream: the frame as a version 2 key or predicted packet; the
+ * reference then holds what the decoder will hold. On an error the packet is not sent
+ * and the next frame is a key frame. */
+strata_status_t strata_finish_stream(strata_encoder_t *enc, strata_stream_t *s, uint8_t *out,
+                                     size_t capacity, size_t *length);
+
 #ifdef __cplusplus
 }
 #endif

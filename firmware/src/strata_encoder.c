@@ -12,6 +12,7 @@
 #include "strata_conv.h"
 #include "strata_model.h"
 #include "strata_packet.h"
+#include "strata_predict.h"
 #include "strata_profile.h"
 
 #define DOWNSCALE 8 /* frame padded to a multiple of 8 by edge replication (bitstream.md) */
@@ -258,6 +259,26 @@ strata_status_t strata_finish(strata_encoder_t *enc, uint8_t *out, size_t capaci
     STRATA_PROF(packet);
     st = strata_packetise(&enc->frame, enc->latent, enc->out_w, enc->out_h, out, capacity,
                           length);
+    STRATA_PROF(caller);
+    if (st == STRATA_OK) {
+        enc->state = STATE_IDLE;
+    }
+    return st;
+}
+
+strata_status_t strata_finish_stream(strata_encoder_t *enc, strata_stream_t *s, uint8_t *out,
+                                     size_t capacity, size_t *length)
+{
+    strata_status_t st;
+    if (enc == NULL || s == NULL || s->memory == NULL || out == NULL || length == NULL) {
+        return STRATA_ERR_ARG;
+    }
+    if (enc->state != STATE_DONE) {
+        return STRATA_ERR_STATE;
+    }
+    STRATA_PROF(predict);
+    st = strata_code_stream(&enc->frame, enc->latent, enc->out_w, enc->out_h, s, out, capacity,
+                            length);
     STRATA_PROF(caller);
     if (st == STRATA_OK) {
         enc->state = STATE_IDLE;

@@ -52,8 +52,8 @@ static uint32_t dist(uint8_t s, uint16_t centre)
 
 /* rANS-code one channel backwards into the bytes just below *end (ryg_rans style, so the
  * bytes land in the decoder's reading order), never below `limit`. */
-static int encode_channel(int c, const uint8_t *idx, int w8, int h8, uint8_t **end,
-                          const uint8_t *limit)
+int strata_code_intra(int c, const uint8_t *idx, int w8, int h8, uint8_t **end,
+                      const uint8_t *limit)
 {
 #if MCUCODER_N_CTX > 1
     const uint16_t centre = mcucoder_centre[c];
@@ -150,7 +150,6 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
     uint32_t lengths[STRATA_MAX_CHANNELS];
     size_t head = STRATA_HEADER_SIZE; /* header + the lengths known so far */
     uint8_t *chunks;
-    uint8_t *p;
     size_t total;
     int c;
     if (capacity < STRATA_HEADER_SIZE + (size_t)k + STRATA_CRC_SIZE) {
@@ -163,7 +162,7 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
     chunks = out + capacity - STRATA_CRC_SIZE;
     for (c = k - 1; c >= 0; c--) {
         uint8_t *before = chunks;
-        if (encode_channel(c, latent + (size_t)c * plane, w8, h8, &chunks,
+        if (strata_code_intra(c, latent + (size_t)c * plane, w8, h8, &chunks,
                            out + head + (size_t)c + 1)) {
             return STRATA_ERR_NO_SPACE;
         }
@@ -175,11 +174,20 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
     }
     total = (size_t)(out + capacity - STRATA_CRC_SIZE - chunks);
 
-    p = out;
+    strata_put_packet(out, f, NULL, lengths, chunks, total, length);
+    return STRATA_OK;
+}
+
+void strata_put_packet(uint8_t *out, const strata_frame_t *f, const strata_p_header_t *v2,
+                       const uint32_t *lengths, const uint8_t *chunks, size_t total,
+                       size_t *length)
+{
+    uint8_t *p = out;
+    int c;
     *p++ = 'S';
     *p++ = 'F';
-    *p++ = 1; /* version */
-    *p++ = 0; /* intra frame */
+    *p++ = v2 ? 2 : 1; /* version */
+    *p++ = v2 ? v2->frame_type : 0;
     p = put_le(p, MCUCODER_MODEL_ID, 4);
     p = put_le(p, f->seq, 4);
     p = put_le(p, f->capture_time_ms, 8);
@@ -187,14 +195,17 @@ strata_status_t strata_packetise(const strata_frame_t *f, const uint8_t *latent,
     p = put_le(p, f->height, 2);
     *p++ = MCUCODER_CODING;
     *p++ = 0; /* quant: as trained */
-    p = put_le(p, 0, 2); /* ref: none for intra frames */
-    *p++ = (uint8_t)k;
-    for (c = 0; c < k; c++) {
+    p = put_le(p, v2 ? v2->ref : 0, 2); /* ref: none for intra frames */
+    *p++ = (uint8_t)f->channels;
+    if (v2) {
+        *p++ = v2->block;
+        *p++ = v2->motion;
+    }
+    for (c = 0; c < f->channels; c++) {
         p = strata_uvarint_put(p, lengths[c]);
     }
     memmove(p, chunks, total);
     p += total;
     p = put_le(p, strata_crc32(0, out, (size_t)(p - out)), 4);
     *length = (size_t)(p - out);
-    return STRATA_OK;
 }

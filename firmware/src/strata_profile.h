@@ -15,7 +15,8 @@
     {                                                                                       \
         __asm__ volatile("mov r0, #" #n ::: "r0", "memory");                                \
     }
-/* In the order measure.sh passes them: caller, input, conv0..2, encoder, packet. */
+/* In the order measure.sh passes them: caller, input, conv0..2, encoder, packet, predict
+ * (a stream's packet: strata_finish_stream). */
 #define STRATA_PROFILE_MARKERS                                                              \
     STRATA_PROFILE_MARKER(strata_prof_caller, 0)                                            \
     STRATA_PROFILE_MARKER(strata_prof_input, 1)                                             \
@@ -23,7 +24,8 @@
     STRATA_PROFILE_MARKER(strata_prof_conv1, 3)                                             \
     STRATA_PROFILE_MARKER(strata_prof_conv2, 4)                                             \
     STRATA_PROFILE_MARKER(strata_prof_encoder, 5)                                           \
-    STRATA_PROFILE_MARKER(strata_prof_packet, 6)
+    STRATA_PROFILE_MARKER(strata_prof_packet, 6)                                            \
+    STRATA_PROFILE_MARKER(strata_prof_predict, 7)
 void strata_prof_caller(void);
 void strata_prof_input(void);
 void strata_prof_conv0(void);
@@ -31,6 +33,7 @@ void strata_prof_conv1(void);
 void strata_prof_conv2(void);
 void strata_prof_encoder(void);
 void strata_prof_packet(void);
+void strata_prof_predict(void);
 #define STRATA_PROF(name) strata_prof_##name()
 #define STRATA_PROF_CONV(i)                                                                 \
     ((i) == 0 ? strata_prof_conv0() : (i) == 1 ? strata_prof_conv1() : strata_prof_conv2())

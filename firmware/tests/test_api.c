@@ -12,6 +12,7 @@
 static uint8_t work[64 << 10];
 static uint8_t packet[64 << 10];
 static uint8_t row[3 * W];
+static uint8_t stream_memory[4 << 10];
 
 #define CHECK(cond)                                                   \
     do {                                                              \
@@ -45,6 +46,54 @@ static strata_status_t encode(strata_encoder_t *e, const strata_frame_t *f, size
         st = strata_push_row(e, row);
     }
     return st == STRATA_OK ? strata_finish(e, packet, cap, len) : st;
+}
+
+/* The next frame of a stream (seq one up), every frame the same noise. */
+static strata_status_t encode_stream(strata_encoder_t *e, strata_frame_t *f, strata_stream_t *s,
+                                     size_t cap, size_t *len)
+{
+    strata_status_t st;
+    int y;
+    f->seq++;
+    st = strata_begin(e, f, work, strata_workspace_size(f->width, f->height, f->channels));
+    for (y = 0; st == STRATA_OK && y < f->height; y++) {
+        fill_row(y);
+        st = strata_push_row(e, row);
+    }
+    return st == STRATA_OK ? strata_finish_stream(e, s, packet, cap, len) : st;
+}
+
+/* Streams: arguments, their memory, frame types, an error making the next frame a key
+ * frame, a requested key frame. packet[2] is the version, packet[3] the frame type. */
+static int check_stream(strata_frame_t *f)
+{
+    const size_t mem = strata_stream_memory_size(W, H);
+    strata_encoder_t e;
+    strata_stream_t s;
+    size_t len = 0;
+    CHECK(mem == 12 * 5 * 3 + 2 + 1 + 2040); /* 37x21: a 5x3 latent */
+    CHECK(mem <= sizeof stream_memory);
+    CHECK(strata_stream_memory_size(0, H) == 0 && strata_stream_memory_size(4096, 4096) == 0);
+    CHECK(strata_stream_init(&s, stream_memory, mem, 0, 4, 1) == STRATA_ERR_ARG);
+    CHECK(strata_stream_init(&s, stream_memory, mem, 50, 0, 1) == STRATA_ERR_ARG);
+    CHECK(strata_stream_init(NULL, stream_memory, mem, 50, 4, 1) == STRATA_ERR_ARG);
+    CHECK(strata_stream_init(&s, stream_memory, mem - 1, 50, 4, 1) == STRATA_OK);
+    CHECK(encode_stream(&e, f, &s, sizeof packet, &len) == STRATA_ERR_WORKSPACE);
+    CHECK(strata_finish_stream(&e, NULL, packet, sizeof packet, &len) == STRATA_ERR_ARG);
+    CHECK(strata_stream_init(&s, stream_memory, mem, 50, 4, 1) == STRATA_OK);
+    CHECK(strata_finish_stream(&e, &s, packet, sizeof packet, &len) == STRATA_OK);
+    CHECK(packet[2] == 2 && packet[3] == 0 && packet[30] == 255); /* key, motion unknown */
+    CHECK(strata_finish_stream(&e, &s, packet, sizeof packet, &len) == STRATA_ERR_STATE);
+    CHECK(len <= strata_stream_packet_max_size(W, H, f->channels));
+    CHECK(encode_stream(&e, f, &s, sizeof packet, &len) == STRATA_OK);
+    CHECK(packet[3] == 1 && packet[30] == 0); /* the same frame: predicted, nothing moved */
+    CHECK(len == 31 + 4 + (size_t)f->channels * (1 + 1 + 2)); /* length, mode, check */
+    CHECK(encode_stream(&e, f, &s, 40, &len) == STRATA_ERR_NO_SPACE);
+    CHECK(encode_stream(&e, f, &s, sizeof packet, &len) == STRATA_OK && packet[3] == 0);
+    CHECK(encode_stream(&e, f, &s, sizeof packet, &len) == STRATA_OK && packet[3] == 1);
+    strata_request_key_frame(&s);
+    CHECK(encode_stream(&e, f, &s, sizeof packet, &len) == STRATA_OK && packet[3] == 0);
+    return 0;
 }
 
 int main(void)
@@ -86,6 +135,9 @@ int main(void)
     /* the encoder is reusable and deterministic, and needs exactly `len` bytes */
     CHECK(encode(&e, &f, len, &len2) == STRATA_OK && len2 == len);
     CHECK(memcmp(first, packet, len) == 0);
+    if (check_stream(&f)) {
+        return 1;
+    }
     printf("ok\n");
     return 0;
 }

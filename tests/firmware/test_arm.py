@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.firmware.images import resized, write_ppm
+from tests.firmware.sequences import Frame, c_stream, noise, python_stream, still_scene
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 BOARDS = {"mps2-an500": "Cortex-M7", "mps2-an505": "Cortex-M33"}
@@ -106,3 +107,24 @@ def test_api_contract_on_the_emulated_mcu(arm_build):
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
     stack = int(re.search(r"stack peak (\d+) bytes", res.stderr).group(1))
     assert 0 < stack <= 2048, stack
+
+
+def test_predicted_stream_is_byte_identical(arm_build, reference_codec, hopper, tmp_path):
+    """A still camera's stream (predicted frames, a scene change, a tier change, a
+    requested key frame) coded on the board: the Python PredictiveEncoder's packets."""
+    board, build = arm_build
+    imgs = still_scene(hopper, 64, 48, 7, seed=3)
+    frames = [Frame(im, 12, 10 + i) for i, im in enumerate(imgs)]
+    frames[3] = Frame(noise(64, 48, 3), 12, 13)
+    frames[5] = Frame(imgs[5], 5, 15, key=True)
+    frames[6] = Frame(imgs[6], 9, 16)
+    opts = ("--block", "3", "--dead-zone", "2")
+    got = c_stream(
+        build / "strata-encode.elf",
+        frames,
+        tmp_path,
+        *opts,
+        run=lambda *a: qemu_run(board, build / "strata-encode.elf", *a),
+    )
+    assert got == python_stream(reference_codec, frames, 50, 3, 2), BOARDS[board]
+    assert [p[3] for p in got] == [0, 1, 1, 1, 1, 0, 1]  # frame types

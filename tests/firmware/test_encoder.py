@@ -201,6 +201,7 @@ def test_coding_method_1_for_models_without_context_tables(
         gen.model_header(layers, gen.input_lut(tflite), entry["model_id"])
     )
     (gen_dir / "mcucoder_tables.h").write_text(c_header(entry["model_id"], tables, scale, zp))
+    (gen_dir / "strata_predict_tables.h").write_text(gen.predict_header())
     tool = tmp_path / "strata-encode-m1"
     sources = [str(p) for p in sorted((FIRMWARE / "src").glob("*.c"))]
     sources.append(str(FIRMWARE / "tools" / "strata_encode.c"))
