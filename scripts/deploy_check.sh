@@ -4,10 +4,11 @@
 # Builds the image (deploy/Dockerfile) with podman, starts the whole stack with podman-compose
 # (PostgreSQL, Redis, Mosquitto with generated logins and ACLs, migrate, web, two ingest
 # consumers, the controller, a decode worker) on the host's network with non-standard ports,
-# runs one simulated camera against the broker, checks its frames are archived once each,
-# decoded, and served by the web container to a signed-in user, then tears everything down
-# (volumes too). Takes minutes; not part of `make test`. Figures: the JSON last line, also
-# kept in var/deploy-check/figures.json (docs/operations.md records a run).
+# runs one simulated camera against the broker while restarting an ingest slot and the worker,
+# checks its frames are archived once each, decoded, and served by the web container to a
+# signed-in user, backs the database up and decodes a frame from a restored copy, then tears
+# everything down (volumes too). Takes minutes; not part of `make test`. Figures: the JSON
+# last line, also kept in var/deploy-check/figures.json (docs/operations.md records a run).
 #
 # Environment: DEPLOY_CHECK_SECONDS (camera run, default 30), DEPLOY_CHECK_FPS (default 1),
 # DEPLOY_CHECK_KEEP=1 (leave the stack running), BASE_IMAGE (default: a local Debian base
