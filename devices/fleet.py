@@ -309,6 +309,14 @@ def device_ids(count: int, prefix: str = "cam") -> list[str]:
     return [f"{prefix}-{i:0{width}d}" for i in range(count)]
 
 
+def frame_size(text: str) -> Size:
+    """``WIDTHxHEIGHT`` as the command line gives it (argparse answers a bad one in a line)."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 320x240 or 640x480")
+    return int(width), int(height)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run N simulated cameras against a broker.")
     parser.add_argument("--count", type=int, default=3)
@@ -328,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=CAPTURE_MODES, default="periodic")
     parser.add_argument("--prefix", default="cam", help="device id prefix")
     parser.add_argument(
-        "--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}", help="WIDTHxHEIGHT (640x480 too)"
+        "--size", type=frame_size, default=DEFAULT_SIZE, help="WIDTHxHEIGHT (default 320x240)"
     )
     parser.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version")
     parser.add_argument("--model", help="codec model (default: the codec's own)")
@@ -350,7 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
 
-    width, height = (int(v) for v in args.size.lower().split("x"))
     import torch
 
     # one scheduler thread encodes tiny convolutions: intra-op threads only contend (on two
@@ -365,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             tier=args.tier,
             mode=args.mode,
             source=args.source,
-            size=(width, height),
+            size=args.size,
             model=args.model,
             mqtt=args.mqtt,
             heartbeat_s=args.heartbeat,

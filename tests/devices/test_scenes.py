@@ -132,3 +132,18 @@ def test_fleet_takes_one_source_per_camera(tmp_path) -> None:
     assert all(c.source.size == (320, 240) for c in fleet.cameras)
     with pytest.raises(ValueError, match="2 sources for 3 cameras"):
         Fleet(["a", "b", "c"], "mqtt://127.0.0.1:1", source=specs, state_dir=tmp_path)
+
+
+def test_fleet_cli_answers_a_bad_size_or_scene_in_one_line(capsys) -> None:
+    from devices.fleet import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--size", "320by240"])
+    assert exit_.value.code == 2
+    assert "'320by240' is not WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main(["--source", "synthetic:moon", "--broker", "mqtt://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "fleet: cannot start: unknown scene 'moon'; choose one of paddock, barnyard, carpark, "
+        "entrance"
+    )
