@@ -20,6 +20,7 @@ django.setup()
 
 from celery.signals import worker_ready, worker_shutdown  # noqa: E402
 
+from observability import metrics  # noqa: E402
 from strata.celery import app  # noqa: E402
 
 app.loader.import_default_modules()  # registers decoder_worker.tasks
@@ -51,6 +52,7 @@ _stop = threading.Event()
 
 @worker_ready.connect
 def _start_announcing(sender, **_) -> None:
+    metrics.serve()  # STRATA_METRICS_PORT, if set (the solo pool: one process)
     threading.Thread(
         target=_announce_forever, args=(sender.hostname, _stop), daemon=True, name="announce"
     ).start()

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from archive.models import DecodedImage, Frame, Layer, utc_today
 from fleet.models import Device
 from mcucoder.bitstream import Packet
+from observability import metrics
 
 
 class ArchiveConflict(ValueError):
@@ -175,8 +176,11 @@ def record_decoded(
     frame_id: int, channels: int, image: bytes, content_type: str, decode_ms: float
 ) -> tuple[DecodedImage, bool]:
     """Store a decoded image once per (frame, channels); a second decode is dropped."""
-    return DecodedImage.objects.get_or_create(
+    decoded, created = DecodedImage.objects.get_or_create(
         frame_id=frame_id,
         channels=channels,
         defaults={"image": image, "content_type": content_type, "decode_ms": decode_ms},
     )
+    if created:
+        metrics.DECODE_SECONDS.observe(decode_ms / 1000)
+    return decoded, created

@@ -33,6 +33,7 @@ from fleet.services import (
     repair_desired,
 )
 from mcucoder.bitstream import packet_size
+from observability import metrics
 from protocol.payloads import MAX_TIER, Telemetry
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,7 @@ def _decide_all(
             decisions.append((ControllerDecision(device, decision.tier, decision.as_json()), name))
         except Exception:  # one camera (a bad policy name, say) must not stop the others
             done.failed += 1
+            metrics.count_decisions(0, 0, failed=1)
             log.exception("controller: deciding %s failed", device.device_id)
     _store(decisions, done, now)
 
@@ -344,6 +346,7 @@ def _store(
     done.decided = len(decisions)
     names = {d.device.pk: name for d, name in decisions}
     changes = [p for p in published if p.payload["tier"] != before[p.device.pk]]
+    metrics.count_decisions(len(changes), len(decisions) - len(changes))
     _record_changes(changes, before, names, now or timezone.now())
     for result in published:
         if result.error is not None:
@@ -409,7 +412,8 @@ def run_controller(
                 if time.monotonic() >= next_repair:
                     _repair()
                     next_repair = time.monotonic() + REPAIR_EVERY_S
-                control_round(policy, controllers, everyone=rounds == 0)
+                with metrics.CONTROL_CYCLE.time():
+                    control_round(policy, controllers, everyone=rounds == 0)
                 rounds += 1
                 if rounds % 720 == 0:
                     prune_samples()

@@ -36,6 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.services import handle_batch
+from observability import metrics
 from protocol import topics
 from protocol.broker import BrokerURL
 
@@ -223,6 +224,7 @@ class IngestConsumer:
         log.debug(
             "ingested %d messages in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3
         )
+        metrics.INGEST_BATCH.observe(time.perf_counter() - started)
         self.failures = 0
         self.batches += 1
         self.processed += len(batch)

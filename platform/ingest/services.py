@@ -27,6 +27,7 @@ from fleet.services import mark_seen, record_reported, set_online
 from ingest.models import DeadLetter, Rejection
 from mcucoder import registry
 from mcucoder.bitstream import Packet, PacketError, parse_packet
+from observability import metrics
 from protocol import topics
 from protocol.payloads import MAX_TIER, PayloadError, Reported, Status
 
@@ -86,6 +87,7 @@ def record_rejections(items: Sequence[SetAside]) -> None:
     keep each as a dead letter, so that someone can see what was sent. Bounded: per
     (device, reason) the newest ``DeadLetter.KEEP_PER_REASON``, in all ``KEEP_TOTAL``."""
     grouped: dict[tuple[str, str], list[SetAside]] = defaultdict(list)
+    metrics.count_rejected([item.rejection.reason for item in items])
     for item in items:
         grouped[(_text(item.device_id, 64), _text(item.rejection.reason, 64))].append(item)
     for (device_id, reason), group in sorted(grouped.items()):  # one lock order: no deadlocks
@@ -272,6 +274,7 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
     if items:
         ensure_layer_partitions()
         stored, refused = _store_isolating_content_errors(items)
+        metrics.count_archived([(s.frame.capture_time_ms, s.new_layers) for s in stored])
         set_aside += refused
     if set_aside:
         record_rejections(set_aside)

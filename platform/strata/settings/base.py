@@ -203,6 +203,11 @@ STRATA_WATCH_TTL_S = 30  # a live view counts as watching this long after its la
 # at 224x224 on one CPU thread).
 STRATA_BACKFILL_BATCH = int(os.environ.get("STRATA_BACKFILL_BATCH", 8))
 STRATA_BACKFILL_WINDOW_S = int(os.environ.get("STRATA_BACKFILL_WINDOW_S", 24 * 3600))
+# /metrics (strata.metrics): a bearer token, staff, or these client networks may read it.
+STRATA_METRICS_TOKEN = os.environ.get("STRATA_METRICS_TOKEN", "")
+STRATA_METRICS_ALLOW = [
+    n for n in os.environ.get("STRATA_METRICS_ALLOW", "127.0.0.0/8,::1/128").split(",") if n
+]
 STRATA_DECODE_CLAIM_S = 120  # a (frame, k) being decoded is another worker's for this long
 
 
@@ -217,7 +222,10 @@ def refusal_without_traceback(record) -> bool:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},  # LOG_FORMAT=json: JSON lines
+    },
     "filters": {
         "refusals": {
             "()": "django.utils.log.CallbackFilter",
@@ -227,7 +235,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": "json" if os.environ.get("LOG_FORMAT") == "json" else "plain",
             "filters": ["refusals"],
         }
     },

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from control.policies import POLICIES
 from control.services import run_controller
+from observability import metrics
 
 
 class Command(BaseCommand):
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         chosen = policy or "each camera's own"
+        metrics.serve()  # STRATA_METRICS_PORT, if set
         self.stdout.write(f"controller: policy {chosen}, every {interval:g} s")
         try:
             run_controller(policy, interval, stop, once=once)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ingest.consumer import SESSION_EXPIRY_S, IdentityInUse, IngestConsumer, claim_identity
+from observability import metrics
 from protocol import topics
 from protocol.broker import BrokerURL
 
@@ -82,6 +83,7 @@ class Command(BaseCommand):
         # Graceful on SIGTERM and Ctrl-C: archive what was delivered, keep the session.
         signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
         signal.signal(signal.SIGINT, lambda *_: consumer.stop())
+        metrics.serve()  # STRATA_METRICS_PORT, if set
         self.stdout.write(f"ingest {consumer.client_id} consuming from {broker_url}")
         with identity:
             consumer.run_forever()

@@ -1,0 +1,1 @@
+"""Metrics and structured logs of every Strata process (Prometheus, JSON lines)."""
