@@ -9,6 +9,9 @@ decoder pass per batch, frames/s at each size, on CPU and on a GPU when there is
 model's codec (a candidate decoder before it is released). ``--runtimes``: the decoder run
 by each of ``mcucoder.runtime.RUNTIMES`` (checked against torch first); on CUDA only the
 torch runtimes are measured. Figures are from the median batch time (the machine is shared).
+The CPU runtimes are not platform dependencies; to measure them, first
+``.venv/bin/pip install onnxruntime==1.30.0 onnx==1.23.1 openvino==2026.4.1``
+(the versions in BENCHMARKS.md).
 """
 
 from __future__ import annotations
