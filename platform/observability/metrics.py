@@ -14,7 +14,7 @@ import logging
 import os
 import time
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,21 @@ def count_rejected(reasons: list[str]) -> None:
 def serve(port: int | str | None = None, addr: str | None = None) -> int | None:
     """Expose this process's metrics over HTTP on ``port`` (default ``STRATA_METRICS_PORT``;
     unset or empty: not at all). Returns the port, or None. Meant for a private network
-    (the pod or compose network): it needs no login and says only counts and timings."""
+    (the pod or compose network): it needs no login and says only counts and timings.
+
+    A process that forks workers (Celery's prefork pool) sets ``PROMETHEUS_MULTIPROC_DIR``
+    (an empty directory) in its environment: every child then writes its figures there and
+    this server reports their sum (prometheus_client's multiprocess mode)."""
     port = port if port is not None else os.environ.get("STRATA_METRICS_PORT", "")
     if port in ("", None):
         return None
     addr = addr or os.environ.get("STRATA_METRICS_ADDR", "0.0.0.0")
+    registry = None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     try:
-        start_http_server(int(port), addr=addr)
+        start_http_server(int(port), addr=addr, **({"registry": registry} if registry else {}))
     except OSError as exc:  # a taken port must not stop ingest or decoding
         log.warning("metrics: cannot listen on %s:%s: %s", addr, port, exc)
         return None

@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -50,9 +50,6 @@ class PlatformCollector(Collector):
 
     def __init__(self) -> None:
         self._disk: tuple[float, dict, dict] | None = None
-
-    def describe(self):
-        return []  # registered without a scrape's queries (at import, with no database yet)
 
     def collect(self):
         try:
@@ -103,8 +100,9 @@ class PlatformCollector(Collector):
         yield from (by_table, by_band)
 
 
-_collector = PlatformCollector()
-REGISTRY.register(_collector)
+# A registry of its own: only /metrics reads the shared state, never another process's port.
+PLATFORM = CollectorRegistry(auto_describe=False)
+PLATFORM.register(PlatformCollector())
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -126,4 +124,5 @@ def _allowed(request: HttpRequest) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         raise Http404
-    return HttpResponse(generate_latest(REGISTRY), content_type="text/plain; version=0.0.4")
+    body = generate_latest(REGISTRY) + generate_latest(PLATFORM)
+    return HttpResponse(body, content_type="text/plain; version=0.0.4")

@@ -80,3 +80,40 @@ def test_decode_worker_exposes_decode_latency(service_env, spawn, clean_redis):
     assert (
         value(text, "strata_decode_seconds_count") == 0
     )  # nothing decoded yet: the port is this worker's
+
+
+def test_prefork_worker_reports_its_childrens_decodes(service_env, spawn, clean_redis, tmp_path):
+    """Compose runs the worker with two prefork children: the parent's port sums them."""
+    import numpy as np
+
+    from archive.decoding import codec_for
+    from archive.services import store_packets
+    from decoder_worker.tasks import decode_frames
+    from mcucoder import registry
+    from mcucoder.bitstream import parse_packet
+
+    codec = codec_for(registry.default_model_id())
+    rng = np.random.default_rng(2)
+    device = provision_device(f"metrics-dec-{uuid.uuid4().hex[:6]}")
+    packets = [
+        parse_packet(codec.encode(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), seq=i))
+        for i in range(3)
+    ]
+    frames = [s.frame for s in store_packets([(device, p) for p in packets]).stored]
+    decode_frames.apply_async(([f.pk for f in frames],), queue="live")
+    port = free_port()
+    args = [
+        sys.executable, "-m", "celery", "-A", "decoder_worker", "worker", "-Q", "live",
+        "--concurrency", "2", "--loglevel", "INFO", "-n", f"metrics-pre-{os.getpid()}@%h",
+        "--without-heartbeat", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    env = service_env | {
+        "STRATA_METRICS_PORT": str(port),
+        "STRATA_METRICS_ADDR": "127.0.0.1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "counter_1.db").write_bytes(b"a previous run")  # emptied at start
+    spawn("prefork", args, env).wait_for("ready.", timeout_s=90)
+    text = wait_for(port, "strata_decode_seconds_count", 3, timeout_s=120)
+    assert value(text, "strata_decode_seconds_sum") > 0
