@@ -124,41 +124,69 @@ static double res_log2(int t, int s)
                : strata_p_log2[strata_p_lix[strata_p_start[t] + s - strata_p_lo[t]]];
 }
 
+/* a + b where `used` says which of them hold terms: adding nothing leaves a sum as it is
+ * (the saved soft-float additions are most of the table choice's cost on an MCU) */
+static double add(double a, int ua, double b, int ub)
+{
+    return ua && ub ? a + b : ua ? a : b;
+}
+
 /* numpy's pairwise sum (np.sum of float64: 8 accumulators up to 128 terms, halves at a
  * multiple of 8 above) of counts[i] * log2(freq_t(i) / 4096) over i in [lo, lo + n),
- * visiting only nonzero counts: a zero term leaves every partial sum as it is. */
-static double pairwise(const uint16_t *counts, int t, int lo, int n)
+ * visiting only the nonzero counts nz[0..m) (ascending, all in the range): a zero term
+ * leaves every partial sum as it is. *used: whether any term went in. */
+static double pairwise(const uint16_t *counts, const uint8_t *nz, int m, int t, int lo, int n,
+                       int *used)
 {
-    double r[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    double res;
-    int i, m;
+    double r[8], res = 0;
+    int j, full, u = 0, ur = 0;
     if (n > 128) {
-        m = n / 2;
-        m -= m % 8;
-        return pairwise(counts, t, lo, m) + pairwise(counts, t, lo + m, n - m);
-    }
-    m = n < 8 ? 0 : n - n % 8;
-    for (i = 0; i < m; i++) {
-        if (counts[lo + i]) {
-            r[i % 8] += (double)counts[lo + i] * res_log2(t, lo + i);
+        int half = n / 2, split = 0, u1, u2;
+        double s1, s2;
+        half -= half % 8;
+        while (split < m && nz[split] < lo + half) {
+            split++;
         }
+        s1 = pairwise(counts, nz, split, t, lo, half, &u1);
+        s2 = pairwise(counts, nz + split, m - split, t, lo + half, n - half, &u2);
+        *used = u1 || u2;
+        return add(s1, u1, s2, u2);
     }
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (i = m; i < n; i++) {
-        if (counts[lo + i]) {
-            res += (double)counts[lo + i] * res_log2(t, lo + i);
-        }
+    full = n < 8 ? 0 : n - n % 8;
+    for (j = 0; j < m && nz[j] < lo + full; j++) {
+        const int i = nz[j] - lo, bit = 1 << (i % 8);
+        const double term = (double)counts[nz[j]] * res_log2(t, nz[j]);
+        r[i % 8] = u & bit ? r[i % 8] + term : term;
+        u |= bit;
     }
+    if (u) {
+        const double a = add(r[0], u & 1, r[1], u & 2), b = add(r[2], u & 4, r[3], u & 8);
+        const double c = add(r[4], u & 16, r[5], u & 32), d = add(r[6], u & 64, r[7], u & 128);
+        res = add(add(a, u & 3, b, u & 12), u & 15, add(c, u & 48, d, u & 192), u & 240);
+        ur = 1;
+    }
+    for (; j < m; j++) {
+        const double term = (double)counts[nz[j]] * res_log2(t, nz[j]);
+        res = ur ? res + term : term;
+        ur = 1;
+    }
+    *used = ur;
     return res;
 }
 
-/* The residual table of fewest ideal bits for these counts (first among equal ones). */
-static int pick_residual_table(const uint16_t *counts)
+/* The residual table of fewest ideal bits for these counts (first among equal ones: table
+ * 0 when there are none). nz: scratch for the nonzero symbols. */
+static int pick_residual_table(const uint16_t *counts, uint8_t *nz)
 {
     double best = 0;
-    int t, pick = 0;
-    for (t = 0; t < STRATA_P_TABLES; t++) {
-        const double bits = -pairwise(counts, t, 0, STRATA_P_SYMBOLS);
+    int t, i, m = 0, used, pick = 0;
+    for (i = 0; i < STRATA_P_SYMBOLS; i++) {
+        if (counts[i]) {
+            nz[m++] = (uint8_t)i;
+        }
+    }
+    for (t = 0; m && t < STRATA_P_TABLES; t++) {
+        const double bits = -pairwise(counts, nz, m, t, 0, STRATA_P_SYMBOLS, &used);
         if (t == 0 || bits < best) {
             best = bits;
             pick = t;
@@ -208,6 +236,7 @@ static int code_predicted(const plane_t *p, uint32_t n_coded, uint32_t n_blocks,
     const int nby = (p->h + p->bs - 1) / p->bs;
     uint8_t *q = *end;
     uint32_t check, x = RANS_L;
+    uint8_t nz[STRATA_P_SYMBOLS];
     int tab[N_CTX], st, c, y, xx, by, bx;
     if (n_coded) {
         memset(counts, 0, 2 * COUNTS);
@@ -221,7 +250,7 @@ static int code_predicted(const plane_t *p, uint32_t n_coded, uint32_t n_blocks,
         }
         st = pick_skip_table(n_blocks - n_coded, n_coded);
         for (c = 0; c < N_CTX; c++) {
-            tab[c] = pick_residual_table(counts + c * STRATA_P_SYMBOLS);
+            tab[c] = pick_residual_table(counts + c * STRATA_P_SYMBOLS, nz);
         }
         /* backwards: blocks last to first; in a block its residuals last to first, then
          * its flag */
