@@ -5,7 +5,7 @@ and Celery carries the call. Who waits for whom, highest first (``Priority``):
 
 1. live viewers: the newest frame of each watched camera (``DECODE_LIVE``, queue ``live``);
 2. interactive re-decodes: the quality slider, compare (``REDECODE``, ``archive`` at 0);
-3. exports (``EXPORT_VIDEO``, ``archive`` at 3);
+3. exports (``EXPORT_VIDEO``, ``archive`` at 3); event frames (motion) at 6;
 4. backfill: frames nobody is looking at (``BACKFILL``, ``DECODE_FRAMES``, ``archive`` at 9).
 
 A worker started with ``-Q live,archive`` always looks at ``live`` first, then ``archive`` by
@@ -42,6 +42,7 @@ class Priority(IntEnum):
 
     INTERACTIVE = 0
     EXPORT = 3
+    EVENT = 6  # frames with motion (watched policy), before backfill
     BACKFILL = 9
 
 

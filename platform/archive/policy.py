@@ -5,8 +5,9 @@ The archive keeps every layer of every frame; a decoded image is a cache. Polici
 - ``eager``: every frame at its full k as it arrives (GPU workers keep up): the watched
   cameras' newest frames on the live queue, every frame on the archive queue at backfill
   priority;
-- ``watched``: the newest frame of each camera someone views live, at once; the rest when
-  workers are idle (``BACKFILL``, newest first, a few frames a task);
+- ``watched``: the newest frame of each camera someone views live, at once; event frames
+  (motion, ``is_event``) soon after; the rest when workers are idle (``BACKFILL``, newest
+  first, a frame at a time);
 - ``on-demand``: only what a viewer (live or browsing), an export or an API call asks for.
 
 ``auto`` (the default, ``STRATA_DECODE_POLICY``) is ``eager`` when a worker with a GPU is
@@ -39,6 +40,7 @@ from archive.jobs import (
     tasks_run_here,
 )
 from archive.models import DecodedImage, DecodeFailure, Frame
+from mcucoder.bitstream import MOTION_UNKNOWN
 
 WORKER_TTL_S = 30  # a worker that has not announced itself for this long is gone
 PENDING_TTL_S = 120  # a live decode or backfill marked queued is assumed lost after this
@@ -192,8 +194,19 @@ def queue_decodes(frame_ids: Sequence[int]) -> set[int]:
             queue_job(DECODE_FRAMES, chunk, False, queue=ARCHIVE_QUEUE, priority=Priority.BACKFILL)
         queued |= set(ids)
     elif policy is Policy.WATCHED:
+        events = [f.pk for f in frames if f.pk not in queued and is_event(f)]
+        if events:
+            queue_job(DECODE_FRAMES, events, False, queue=ARCHIVE_QUEUE, priority=Priority.EVENT)
+            queued |= set(events)
         request_backfill()
     return queued
+
+
+def is_event(frame: Frame) -> bool:
+    """A frame whose camera saw at least ``STRATA_EVENT_MOTION`` % of its blocks change
+    (the packet's motion share, version 2; unknown in version 1 packets)."""
+    motion = frame.header.get("motion", MOTION_UNKNOWN)
+    return motion != MOTION_UNKNOWN and motion >= settings.STRATA_EVENT_MOTION
 
 
 def request_backfill() -> bool:

@@ -4,6 +4,7 @@ backfill. Real Redis (the test run's own keys) and the real codec."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from datetime import timedelta
@@ -22,7 +23,7 @@ from archive.models import DecodedImage
 from archive.services import archived_packet, store_packet
 from fleet.services import provision_device
 from mcucoder import registry
-from mcucoder.bitstream import parse_packet
+from mcucoder.bitstream import MOTION_UNKNOWN, VERSION_2, parse_packet
 from tests.support.processes import celery_key
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,17 @@ def test_backfill_gives_way_to_a_live_decode_waiting(settings):
     redis.Redis.from_url(django_settings.REDIS_URL).lpush(celery_key("live"), b"{}")
     assert backfill() == 1  # one frame, then the live task goes first
     assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # and the rest is asked for again
+
+
+def test_event_frames_are_decoded_soon_though_nobody_watches():
+    codec = codec_for(registry.default_model_id())
+    device = provision_device("pol-event")
+    img = np.random.default_rng(5).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    frames = []
+    for seq, motion in enumerate([3, 40, MOTION_UNKNOWN]):
+        p = parse_packet(codec.encode(img, seq=seq))
+        v2 = dataclasses.replace(p, version=VERSION_2, motion=motion)
+        frames.append(store_packet(device, parse_packet(v2.to_bytes())).frame)
+    assert policy.queue_decodes([f.pk for f in frames]) == {frames[1].pk}
+    assert queued("archive\x06\x166") == [(DECODE_FRAMES, [[frames[1].pk], False])]
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # the others: when idle

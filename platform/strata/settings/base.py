@@ -197,6 +197,7 @@ STRATA_DECODE_BATCH_PIXELS = int(os.environ.get("STRATA_DECODE_BATCH_PIXELS", 4 
 # live plus the rest when workers are idle, "on-demand" only what is asked for; "auto": eager
 # when a GPU worker is present, else watched.
 STRATA_DECODE_POLICY = os.environ.get("STRATA_DECODE_POLICY", "auto")
+STRATA_EVENT_MOTION = int(os.environ.get("STRATA_EVENT_MOTION", 20))  # % of blocks: an event
 STRATA_KEY_PREFIX = "strata:"  # Redis keys of the decode coordination (archive.coordination)
 STRATA_WATCH_TTL_S = 30  # a live view counts as watching this long after its last refresh
 # Frames per backfill task: the longest a live frame can wait behind one (about 40 ms each
