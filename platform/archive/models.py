@@ -138,3 +138,63 @@ class Export(models.Model):
     @property
     def filename(self) -> str:
         return f"{self.device.device_id}-{self.start:%Y%m%d-%H%M}-k{self.channels}.mp4"
+
+
+# --- retention (archive.retention): how long frames keep every layer, their first k, and
+# anything; a disk budget. Frames inside an event mark or an export are never touched.
+
+
+class RetentionPolicy(models.Model):
+    """One camera's policy, one site's (``device`` empty), or the default (both empty).
+    A camera follows its own, else its site's, else the default; none: kept for ever."""
+
+    site = models.CharField(max_length=128, blank=True)
+    device = models.OneToOneField(
+        Device, null=True, blank=True, on_delete=models.CASCADE, related_name="retention"
+    )
+    full_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days frames keep every layer (empty: no limit)."
+    )
+    keep_layers = models.PositiveSmallIntegerField(
+        default=3, help_text="Layers an older frame keeps (its first k: it still decodes at k)."
+    )
+    keep_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days before whole frames go (empty: no limit)."
+    )
+    budget_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Layer bytes the scope may hold (empty: no budget)."
+    )
+    warn_ratio = models.FloatField(default=0.8, help_text="Warn when this much is used.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site"],
+                condition=models.Q(device__isnull=True),
+                name="retention_one_per_site",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(keep_layers__gte=1), name="retention_keeps_a_layer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.device_id:
+            return f"camera {self.device.device_id}"
+        return f"site {self.site}" if self.site else "default"
+
+
+class EventMark(models.Model):
+    """A span of one camera's archive marked as an event: retention keeps its frames whole."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="event_marks")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "start"], name="eventmark_device_start")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.start:%Y-%m-%d %H:%M}: {self.label}"

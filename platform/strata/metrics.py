@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from archive import coordination
 from archive.jobs import ARCHIVE_QUEUE, LIVE_QUEUE, Priority
-from archive.retention import layer_bytes_by_band, table_bytes
+from archive.retention import budget_use, layer_bytes_by_band, table_bytes
 from fleet.models import Device
 from observability import metrics
 
@@ -49,7 +49,7 @@ class PlatformCollector(Collector):
     """Gauges of shared state: collected by the web process only, so each has one source."""
 
     def __init__(self) -> None:
-        self._disk: tuple[float, dict, dict] | None = None
+        self._disk: tuple[float, dict, dict, list] | None = None
 
     def collect(self):
         try:
@@ -85,8 +85,8 @@ class PlatformCollector(Collector):
         now = time.monotonic()
         if self._disk is None or now - self._disk[0] > DISK_EVERY_S:
             tables = table_bytes()
-            self._disk = (now, tables, layer_bytes_by_band(tables["layer"]))
-        _, tables, bands = self._disk
+            self._disk = (now, tables, layer_bytes_by_band(tables["layer"]), budget_use())
+        _, tables, bands, budgets = self._disk
         by_table = GaugeMetricFamily(
             metrics.ARCHIVE_BYTES, "Archive bytes on disk, by table.", labels=["table"]
         )
@@ -97,7 +97,14 @@ class PlatformCollector(Collector):
         )
         for name, size in bands.items():
             by_band.add_metric([name], size)
-        yield from (by_table, by_band)
+        use = GaugeMetricFamily(
+            metrics.RETENTION_BUDGET_USE,
+            "Layer bytes over the disk budget, per retention policy (1 = full).",
+            labels=["policy"],
+        )
+        for name, ratio in budgets:
+            use.add_metric([name], ratio)
+        yield from (by_table, by_band, use)
 
 
 # A registry of its own: only /metrics reads the shared state, never another process's port.

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from archive import coordination
+from archive.models import RetentionPolicy
 from fleet.services import provision_device
 from ingest.services import handle_message
 from protocol import topics
@@ -26,6 +27,7 @@ def value(text: str, name: str, labels: str = "") -> float:
 
 def test_metrics_show_devices_queues_and_archive_bytes_by_band(client, settings):
     device = provision_device(f"m-{uuid.uuid4().hex[:8]}")
+    RetentionPolicy.objects.create(device=device, budget_bytes=1000)
     device.online = True
     device.save(update_fields=["online"])
     frame_topic = topics.topic(device.device_id, topics.Kind.FRAME)
@@ -46,6 +48,11 @@ def test_metrics_show_devices_queues_and_archive_bytes_by_band(client, settings)
     assert value(text, "strata_archive_bytes", '{table="layer"}') > 0
     bands = [value(text, "strata_archive_layer_bytes", f'{{band="{b}"}}') for b in ("k1-3", "k4-6", "k7-12")]  # fmt: skip
     assert all(b > 0 for b in bands)
+    used = sum(3 + i for i in range(12)) / 1000
+    assert (
+        value(text, "strata_retention_budget_use_ratio", f'{{policy="camera {device.device_id}"}}')
+        == used
+    )
     # counted in this process: the frame, its 12 layers, the bad packet
     assert value(text, "strata_ingest_frames_total") >= 1
     assert value(text, "strata_ingest_layers_total") >= 12

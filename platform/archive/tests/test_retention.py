@@ -1,0 +1,154 @@
+"""Retention that understands layers, on the real PostgreSQL: old frames lose their upper
+layers before whole frames go, oldest first; events and exports are kept; a dry run frees
+exactly what a real run does; a budget warns before it is reached."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from archive import retention
+from archive.models import DecodedImage, EventMark, Export, Frame, Layer, RetentionPolicy
+from archive.services import record_decoded, store_packet
+from fleet.services import provision_device
+from mcucoder.bitstream import parse_packet
+from tests.support.packets import fake_packet
+
+pytestmark = pytest.mark.django_db
+
+FRAME_BYTES = sum(3 + i for i in range(12))  # fake_packet: channel i is 3 + i bytes
+UPPER_BYTES = FRAME_BYTES - (3 + 4 + 5)  # above the first 3
+
+
+def frames_at(device, days_ago: list[float]) -> dict[float, Frame]:
+    now = timezone.now()
+    out = {}
+    for seq, age in enumerate(days_ago, start=1):
+        frame = store_packet(device, parse_packet(fake_packet(seq=seq))).frame
+        Frame.objects.filter(pk=frame.pk).update(received_at=now - timedelta(days=age))
+        frame.refresh_from_db()
+        out[age] = frame
+    return out
+
+
+def layers(frame: Frame) -> list[int]:
+    return list(Layer.objects.filter(frame=frame).values_list("index", flat=True))
+
+
+def state(device) -> list[tuple[int, int, list[int]]]:
+    return [
+        (f.seq, f.n_layers, layers(f)) for f in Frame.objects.filter(device=device).order_by("seq")
+    ]
+
+
+def test_by_age_frames_keep_their_first_k_then_go_and_events_and_exports_stay():
+    device = provision_device("cam-ret-age", site="Yard")
+    frames = frames_at(device, [1, 10, 11, 40, 41])
+    EventMark.objects.create(
+        device=device,
+        start=frames[41].received_at - timedelta(minutes=1),
+        end=frames[41].received_at + timedelta(minutes=1),
+        label="gate forced",
+    )
+    Export.objects.create(
+        device=device,
+        start=frames[11].received_at - timedelta(minutes=1),
+        end=frames[11].received_at + timedelta(minutes=1),
+        channels=12,
+    )
+    record_decoded(frames[40].pk, 12, b"img", "image/webp", 1.0)
+    policy = RetentionPolicy.objects.create(site="Yard", full_days=7, keep_layers=3, keep_days=30)
+    before = state(device)
+
+    dry = retention.run_all(dry_run=True)
+    assert state(device) == before  # a dry run changes nothing
+    [plan] = [p for p in dry if p.policy == policy]
+    assert [(s.action, s.why, s.frames) for s in plan.steps] == [
+        ("thin", "age", 2),  # 10 and 40 days old (11: in an export; 41: an event)
+        ("delete", "age", 1),  # 40 days old
+    ]
+
+    [done] = [p for p in retention.run_all() if p.policy == policy]
+    assert [(s.frames, s.bytes) for s in done.steps] == [(s.frames, s.bytes) for s in plan.steps]
+    assert done.steps[0].bytes == 2 * UPPER_BYTES
+    assert done.steps[1].bytes == FRAME_BYTES - UPPER_BYTES  # its upper layers went first
+    assert layers(frames[1]) == list(range(12))
+    assert layers(frames[10]) == [0, 1, 2]
+    assert Frame.objects.get(pk=frames[10].pk).n_layers == 3
+    assert layers(frames[11]) == list(range(12))  # inside an export
+    assert not Frame.objects.filter(pk=frames[40].pk).exists()
+    assert not DecodedImage.objects.filter(frame_id=frames[40].pk).exists()
+    assert layers(frames[41]) == list(range(12))  # marked as an event
+
+
+def test_a_budget_thins_oldest_days_first_then_deletes_oldest_and_warns():
+    device = provision_device("cam-ret-budget")
+    frames = frames_at(device, [5, 4, 3, 2, 1, 0])
+    # 6 frames: 612 bytes. Thinning the five old ones frees 450, not enough for 150: the
+    # oldest (5 days) then goes as well; today's frame is never touched by a budget.
+    policy = RetentionPolicy.objects.create(device=device, keep_layers=3, budget_bytes=150)
+    [plan] = retention.run_all(dry_run=True)
+    assert plan.used_bytes == 6 * FRAME_BYTES
+    assert [(s.action, s.why, s.frames) for s in plan.steps] == [
+        ("thin", "budget", 5),
+        ("delete", "budget", 1),
+    ]
+    assert plan.budget_use == 1.0
+    assert "near its budget: 100%" in plan.warning
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("retention", stdout=out, stderr=err)
+    assert f"camera cam-ret-budget: 1 cameras, {6 * FRAME_BYTES:,} layer bytes; freed 462" in (
+        out.getvalue()
+    )
+    assert "WARNING: camera cam-ret-budget: near its budget" in err.getvalue()
+    assert not Frame.objects.filter(pk=frames[5].pk).exists()
+    for age in (4, 3, 2, 1):
+        assert layers(frames[age]) == [0, 1, 2]
+    assert layers(frames[0]) == list(range(12))
+    assert retention.budget_use() == [(str(policy), 1.0)]
+
+    policy.budget_bytes = 1000  # far from full: no steps, no warning
+    policy.save()
+    [plan] = retention.run_all()
+    assert plan.steps == [] and plan.warning is None
+
+
+def test_a_camera_follows_its_own_policy_else_its_sites_else_the_default():
+    own = provision_device("cam-ret-own", site="Depot")
+    site = provision_device("cam-ret-site", site="Depot")
+    other = provision_device("cam-ret-other", site="Farm")
+    default = RetentionPolicy.objects.create(site="", keep_days=90)
+    depot = RetentionPolicy.objects.create(site="Depot", keep_days=30)
+    camera = RetentionPolicy.objects.create(device=own, keep_days=7)
+    governed = retention.governed_devices()
+    assert own.pk in governed[camera.pk] and own.pk not in governed[depot.pk]
+    assert site.pk in governed[depot.pk]
+    assert other.pk in governed[default.pk]
+
+
+def test_the_command_sets_policies_and_refuses_bad_ones():
+    provision_device("cam-ret-cmd")
+    out = io.StringIO()
+    call_command(
+        "retention", "--set", "--camera", "cam-ret-cmd", "--full-days", "7", "--keep-days",
+        "365", "--budget", "1.5G", stdout=out,
+    )  # fmt: skip
+    assert "retention policy for camera cam-ret-cmd stored" in out.getvalue()
+    policy = RetentionPolicy.objects.get(device__device_id="cam-ret-cmd")
+    assert (policy.full_days, policy.keep_layers, policy.keep_days) == (7, 3, 365)
+    assert policy.budget_bytes == 1_500_000_000
+    with pytest.raises(CommandError, match="give bytes"):
+        call_command("retention", "--set", "--budget", "lots")
+    with pytest.raises(CommandError, match="no camera"):
+        call_command("retention", "--set", "--camera", "nobody")
+    with pytest.raises(CommandError, match="1 to 12"):
+        call_command("retention", "--set", "--keep-layers", "0")
+    dry = io.StringIO()
+    call_command("retention", "--dry-run", stdout=dry)
+    assert "would free 0" in dry.getvalue()
