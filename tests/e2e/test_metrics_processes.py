@@ -117,3 +117,18 @@ def test_prefork_worker_reports_its_childrens_decodes(service_env, spawn, clean_
     spawn("prefork", args, env).wait_for("ready.", timeout_s=90)
     text = wait_for(port, "strata_decode_seconds_count", 3, timeout_s=120)
     assert value(text, "strata_decode_seconds_sum") > 0
+
+
+def test_controller_process_counts_rounds_and_decisions(service_env, spawn):
+    device = provision_device(f"metrics-ctl-{uuid.uuid4().hex[:6]}")
+    device.is_active = True
+    device.save(update_fields=["is_active"])
+    port = free_port()
+    env = service_env | {"STRATA_METRICS_PORT": str(port), "STRATA_METRICS_ADDR": "127.0.0.1"}
+    spawn("control", [sys.executable, "manage.py", "control", "--interval", "0.5"], env)
+    text = wait_for(port, "strata_control_cycle_seconds_count", 2, timeout_s=60)
+    decided = sum(
+        value(text, f'strata_control_decisions_total{{outcome="{o}"}}') for o in ("changed", "kept")
+    )
+    assert decided >= 1  # the first round decides every active camera
+    assert value(text, 'strata_control_decisions_total{outcome="failed"}') == 0
