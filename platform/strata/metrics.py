@@ -32,6 +32,7 @@ from observability import metrics
 
 log = logging.getLogger(__name__)
 DISK_EVERY_S = 60.0  # archive sizes change slowly; summing them is the costly part
+BUDGET_EVERY_S = 600.0  # budget use sums each policy's layers: the costliest figure
 
 
 def queue_keys() -> dict[str, str]:
@@ -49,7 +50,8 @@ class PlatformCollector(Collector):
     """Gauges of shared state: collected by the web process only, so each has one source."""
 
     def __init__(self) -> None:
-        self._disk: tuple[float, dict, dict, list] | None = None
+        self._disk: tuple[float, dict, dict] | None = None
+        self._budgets: tuple[float, list] | None = None
 
     def collect(self):
         try:
@@ -85,8 +87,11 @@ class PlatformCollector(Collector):
         now = time.monotonic()
         if self._disk is None or now - self._disk[0] > DISK_EVERY_S:
             tables = table_bytes()
-            self._disk = (now, tables, layer_bytes_by_band(tables["layer"]), budget_use())
-        _, tables, bands, budgets = self._disk
+            self._disk = (now, tables, layer_bytes_by_band(tables["layer"]))
+        if self._budgets is None or now - self._budgets[0] > BUDGET_EVERY_S:
+            self._budgets = (now, budget_use())
+        _, tables, bands = self._disk
+        budgets = self._budgets[1]
         by_table = GaugeMetricFamily(
             metrics.ARCHIVE_BYTES, "Archive bytes on disk, by table.", labels=["table"]
         )

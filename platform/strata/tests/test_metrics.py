@@ -8,6 +8,7 @@ import uuid
 import pytest
 import redis
 
+import strata.metrics
 from archive import coordination
 from archive.models import RetentionPolicy
 from fleet.services import provision_device
@@ -25,7 +26,9 @@ def value(text: str, name: str, labels: str = "") -> float:
     return float(match.group(1))
 
 
-def test_metrics_show_devices_queues_and_archive_bytes_by_band(client, settings):
+def test_metrics_show_devices_queues_and_archive_bytes_by_band(client, settings, monkeypatch):
+    monkeypatch.setattr(strata.metrics, "DISK_EVERY_S", -1)  # no figures cached by others
+    monkeypatch.setattr(strata.metrics, "BUDGET_EVERY_S", -1)
     device = provision_device(f"m-{uuid.uuid4().hex[:8]}")
     RetentionPolicy.objects.create(device=device, budget_bytes=1000)
     device.online = True
