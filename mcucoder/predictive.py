@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,6 +225,27 @@ class Reference:
 def reference_seq(packet: bs.Packet) -> int | None:
     """The ``seq`` of the frame a packet predicts from (None: a key frame)."""
     return packet.reference_seq
+
+
+def chain_to_key(
+    packet: bs.Packet, lookup: Callable[[int], bs.Packet | None], limit: int = 100_000
+) -> list[bs.Packet]:
+    """The packets to decode, in order, to show ``packet``: back along ``ref`` to its key
+    frame (``lookup(seq)`` gives an archived packet, None when it is missing), then
+    ``packet`` last. Decode them with a :class:`PredictiveDecoder`. A missing link raises
+    :class:`~mcucoder.bitstream.MissingReference`."""
+    chain = [packet]
+    while (ref := chain[-1].reference_seq) is not None:
+        if len(chain) > limit:
+            raise bs.MissingReference(f"frame {packet.seq}: no key frame within {limit} frames")
+        found = lookup(ref)
+        if found is None:
+            raise bs.MissingReference(
+                f"frame {packet.seq} needs frame {ref} (on its way back to a key frame), "
+                "which is missing"
+            )
+        chain.append(found)
+    return chain[::-1]
 
 
 def decode_symbols(

@@ -308,3 +308,26 @@ def test_version_1_packets_unchanged():
     assert "motion" not in p.header_fields()
     assert np.array_equal(pv.decode_symbols(p, TABLES), f)
     assert np.array_equal(pv.decode_symbols(p, TABLES, channels=3), f[:3])
+
+
+def test_walking_back_to_the_key_frame():
+    """What the archive does for any frame: its chain from the key frame, decoded in order,
+    gives what a decoder that saw the whole stream holds; a missing link is refused."""
+    frames = _frames(7)
+    enc = _encoder(key_interval=4)
+    sent = [
+        bs.parse_packet(enc.encode(f[: 4 + i % 3 * 4], 128, 96, i).packet)
+        for i, f in enumerate(frames)
+    ]
+    archive = {p.seq: p for p in sent}
+    live = _decoded(sent[:4]) + _decoded(sent[4:])  # frame 4 is a key frame
+    for p in sent:
+        chain = pv.chain_to_key(p, archive.get)
+        assert chain[0].frame_type == bs.FRAME_INTRA and chain[-1] is p
+        assert [c.seq for c in chain] == list(range(chain[0].seq, p.seq + 1))
+        dec = pv.PredictiveDecoder(TABLES)
+        got = [dec.decode(c) for c in chain][-1]
+        assert np.array_equal(got, live[p.seq])
+    del archive[1]
+    with pytest.raises(bs.MissingReference, match="needs frame 1"):
+        pv.chain_to_key(sent[3], archive.get)
