@@ -2,7 +2,7 @@
  * docs/bitstream.md ("Predicted frames"), byte for byte as mcucoder/predictive.py codes
  * them. Each chunk's tables are picked as the Python encoder picks them: the fewest ideal
  * bits in float64, with numpy's log2 values (generated) and numpy's summation order, so
- * even a near tie goes the same way. */
+ * even a near tie goes the same way; integer costs first leave the floats to near ties. */
 #include "strata_predict.h"
 
 #include <string.h>
@@ -174,22 +174,79 @@ static double pairwise(const uint16_t *counts, const uint8_t *nz, int m, int t, 
     return res;
 }
 
-/* The residual table of fewest ideal bits for these counts (first among equal ones: table
- * 0 when there are none). nz: scratch for the nonzero symbols. */
+static uint32_t res_cost(int t, int s)
+{
+    return s < strata_p_lo[t] || s > strata_p_hi[t]
+               ? strata_p_cost[STRATA_P_LOG2_ONE]
+               : strata_p_cost[strata_p_lix[strata_p_start[t] + s - strata_p_lo[t]]];
+}
+
+/* The tables that may code these counts in the fewest bits, from integer costs (2^-24
+ * bits, each within half a unit of the float64 log2): one whose cost exceeds the lowest
+ * by more than 2 units per symbol (+2) cannot be, nor tie with, the float64 choice. A bit
+ * per table; so most chunks need no floating point at all. */
+static unsigned candidates(const uint64_t *cost, uint32_t total)
+{
+    uint64_t lowest = cost[0];
+    unsigned t, set = 0;
+#ifdef STRATA_P_FLOAT_ONLY /* tests: every choice in float64 (real chunks rarely need it) */
+    return (1u << STRATA_P_TABLES) - 1u;
+#endif
+    for (t = 1; t < STRATA_P_TABLES; t++) {
+        lowest = cost[t] < lowest ? cost[t] : lowest;
+    }
+    for (t = 0; t < STRATA_P_TABLES; t++) {
+        set |= (cost[t] <= lowest + 2u * (uint64_t)total + 2u) << t;
+    }
+    return set;
+}
+
+static int only(unsigned set)
+{
+    int t = 0;
+    while (!(set & 1u)) {
+        set >>= 1;
+        t++;
+    }
+    return set == 1u ? t : -1;
+}
+
+/* The residual table of fewest ideal bits for these counts, as the Python encoder picks
+ * it: float64, first among equal ones, table 0 when there are none. nz: scratch for the
+ * nonzero symbols. */
 static int pick_residual_table(const uint16_t *counts, uint8_t *nz)
 {
+    uint64_t cost[STRATA_P_TABLES];
+    uint32_t total = 0;
+    unsigned set;
     double best = 0;
-    int t, i, m = 0, used, pick = 0;
+    int t, i, j, m = 0, used, pick = -1;
     for (i = 0; i < STRATA_P_SYMBOLS; i++) {
         if (counts[i]) {
             nz[m++] = (uint8_t)i;
+            total += counts[i];
         }
     }
-    for (t = 0; m && t < STRATA_P_TABLES; t++) {
-        const double bits = -pairwise(counts, nz, m, t, 0, STRATA_P_SYMBOLS, &used);
-        if (t == 0 || bits < best) {
-            best = bits;
-            pick = t;
+    if (m == 0) {
+        return 0;
+    }
+    for (t = 0; t < STRATA_P_TABLES; t++) {
+        cost[t] = 0;
+        for (j = 0; j < m; j++) {
+            cost[t] += (uint64_t)counts[nz[j]] * res_cost(t, nz[j]);
+        }
+    }
+    set = candidates(cost, total);
+    if (only(set) >= 0) {
+        return only(set);
+    }
+    for (t = 0; t < STRATA_P_TABLES; t++) {
+        if (set & (1u << t)) {
+            const double bits = -pairwise(counts, nz, m, t, 0, STRATA_P_SYMBOLS, &used);
+            if (pick < 0 || bits < best) {
+                best = bits;
+                pick = t;
+            }
         }
     }
     return pick;
@@ -197,17 +254,29 @@ static int pick_residual_table(const uint16_t *counts, uint8_t *nz)
 
 static int pick_skip_table(uint32_t skipped, uint32_t coded)
 {
+    uint64_t cost[STRATA_P_TABLES];
+    unsigned set;
     double best = 0;
-    int t, pick = 0;
+    int t, pick = -1;
     for (t = 0; t < STRATA_P_TABLES; t++) {
-        double sum = 0.0;
-        double bits;
-        sum += (double)skipped * strata_p_log2[strata_p_skip_lix[2 * t]];
-        sum += (double)coded * strata_p_log2[strata_p_skip_lix[2 * t + 1]];
-        bits = -sum;
-        if (t == 0 || bits < best) {
-            best = bits;
-            pick = t;
+        cost[t] = (uint64_t)skipped * strata_p_cost[strata_p_skip_lix[2 * t]] +
+                  (uint64_t)coded * strata_p_cost[strata_p_skip_lix[2 * t + 1]];
+    }
+    set = candidates(cost, skipped + coded);
+    if (only(set) >= 0) {
+        return only(set);
+    }
+    for (t = 0; t < STRATA_P_TABLES; t++) {
+        if (set & (1u << t)) {
+            double sum = 0.0;
+            double bits;
+            sum += (double)skipped * strata_p_log2[strata_p_skip_lix[2 * t]];
+            sum += (double)coded * strata_p_log2[strata_p_skip_lix[2 * t + 1]];
+            bits = -sum;
+            if (pick < 0 || bits < best) {
+                best = bits;
+                pick = t;
+            }
         }
     }
     return pick;

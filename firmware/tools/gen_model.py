@@ -11,7 +11,8 @@ padding, strides, and the uint8 pixel -> int8 input lookup of ``mcucoder.int8``.
 ``strata_predict_tables.h``: the predicted frames' residual and skip-flag tables of
 ``mcucoder.predictive`` (only the part of each residual table above frequency 1), and the
 float64 ``log2(f / 4096)`` that numpy computes for every frequency in them, so the camera
-picks each chunk's tables with exactly the Python encoder's arithmetic.
+picks each chunk's tables with exactly the Python encoder's arithmetic (after a quick
+choice in integers that leaves the float64 sums to near ties).
 
 Nothing is hand-copied: a new model release changes these headers at the next build.
 Needs numpy and ai-edge-litert (for its flatbuffer schema), not torch.
@@ -382,6 +383,8 @@ def predict_header() -> str:
             f"static const double strata_p_log2[{len(values)}] = {{",
             *(f"    {float(v).hex()}," for v in logs),
             "};",
+            "/* the same as integers, -log2(f / 4096) * 2^24 rounded: the quick first choice */",
+            _array("uint32_t", "strata_p_cost", [round(-float(v) * (1 << 24)) for v in logs]),
             _array("uint8_t", "strata_p_lo", lo),
             _array("uint8_t", "strata_p_hi", hi),
             _array("uint16_t", "strata_p_start", start),
