@@ -152,3 +152,18 @@ def test_the_command_sets_policies_and_refuses_bad_ones():
     dry = io.StringIO()
     call_command("retention", "--dry-run", stdout=dry)
     assert "would free 0" in dry.getvalue()
+
+
+def test_an_admin_sets_a_site_policy_in_the_admin_and_it_is_audited(client, django_user_model):
+    from audit.models import AuditEntry
+
+    admin_user = django_user_model.objects.create_superuser("ret-admin", password="pw-for-tests-1")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/archive/retentionpolicy/add/",
+        {"site": "Depot", "keep_layers": 3, "full_days": 14, "warn_ratio": 0.8},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    policy = RetentionPolicy.objects.get(site="Depot", device=None)
+    assert (policy.full_days, policy.keep_layers, policy.keep_days) == (14, 3, None)
+    assert AuditEntry.objects.filter(username="ret-admin").exists()
