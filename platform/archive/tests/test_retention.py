@@ -149,9 +149,13 @@ def test_the_command_sets_policies_and_refuses_bad_ones():
         call_command("retention", "--set", "--camera", "nobody")
     with pytest.raises(CommandError, match="1 to 12"):
         call_command("retention", "--set", "--keep-layers", "0")
+    old = store_packet(provision_device("cam-ret-cmd"), parse_packet(fake_packet(seq=9))).frame
+    Frame.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=50))
     dry = io.StringIO()
-    call_command("retention", "--dry-run", stdout=dry)
-    assert "would free 0" in dry.getvalue()
+    call_command("retention", "--dry-run", "--days", "30", stdout=dry)
+    assert "1 cameras, 102 layer bytes; would free 90" in dry.getvalue()  # full for 7 days
+    assert "--days 30 would delete 1 frames older than 30 days" in dry.getvalue()
+    assert Frame.objects.filter(pk=old.pk).exists()
 
 
 def test_an_admin_sets_a_site_policy_in_the_admin_and_it_is_audited(client, django_user_model):

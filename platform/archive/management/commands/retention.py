@@ -8,11 +8,13 @@ partitions), ``--decoded-days M`` decoded images (a cache: any k decodes again) 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from archive.images import prune_decoded
-from archive.models import RetentionPolicy
+from archive.models import Frame, RetentionPolicy
 from archive.partitions import apply_retention, ensure_layer_partitions
 from archive.retention import Plan, run_all
 from fleet.models import Device
@@ -80,6 +82,10 @@ class Command(BaseCommand):
             if plan.warning:
                 self.stderr.write(f"WARNING: {plan.warning}")
         if dry_run:
+            if days is not None:
+                cutoff = timezone.now().date() - timedelta(days=days)
+                old = Frame.objects.filter(received_at__date__lt=cutoff).count()
+                self.stdout.write(f"--days {days} would delete {old} frames older than {days} days")
             return
         if days is not None:
             ensure_layer_partitions()
