@@ -112,9 +112,10 @@ def serve(port: int | str | None = None, addr: str | None = None) -> int | None:
     unset or empty: not at all). Returns the port, or None. Meant for a private network
     (the pod or compose network): it needs no login and says only counts and timings.
 
-    A process that forks workers (Celery's prefork pool) sets ``PROMETHEUS_MULTIPROC_DIR``
-    (an empty directory) in its environment: every child then writes its figures there and
-    this server reports their sum (prometheus_client's multiprocess mode)."""
+    A process that forks workers (Celery's prefork pool) is started with
+    ``STRATA_METRICS_MULTIPROC_DIR`` (see ``observability``): every child writes its figures
+    to the parent's folder and this server reports their sum (prometheus_client's
+    multiprocess mode)."""
     port = port if port is not None else os.environ.get("STRATA_METRICS_PORT", "")
     if port in ("", None):
         return None

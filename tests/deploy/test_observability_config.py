@@ -72,4 +72,4 @@ def test_compose_exposes_each_role_on_the_port_prometheus_scrapes() -> None:
         port = compose[service]["environment"]["STRATA_METRICS_PORT"]
         assert f"{service}:{port}" in targets, service
     assert "web:8000" in targets
-    assert compose["worker"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert compose["worker"]["environment"]["STRATA_METRICS_MULTIPROC_DIR"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -16,7 +18,7 @@ from fleet.services import provision_device
 from protocol import topics
 from tests.e2e.test_ingest_poison import publish
 from tests.support.packets import fake_packet
-from tests.support.processes import free_port
+from tests.support.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -110,13 +112,18 @@ def test_prefork_worker_reports_its_childrens_decodes(service_env, spawn, clean_
     env = service_env | {
         "STRATA_METRICS_PORT": str(port),
         "STRATA_METRICS_ADDR": "127.0.0.1",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "STRATA_METRICS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "counter_1.db").write_bytes(b"a previous run")  # emptied at start
-    spawn("prefork", args, env).wait_for("ready.", timeout_s=90)
+    worker = spawn("prefork", args, env)
+    worker.wait_for("ready.", timeout_s=90)
     text = wait_for(port, "strata_decode_seconds_count", 3, timeout_s=120)
     assert value(text, "strata_decode_seconds_sum") > 0
+    # a health check in the same environment (celery inspect ping) leaves the figures alone
+    ping = [sys.executable, "-m", "celery", "-A", "decoder_worker", "inspect", "ping", "-d",
+            f"metrics-pre-{os.getpid()}@{socket.gethostname()}", "--timeout", "20"]  # fmt: skip
+    assert subprocess.run(ping, env=env, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    assert value(scrape(port), "strata_decode_seconds_count") >= 3
+    assert [p.name for p in (tmp_path / "metrics").iterdir()] == [str(worker.popen.pid)]
 
 
 def test_controller_process_counts_rounds_and_decisions(service_env, spawn):
