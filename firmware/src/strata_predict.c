@@ -75,30 +75,35 @@ static int block_coded(const plane_t *p, int y, int x)
     return (p->coded[b >> 3] >> (b & 7)) & 1;
 }
 
-/* Residual symbol - reference modulo the alphabet, in -(n/2) .. (n-1)/2; 0 in a skipped block. */
-static int residual(const plane_t *p, int y, int x)
+/* Symbol - reference modulo the alphabet, in -(n/2) .. (n-1)/2 (a cell of a coded block). */
+static int wrapped(const plane_t *p, int y, int x)
 {
-    int d;
-    if (!block_coded(p, y, x)) {
-        return 0;
-    }
-    d = (int)p->sym[y * p->w + x] - (int)p->ref[y * p->w + x];
+    int d = (int)p->sym[y * p->w + x] - (int)p->ref[y * p->w + x];
     if (d < 0) {
         d += p->n;
     }
     return d > (p->n - 1) / 2 ? d - p->n : d;
 }
 
+/* |residual| of any cell: 0 outside the grid and in a skipped block. */
 static int magnitude(const plane_t *p, int y, int x)
 {
-    const int r = y < 0 || x < 0 ? 0 : residual(p, y, x);
+    const int r = y < 0 || x < 0 || !block_coded(p, y, x) ? 0 : wrapped(p, y, x);
     return r < 0 ? -r : r;
 }
 
-/* Context 0..3 of a residual from its left and top neighbours (coding method 2's). */
-static int context(const plane_t *p, int y, int x)
+static int magnitude_coded(const plane_t *p, int y, int x)
 {
-    const int a = magnitude(p, y, x - 1) + magnitude(p, y - 1, x);
+    const int r = wrapped(p, y, x);
+    return r < 0 ? -r : r;
+}
+
+/* Context 0..3 of cell (y, x) of the coded block whose first cell is (y0, x0), from its left
+ * and top neighbours (coding method 2's): inside the block they are coded. */
+static int context(const plane_t *p, int y, int x, int y0, int x0)
+{
+    const int a = (x > x0 ? magnitude_coded(p, y, x - 1) : magnitude(p, y, x - 1)) +
+                  (y > y0 ? magnitude_coded(p, y - 1, x) : magnitude(p, y - 1, x));
     return a == 0 ? 0 : a <= MCUCODER_CTX_T1 ? 1 : a <= MCUCODER_CTX_T2 ? 2 : 3;
 }
 
@@ -309,11 +314,16 @@ static int code_predicted(const plane_t *p, uint32_t n_coded, uint32_t n_blocks,
     int tab[N_CTX], st, c, y, xx, by, bx;
     if (n_coded) {
         memset(counts, 0, 2 * COUNTS);
-        for (y = 0; y < p->h; y++) {
-            for (xx = 0; xx < p->w; xx++) {
-                if (block_coded(p, y, xx)) {
-                    counts[context(p, y, xx) * STRATA_P_SYMBOLS + residual(p, y, xx) +
-                           STRATA_P_CENTRE]++;
+        for (by = 0; by < nby; by++) {
+            for (bx = 0; bx < p->nbx; bx++) {
+                const int y0 = by * p->bs, x0 = bx * p->bs;
+                const int y1 = y0 + p->bs < p->h ? y0 + p->bs : p->h;
+                const int x1 = x0 + p->bs < p->w ? x0 + p->bs : p->w;
+                for (y = y0; block_coded(p, y0, x0) && y < y1; y++) {
+                    for (xx = x0; xx < x1; xx++) {
+                        counts[context(p, y, xx, y0, x0) * STRATA_P_SYMBOLS +
+                               wrapped(p, y, xx) + STRATA_P_CENTRE]++;
+                    }
                 }
             }
         }
@@ -332,8 +342,8 @@ static int code_predicted(const plane_t *p, uint32_t n_coded, uint32_t n_blocks,
                 const int is_coded = block_coded(p, y0, x0);
                 for (y = y1 - 1; is_coded && y >= y0; y--) {
                     for (xx = x1 - 1; xx >= x0; xx--) {
-                        const int t = tab[context(p, y, xx)];
-                        const int s = residual(p, y, xx) + STRATA_P_CENTRE;
+                        const int t = tab[context(p, y, xx, y0, x0)];
+                        const int s = wrapped(p, y, xx) + STRATA_P_CENTRE;
                         if (put(&x, &q, limit, res_freq(t, s), res_cum(t, s))) {
                             return -1;
                         }
@@ -492,12 +502,13 @@ strata_status_t strata_code_stream(const strata_frame_t *f, const uint8_t *laten
                     mode = MODE_INTRA;
                 }
             }
-            if (mode == MODE_PREDICTED) {
+            if (mode == MODE_PREDICTED) { /* the coded blocks take the new symbols */
                 int y, x;
                 for (y = 0; y < h8; y++) {
-                    for (x = 0; x < w8; x++) {
+                    for (x = 0; x < w8; x += bs) {
                         if (block_coded(&p, y, x)) {
-                            ref[y * w8 + x] = sym[y * w8 + x];
+                            memcpy(ref + y * w8 + x, sym + y * w8 + x,
+                                   (size_t)(x + bs < w8 ? bs : w8 - x));
                         }
                     }
                 }
