@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Length, TruncDate
@@ -26,6 +27,7 @@ from archive.models import (
     RetentionPolicy,
 )
 from fleet.models import Device
+from mcucoder.bitstream import MOTION_UNKNOWN
 from observability import metrics
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ EXACT_SCAN_BYTES = 64 << 20  # below this the layer table is summed exactly, abo
 
 
 def _band_case() -> str:
-    whens = " ".join(f"when index < {hi} then '{name}'" for name, _, hi in BANDS)
+    whens = " ".join(f"when \"index\" < {hi} then '{name}'" for name, _, hi in BANDS)
     return f"case {whens} else '{BANDS[-1][0]}' end"
 
 
@@ -153,7 +155,9 @@ def governed_devices() -> dict[int, list[int]]:
 
 
 def protected_frames(device_pks: Sequence[int]):
-    """Frames of these cameras inside an event mark or an export: never thinned or deleted."""
+    """Frames of these cameras that are events — inside an event mark, or with the motion
+    share that makes an event frame (``archive.policy.is_event``) — or inside an export:
+    never thinned or deleted."""
     in_event = EventMark.objects.filter(
         device=OuterRef("device"),
         start__lte=OuterRef("received_at"),
@@ -164,7 +168,12 @@ def protected_frames(device_pks: Sequence[int]):
         start__lte=OuterRef("received_at"),
         end__gt=OuterRef("received_at"),
     )
-    return Frame.objects.filter(device__in=device_pks).filter(Exists(in_event) | Exists(in_export))
+    motion = Q(header__motion__gte=settings.STRATA_EVENT_MOTION) & ~Q(
+        header__motion=MOTION_UNKNOWN
+    )  # the query form of archive.policy.is_event
+    return Frame.objects.filter(device__in=device_pks).filter(
+        Exists(in_event) | Exists(in_export) | motion
+    )
 
 
 def _frames(device_pks: Sequence[int], before: datetime):

@@ -4,6 +4,7 @@ exactly what a real run does; a budget warns before it is reached."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from archive import retention
 from archive.models import DecodedImage, EventMark, Export, Frame, Layer, RetentionPolicy
 from archive.services import record_decoded, store_packet
 from fleet.services import provision_device
-from mcucoder.bitstream import parse_packet
+from mcucoder.bitstream import MOTION_UNKNOWN, VERSION_2, parse_packet
 from tests.support.packets import fake_packet
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,24 @@ def test_by_age_frames_keep_their_first_k_then_go_and_events_and_exports_stay():
     assert not Frame.objects.filter(pk=frames[40].pk).exists()
     assert not DecodedImage.objects.filter(frame_id=frames[40].pk).exists()
     assert layers(frames[41]) == list(range(12))  # marked as an event
+
+
+def test_event_frames_by_motion_are_kept(settings):
+    device = provision_device("cam-ret-motion")
+    packet = parse_packet(fake_packet(seq=1))
+    kept = []
+    for seq, motion in enumerate([3, 40, MOTION_UNKNOWN], start=1):
+        v2 = dataclasses.replace(packet, seq=seq, version=VERSION_2, motion=motion)
+        frame = store_packet(device, parse_packet(v2.to_bytes())).frame
+        Frame.objects.filter(pk=frame.pk).update(received_at=timezone.now() - timedelta(days=9))
+        kept.append(frame)
+    RetentionPolicy.objects.create(device=device, keep_days=5)
+    [plan] = retention.run_all()
+    assert plan.steps[0].frames == 2
+    assert list(Frame.objects.filter(device=device).values_list("seq", flat=True)) == [2]
+    settings.STRATA_EVENT_MOTION = 50  # 40 % is no event now
+    retention.run_all()
+    assert not Frame.objects.filter(device=device).exists()
 
 
 def test_a_budget_thins_oldest_days_first_then_deletes_oldest_and_warns():
