@@ -59,6 +59,13 @@ def load_decoder(
     return dec, rev["revision"]
 
 
+def decoder_from_state(state: dict, ema: bool = True) -> Decoder:
+    """The checkpoint's decoder: its weight average when it has one and ``ema``."""
+    dec = Decoder(**state["decoder_config"])
+    dec.load_state_dict(state["ema"] if ema and state.get("ema") else state["decoder"])
+    return dec
+
+
 def release_decoder(checkpoint: Path | str, name: str, revision: str) -> Path:
     """Register a ``train-decoder`` checkpoint as ``name``'s decoder revision.
 
@@ -67,8 +74,6 @@ def release_decoder(checkpoint: Path | str, name: str, revision: str) -> Path:
     and the manifest entry gains ``decoder``. Encoder, tables, model_id and firmware are
     untouched.
     """
-    from .train_decoder import decoder_from_state
-
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     _, entry = model_entry(name)
     if ck.get("base") != name or ck.get("base_model_id") != entry["model_id"]:

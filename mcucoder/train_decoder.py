@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from pytorch_msssim import ms_ssim
 
+from .decoders import decoder_from_state, load_decoder
 from .latent_cache import LatentCrops, load_cache
 from .models import N_CHANNELS, Decoder, grow_decoder, tail_mask
 from .train import distortion, k_distribution
@@ -62,18 +63,10 @@ class DecoderTrainConfig:
 
 def base_decoder(name: str) -> tuple[Decoder, int]:
     """The registered model's decoder (its released revision, if any) and its model_id."""
-    from .decoders import load_decoder
     from .registry import model_entry
 
     _, entry = model_entry(name)
     return load_decoder(entry)[0], int(entry["model_id"])
-
-
-def decoder_from_state(state: dict, ema: bool = True) -> Decoder:
-    """The checkpoint's decoder: its weight average when it has one and ``ema``."""
-    dec = Decoder(**state["decoder_config"])
-    dec.load_state_dict(state["ema"] if ema and state.get("ema") else state["decoder"])
-    return dec
 
 
 @torch.no_grad()
