@@ -14,11 +14,12 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from archive import coordination, events, policy
+from archive import coordination, events, policy, references
 from archive.images import clamp_channels, decoded_image, decoded_pairs, frames_needing_decode
 from archive.jobs import LIVE_QUEUE, waiting
 from archive.models import DecodedImage, DecodeFailure, Frame
 from archive.services import archived_packet, record_decoded
+from mcucoder.bitstream import Packet
 
 log = logging.getLogger(__name__)
 
@@ -80,34 +81,33 @@ def _mark_failed(frame: Frame, channels: int, exc: Exception) -> None:
 
 
 def _decode_pass(codec, requests: Sequence[tuple[Frame, int]]) -> list[DecodedImage]:
-    """One forward pass; if a frame's content fails it, each frame alone, so that only the
-    bad ones fail, and are marked (``DecodeFailure``). Content errors are ``ValueError``s
-    (``PacketError`` is one); anything else (the database, the GPU) propagates, and the
-    task is retried."""
-    packets, good = [], []
-    for frame, channels in requests:
+    """One forward pass over the frames whose symbols decode; a frame whose content fails
+    (a corrupt chunk, a predicted frame whose reference is missing) fails alone and is
+    marked (``DecodeFailure``). Content errors are ``ValueError``s (``PacketError`` is
+    one); anything else (the database, the GPU) propagates, and the task is retried.
+
+    Frames go in camera and ``seq`` order, so that a predicted frame finds the state of
+    the one before it held (``archive.references``)."""
+    good: list[tuple[Frame, Packet]] = []
+    inputs: list[np.ndarray] = []
+    started = time.perf_counter()
+    for frame, channels in sorted(requests, key=lambda r: (r[0].device_id, r[0].seq)):
         try:
-            packets.append(archived_packet(frame, channels))
-            good.append(frame)
+            packet = archived_packet(frame, channels)
         except ValueError as exc:  # layers that make no packet (a gap at layer 0, a header)
             _mark_failed(frame, channels, exc)
-    if not packets:
+            continue
+        try:
+            inputs.append(references.decoder_input(frame, packet, codec))
+            good.append((frame, packet))
+        except ValueError as exc:
+            _mark_failed(frame, packet.n_channels, exc)
+    if not good:
         return []
-    started = time.perf_counter()
-    try:
-        images = codec.decode_batch(packets)
-    except ValueError as exc:
-        if len(packets) == 1:
-            _mark_failed(good[0], packets[0].n_channels, exc)
-            return []
-        return [
-            image
-            for frame, packet in zip(good, packets, strict=True)
-            for image in _decode_pass(codec, [(frame, packet.n_channels)])
-        ]
-    per_frame_ms = (time.perf_counter() - started) * 1000 / len(packets)
+    images = codec.synthesise(inputs, [(p.height, p.width) for _, p in good])
+    per_frame_ms = (time.perf_counter() - started) * 1000 / len(good)
     stored: list[DecodedImage] = []
-    for frame, packet, rgb in zip(good, packets, images, strict=True):
+    for (frame, packet), rgb in zip(good, images, strict=True):
         data, content_type = encode_image(rgb)
         decoded, created = record_decoded(
             frame.pk, packet.n_channels, data, content_type, per_frame_ms

@@ -1,0 +1,147 @@
+"""Predicted frames (issue 18) through the real ingest into the archive, decoded by the
+archive as mcucoder decodes the same stream."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archive import references
+from archive.decoding import codec_for, decode_frames, redecode
+from archive.images import as_rgb
+from archive.models import DecodeFailure, Frame
+from fleet.services import provision_device
+from ingest.services import ingest_frames
+from mcucoder import bitstream as bs
+from mcucoder import registry
+from mcucoder.predictive import PredictiveDecoder, PredictiveEncoder
+
+pytestmark = pytest.mark.django_db
+
+
+def scenes(n: int, width: int = 96, height: int = 72) -> list[np.ndarray]:
+    """A still scene (gradients) with a bright square walking across it."""
+    y, x = np.mgrid[0:height, 0:width]
+    still = np.stack([x * 255 / width, y * 255 / height, np.full_like(x, 90)], axis=-1)
+    out = []
+    for i in range(n):
+        img = still.copy()
+        img[20:40, 8 + 10 * i : 28 + 10 * i] = 240
+        out.append(img.astype(np.uint8))
+    return out
+
+
+def p_stream(n: int, key_interval: int = 50, first_seq: int = 1) -> list[bytes]:
+    """Packets of a camera sending predicted frames (key frame first)."""
+    codec = codec_for(registry.default_model_id())
+    encoder = PredictiveEncoder(codec.tables, codec.model_id, bs.CODING_RANS, key_interval)
+    return [
+        encoder.encode(
+            codec.symbols(img), img.shape[1], img.shape[0], first_seq + i, 1000 * i
+        ).packet
+        for i, img in enumerate(scenes(n))
+    ]
+
+
+def expected(packets: list[bytes], k: int) -> list[np.ndarray]:
+    """mcucoder's own decode of the stream at k, as the archive stores it (WebP)."""
+    from archive.decoding import encode_image
+
+    codec = codec_for(registry.default_model_id())
+    decoder = PredictiveDecoder(codec.tables)
+    out = []
+    for raw in packets:
+        packet = bs.parse_packet(raw)
+        reference = decoder.reference
+        decoder.decode(packet)
+        rgb = codec.decode(packet, k, reference)
+        data, _ = encode_image(rgb)
+        out.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_states(clean_redis):
+    references.forget()
+    yield
+    references.forget()
+
+
+def ingest(device_id: str, packets: list[bytes]) -> list[Frame]:
+    outcome = ingest_frames([(device_id, p) for p in packets])
+    assert not outcome.rejected
+    return list(Frame.objects.filter(device__device_id=device_id).order_by("seq"))
+
+
+def test_ingest_stores_predicted_frames_as_sent():
+    packets = p_stream(4)
+    frames = ingest(provision_device("cam-p-store").device_id, packets)
+    assert [f.frame_type for f in frames] == [bs.FRAME_INTRA] + [bs.FRAME_PREDICTED] * 3
+    for frame, raw in zip(frames, packets, strict=True):
+        sent = bs.parse_packet(raw)
+        assert frame.n_layers == sent.n_channels == 12
+        assert [
+            bytes(d) for d in frame.layers.order_by("index").values_list("data", flat=True)
+        ] == list(sent.chunks)
+        assert frame.header["ref"] == sent.ref
+
+
+@pytest.mark.parametrize("k", [2, 6, 12])
+def test_archive_decodes_a_predicted_stream_as_mcucoder_does(k):
+    packets = p_stream(5)
+    frames = ingest(provision_device(f"cam-p-decode-{k}").device_id, packets)
+    want = expected(packets, k)
+    # newest first, from nothing held: each frame walks back to the key frame
+    for frame, image in reversed(list(zip(frames, want, strict=True))):
+        references.forget()
+        decoded = redecode(frame.pk, k)
+        assert decoded is not None, DecodeFailure.objects.filter(frame=frame).first()
+        assert np.array_equal(as_rgb(decoded), image)
+    assert not np.array_equal(want[0], want[-1])  # the square moved
+
+
+def test_live_decoding_goes_forward_from_the_state_held():
+    packets = p_stream(6)
+    frames = ingest(provision_device("cam-p-live").device_id, packets)
+    want = expected(packets, 12)
+    for frame, image in zip(frames[:3], want[:3], strict=True):
+        (decoded,) = decode_frames([frame.pk])
+        assert np.array_equal(as_rgb(decoded), image)
+    # the key frame and frame 2 go: frame 4 still decodes from frame 3's state, held here
+    Frame.objects.filter(pk__in=[frames[0].pk, frames[1].pk]).delete()
+    (decoded,) = decode_frames([frames[3].pk])
+    assert np.array_equal(as_rgb(decoded), want[3])
+    # a process that holds nothing walks back, and finds the chain broken
+    references.forget()
+    assert decode_frames([frames[4].pk]) == []
+    failure = DecodeFailure.objects.get(frame=frames[4])
+    assert "needs frame 2" in failure.error and "missing" in failure.error
+
+
+def test_a_lost_packet_fails_clearly_until_the_next_key_frame():
+    packets = p_stream(7, key_interval=4)  # key frames at seq 1 and 5
+    device_id = provision_device("cam-p-lost").device_id
+    frames = ingest(device_id, packets[:2] + packets[3:])  # seq 3 lost on the way
+    by_seq = {f.seq: f for f in frames}
+    want = expected(packets, 12)
+    assert redecode(by_seq[2].pk, 12) is not None
+    assert redecode(by_seq[4].pk, 12) is None
+    failure = DecodeFailure.objects.get(frame=by_seq[4])
+    assert failure.error == (
+        "MissingReference: frame 4 needs frame 3 (on its way back to a key frame), which is missing"
+    )
+    for seq in (5, 6, 7):  # the next key frame resumes the stream
+        assert np.array_equal(as_rgb(redecode(by_seq[seq].pk, 12)), want[seq - 1])
+
+
+def test_a_thinned_reference_decodes_at_its_layers_only():
+    packets = p_stream(3)
+    frames = ingest(provision_device("cam-p-thin").device_id, packets)
+    frames[0].layers.filter(index__gte=3).delete()
+    Frame.objects.filter(pk=frames[0].pk).update(n_layers=3)
+    assert np.array_equal(as_rgb(redecode(frames[2].pk, 3)), expected(packets, 3)[2])
+    assert redecode(frames[2].pk, 12) is None
+    assert "predicts channel 3" in DecodeFailure.objects.get(frame=frames[2], channels=12).error
