@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Length, TruncDate
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from archive.models import (
     RetentionPolicy,
 )
 from fleet.models import Device
-from mcucoder.bitstream import MOTION_UNKNOWN
+from mcucoder.bitstream import FRAME_INTRA, FRAME_PREDICTED, MOTION_UNKNOWN
 from observability import metrics
 
 log = logging.getLogger(__name__)
@@ -176,10 +176,50 @@ def protected_frames(device_pks: Sequence[int]):
     )
 
 
+def chains_needed(device_pks: Sequence[int], before: datetime) -> Q | None:
+    """Frames received before ``before`` that a kept predicted frame needs to decode (issue
+    18): for the first frame each camera keeps after ``before`` and for every protected
+    one, if predicted, the frames from its key frame up to it, by ``seq``. They keep every
+    layer (the kept frame may use them all). None: no kept frame needs an older one."""
+    firsts = (
+        Frame.objects.filter(device__in=device_pks, received_at__gte=before)
+        .values("device")
+        .annotate(first=Min("seq"))
+        .values_list("device", "first")
+    )
+    heads = Q(pk__in=protected_frames(device_pks).values("pk"))
+    for device_pk, seq in firsts:
+        heads |= Q(device=device_pk, seq=seq)
+    key = Frame.objects.filter(
+        device=OuterRef("device"), frame_type=FRAME_INTRA, seq__lte=OuterRef("seq")
+    ).order_by("-seq")
+    found = (
+        Frame.objects.filter(device__in=device_pks, frame_type=FRAME_PREDICTED)
+        .filter(heads)
+        .annotate(key=Subquery(key.values("seq")[:1]))
+        .exclude(key=None)
+        .values_list("device", "key", "seq")
+        .order_by("device", "key", "seq")
+    )
+    spans: dict[tuple[int, int], int] = {}  # (camera, key seq) -> the latest seq needing it
+    for device_pk, key_seq, seq in found:
+        spans[(device_pk, key_seq)] = max(seq, spans.get((device_pk, key_seq), seq))
+    if not spans:
+        return None
+    needed = Q()
+    for (device_pk, key_seq), seq in spans.items():
+        needed |= Q(device=device_pk, seq__gte=key_seq, seq__lt=seq)
+    return needed
+
+
 def _frames(device_pks: Sequence[int], before: datetime):
-    return Frame.objects.filter(device__in=device_pks, received_at__lt=before).exclude(
+    """The scope's frames before ``before`` that retention may thin or delete: neither
+    protected nor needed by a kept predicted frame (``chains_needed``)."""
+    frames = Frame.objects.filter(device__in=device_pks, received_at__lt=before).exclude(
         pk__in=protected_frames(device_pks).values("pk")
     )
+    needed = chains_needed(device_pks, before)
+    return frames if needed is None else frames.exclude(needed)
 
 
 def _layers(step: Step, device_pks: Sequence[int]):

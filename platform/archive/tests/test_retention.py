@@ -17,7 +17,15 @@ from archive import retention
 from archive.models import DecodedImage, EventMark, Export, Frame, Layer, RetentionPolicy
 from archive.services import record_decoded, store_packet
 from fleet.services import provision_device
-from mcucoder.bitstream import MOTION_UNKNOWN, VERSION_2, parse_packet
+from mcucoder import registry
+from mcucoder.bitstream import (
+    FRAME_INTRA,
+    FRAME_PREDICTED,
+    MOTION_UNKNOWN,
+    VERSION_2,
+    build_packet,
+    parse_packet,
+)
 from tests.support.packets import fake_packet
 
 pytestmark = pytest.mark.django_db
@@ -190,3 +198,40 @@ def test_an_admin_sets_a_site_policy_in_the_admin_and_it_is_audited(client, djan
     policy = RetentionPolicy.objects.get(site="Depot", device=None)
     assert (policy.full_days, policy.keep_layers, policy.keep_days) == (14, 3, None)
     assert AuditEntry.objects.filter(username="ret-admin").exists()
+
+
+def test_frames_a_kept_predicted_frame_needs_keep_every_layer():
+    """Issue 18: a predicted frame decodes from its chain back to the key frame, so
+    retention never thins or deletes a frame that a kept one needs."""
+    device = provision_device("cam-ret-chain", site="Chain")
+    now = timezone.now()
+    ages = {1: 40, 2: 40, 3: 40, 4: 40, 5: 10, 6: 10, 7: 1, 8: 1}  # seq -> days old
+    for seq, age in ages.items():
+        key = seq in (1, 5)
+        packet = build_packet(
+            model_id=registry.default_model_id(),
+            width=64,
+            height=48,
+            seq=seq,
+            capture_time_ms=1_700_000_000_000 + seq,
+            chunks=[bytes([i + 1]) * (3 + i) for i in range(12)],
+            frame_type=FRAME_INTRA if key else FRAME_PREDICTED,
+            ref=0 if key else 1,
+            version=VERSION_2,
+            block=0 if key else 4,
+            motion=0,
+        )
+        frame = store_packet(device, parse_packet(packet)).frame
+        received = now - timedelta(days=age) + timedelta(minutes=seq)
+        Frame.objects.filter(pk=frame.pk).update(received_at=received)
+    third = Frame.objects.get(device=device, seq=3)
+    EventMark.objects.create(
+        device=device,
+        start=third.received_at - timedelta(seconds=1),
+        end=third.received_at + timedelta(seconds=1),
+    )
+    RetentionPolicy.objects.create(site="Chain", full_days=7, keep_layers=3, keep_days=30)
+    retention.run_all()
+    # 3 is an event (it needs 1 and 2); 7 and 8 are recent (they need 5 and 6): all whole.
+    # Only 4 was thinned, then deleted: nothing kept predicts from it.
+    assert state(device) == [(seq, 12, list(range(12))) for seq in (1, 2, 3, 5, 6, 7, 8)]
