@@ -103,11 +103,14 @@ class Camera:
         ca_certs: str | None = None,
         seq_start: int = 0,
         state_dir: Path | None = None,
+        key_interval: int = 0,
     ) -> None:
         if not topics.valid_device_id(device_id):
             raise topics.TopicError(f"invalid device id {device_id!r}")
         if protocol not in ("5", "3.1.1"):
             raise ValueError("protocol must be '5' or '3.1.1'")
+        if key_interval < 0:
+            raise ValueError(f"key interval must be >= 0 (0: intra only), got {key_interval}")
         self.device_id = device_id
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         self.source = source
@@ -121,6 +124,8 @@ class Camera:
         self.keepalive_s = keepalive_s
         self.session_expiry_s = session_expiry_s
         self.protocol = protocol
+        self.key_interval = key_interval
+        self._stream: PredictedStream | None = None
         self._seq = SequenceCounter(
             state_dir / f"{device_id}.seq" if state_dir else None, seq_start
         )
@@ -298,10 +303,20 @@ class Camera:
         tier = self.settings.tier
         congested = backlog >= max(1, self.max_backlog // 2)
         channels = max(1, tier // 2) if congested else tier
-        packet = self.encoder.encode(frame, channels=channels, seq=seq, capture_time_ms=capture_ms)
+        stream = self._predicted()
+        if stream is None:
+            packet = self.encoder.encode(
+                frame, channels=channels, seq=seq, capture_time_ms=capture_ms
+            )
+        else:
+            packet = stream.encode(frame, channels, seq, capture_ms, tier)
         packet, channels, outcome = self._fit(packet, channels, captured, capture_ms / 1000)
         if outcome != "sent":
+            if stream is not None:
+                stream.dropped()
             return self._drop(outcome)
+        if stream is not None:
+            stream.sent(channels)
         self._policy.sent(capture_ms / 1000, len(packet), channels)
         self._session.publish(topics.Kind.FRAME, packet)
         self.stats.frames_sent += 1
@@ -310,6 +325,14 @@ class Camera:
             self.stats.frames_trimmed += 1
             return "trimmed"
         return "sent"
+
+    def _predicted(self) -> PredictedStream | None:
+        """This camera's predicted-frame state over its encoder (None: intra only)."""
+        if not self.key_interval:
+            return None
+        if self._stream is None or self._stream.codec is not self.encoder:
+            self._stream = PredictedStream(self.encoder, self.key_interval)
+        return self._stream
 
     def _drop(self, reason: str) -> str:
         self.stats.frames_dropped += 1
@@ -350,6 +373,49 @@ class Camera:
             stopped.wait(max(0.0, min(wake, end) - time.monotonic()))
 
 
+class PredictedStream:
+    """One camera's predicted frames (issue 18, ``mcucoder.video.VideoEncoder``) over a
+    codec the fleet may share. The reference must stay what the platform will hold: a frame
+    dropped after encoding is taken back (the next predicts from the last one sent), and
+    channels trimmed on the way are sent intra next time; a tier change sends a key frame."""
+
+    def __init__(self, codec, key_interval: int) -> None:
+        from mcucoder.video import VideoEncoder  # torch: only where frames are encoded
+
+        self.codec = codec
+        self.video = VideoEncoder(codec, key_interval)
+        self._tier: int | None = None
+        self._before = None  # the reference before the frame last encoded
+        self._key = False
+
+    def encode(
+        self, image: np.ndarray, channels: int, seq: int, capture_time_ms: int, tier: int
+    ) -> bytes:
+        if self._tier is not None and tier != self._tier:
+            self.video.request_key_frame()
+        self._tier = tier
+        self._before = self.video.state.reference
+        encoded = self.video.encode(image, channels, seq, capture_time_ms)
+        self._key = encoded.key
+        return encoded.packet
+
+    def dropped(self) -> None:
+        """The frame just encoded was not sent: predict the next one from the last sent."""
+        self.video.state.reference = self._before
+        if self._key or self._before is None:
+            self.video.request_key_frame()
+
+    def sent(self, channels: int) -> None:
+        """``channels`` of the frame just encoded went out: the platform holds no new state
+        for the others, so they are coded intra when next sent."""
+        from mcucoder.predictive import Reference
+
+        ref = self.video.state.reference
+        if ref is not None and channels < len(ref.channels):
+            kept = ref.channels[:channels] + (None,) * (len(ref.channels) - channels)
+            self.video.state.reference = Reference(ref.seq, ref.latent_size, kept)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -373,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir", type=Path, default=default_state_dir(), help="where seq numbers persist"
     )
     parser.add_argument("--no-codec", action="store_true", help="status/telemetry only")
+    parser.add_argument(
+        "--key-interval",
+        type=int,
+        default=0,
+        help="send predicted frames, a key frame every N (0: intra only)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -392,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode,
         protocol=args.mqtt,
         state_dir=args.state_dir,
+        key_interval=args.key_interval,
     )
     camera.start()
     if not camera.wait_online(15):

@@ -52,6 +52,14 @@ class SerializedEncoder:
                 image, channels=channels, seq=seq, capture_time_ms=capture_time_ms
             )
 
+    def symbols(self, image: np.ndarray) -> np.ndarray:
+        """The frame's latent symbols: what a camera sending predicted frames codes."""
+        with self._lock:
+            return self.codec.symbols(image)
+
+    def __getattr__(self, name: str):
+        return getattr(self.codec, name)  # tables, model_id, coding, n_channels
+
 
 def load_codec(model: str | None = None) -> SerializedEncoder:
     """Load the shared codec once (imports torch: seconds, hence lazily). The INT8 encoder
@@ -110,6 +118,7 @@ class Fleet:
         loss: float = 0.0,
         state_dir: Path | None = None,
         credentials: Callable[[str], tuple[str, str]] | None = None,
+        key_interval: int = 0,
     ) -> None:
         if len(set(device_ids)) != len(device_ids):
             raise ValueError("device ids must be unique (they are MQTT client ids)")
@@ -150,6 +159,7 @@ class Fleet:
                 session_expiry_s=session_expiry_s,
                 protocol=mqtt,
                 state_dir=default_state_dir() if state_dir is None else state_dir,
+                key_interval=key_interval,
                 **_credentials(credentials, device_id),
             )
             for i, device_id in enumerate(device_ids)
@@ -355,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         "manage.py provision",
     )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
+    parser.add_argument(
+        "--key-interval",
+        type=int,
+        default=0,
+        help="send predicted frames, a key frame every N (0: intra only)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -380,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency,
             loss=args.loss,
             credentials=load_credentials(args.credentials) if args.credentials else None,
+            key_interval=args.key_interval,
         )
     except (OSError, ValueError, KeyError) as exc:  # a missing or wrong credentials file, a bad URL
         reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
