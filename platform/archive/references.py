@@ -26,9 +26,11 @@ from mcucoder.predictive import MODE_INTRA, Reference, advance, chain_to_key
 
 MAX_CHAIN = 1000  # frames a walk back to a key frame may take (the encoder's default: 50)
 HELD_FRAMES = 512  # decoder states kept per process, least recently used out first
-HELD_PER_CAMERA = 2  # newest states kept per camera: enough to go forward frame by frame
+HELD_PER_CAMERA = 4  # newest states per camera: the live view and an export going forward
 
-_held: OrderedDict[int, tuple[int, Reference]] = OrderedDict()  # frame pk -> (device, state)
+# frame pk -> (camera, layers it had, the state after it); a frame that gained layers since
+# (a later packet with more channels) is walked again
+_held: OrderedDict[int, tuple[int, int, Reference]] = OrderedDict()
 _lock = Lock()
 
 
@@ -39,25 +41,29 @@ class _Held(Exception):
         self.reference = reference
 
 
-def held(frame_id: int) -> Reference | None:
+def held(frame: Frame) -> Reference | None:
+    """The decoder state after ``frame`` if this process holds it for its layers."""
     with _lock:
-        found = _held.get(frame_id)
-        if found is not None:
-            _held.move_to_end(frame_id)
-        return None if found is None else found[1]
+        found = _held.get(frame.pk)
+        if found is None or found[1] != frame.n_layers:
+            return None
+        _held.move_to_end(frame.pk)
+        return found[2]
 
 
-def _remember(frame: Frame, state: Reference) -> None:
+def _remember(frame: Frame, state: Reference) -> Reference:
     """Keep the state after ``frame`` (int16: symbols fit, a quarter of the memory)."""
     small = tuple(None if c is None else c.astype(np.int16) for c in state.channels)
+    state = Reference(state.seq, state.latent_size, small)
     with _lock:
-        _held[frame.pk] = (frame.device_id, Reference(state.seq, state.latent_size, small))
+        _held[frame.pk] = (frame.device_id, frame.n_layers, state)
         _held.move_to_end(frame.pk)
-        mine = [pk for pk, (device, _) in _held.items() if device == frame.device_id]
+        mine = [pk for pk, (device, _, _) in _held.items() if device == frame.device_id]
         for pk in mine[:-HELD_PER_CAMERA]:
             del _held[pk]
         while len(_held) > HELD_FRAMES:
             _held.popitem(last=False)
+    return state
 
 
 def forget() -> None:
@@ -70,7 +76,7 @@ def _sent_channels(frame: Frame) -> int:
     return max(int(frame.header.get("n_channels", 0)), frame.n_layers)
 
 
-def state_after(frame: Frame, packet: bs.Packet, reference: Reference | None, symbols) -> None:
+def state_after(frame: Frame, packet: bs.Packet, reference: Reference | None, symbols) -> Reference:
     """Keep the decoder state after ``frame`` decoded from ``packet`` (its first layers)
     into ``symbols``. Channels the camera sent but the archive lacks (thinned, a gap) have
     no state after it: a later frame predicting them fails clearly instead of using an
@@ -84,7 +90,7 @@ def state_after(frame: Frame, packet: bs.Packet, reference: Reference | None, sy
         for c in missing:
             channels[c] = None
         state = Reference(state.seq, state.latent_size, tuple(channels))
-    _remember(frame, state)
+    return _remember(frame, state)
 
 
 def _decodable(packet: bs.Packet, state: Reference | None) -> int:
@@ -114,7 +120,7 @@ def reference_for(frame: Frame, packet: bs.Packet, codec) -> Reference | None:
         found = Frame.objects.filter(device_id=frame.device_id, seq=seq).first()
         if found is None or found.n_layers == 0:
             return None
-        if (state := held(found.pk)) is not None:
+        if (state := held(found)) is not None:
             raise _Held(state)
         walked.append((found, archived_packet(found)))
         return walked[-1][1]
@@ -126,8 +132,7 @@ def reference_for(frame: Frame, packet: bs.Packet, codec) -> Reference | None:
         state = reached.reference
     for earlier, earlier_packet in reversed(walked):
         symbols = codec.symbols_of(earlier_packet, _decodable(earlier_packet, state), state)
-        state_after(earlier, earlier_packet, state, symbols)
-        state = held(earlier.pk)
+        state = state_after(earlier, earlier_packet, state, symbols)
     return state
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 from django.db import connection, transaction
 
-from archive.models import DecodedImage, Frame, Layer, utc_today
+from archive.models import DecodedImage, DecodeFailure, Frame, Layer, utc_today
 from fleet.models import Device
 from mcucoder.bitstream import Packet
 from observability import metrics
@@ -121,6 +121,12 @@ def store_packets(items: Sequence[tuple[Device, Packet]]) -> BatchResult:
     _insert_layers(layers)
     for n_layers, frame_ids in grown.items():
         Frame.objects.filter(pk__in=frame_ids, n_layers__lt=n_layers).update(n_layers=n_layers)
+    if arrived := {s.frame.device_id for s in stored if s.created}:
+        # a predicted frame decoded before its reference arrived (another ingest process
+        # took it) is tried again when asked: the frame it missed may be this one
+        DecodeFailure.objects.filter(
+            frame__device_id__in=arrived, error__startswith="MissingReference"
+        ).delete()
     return BatchResult(stored, conflicts)
 
 

@@ -145,3 +145,17 @@ def test_a_thinned_reference_decodes_at_its_layers_only():
     assert np.array_equal(as_rgb(redecode(frames[2].pk, 3)), expected(packets, 3)[2])
     assert redecode(frames[2].pk, 12) is None
     assert "predicts channel 3" in DecodeFailure.objects.get(frame=frames[2], channels=12).error
+
+
+def test_a_reference_that_arrives_late_lets_the_frame_decode():
+    """Two ingest processes share a camera's frames: frame 3 may be decoded before
+    frame 2 is archived. It fails, and is tried again once frame 2 is there."""
+    packets = p_stream(3)
+    device_id = provision_device("cam-p-late").device_id
+    ingest(device_id, [packets[0], packets[2]])
+    third = Frame.objects.get(device__device_id=device_id, seq=3)
+    assert redecode(third.pk, 12) is None
+    assert redecode(third.pk, 12) is None  # marked: not tried again meanwhile
+    ingest(device_id, [packets[1]])
+    assert not DecodeFailure.objects.filter(frame=third).exists()
+    assert np.array_equal(as_rgb(redecode(third.pk, 12)), expected(packets, 12)[2])
