@@ -6,8 +6,7 @@
 Starts the demo (``python -m launchers.demo``: embedded broker, SQLite in a temporary folder,
 the three demo cameras) on a free port, waits until every camera shows a live frame and the
 archive has some to page through, signs in as the demo admin and saves each page as a JPEG
-(1280x800, the browser tests' Chromium and helpers), then stops the demo. The demo decodes
-every frame here (``STRATA_DECODE_POLICY=eager``) so that the archive shows pictures. Regenerate the
+(1280x800, the browser tests' Chromium and helpers), then stops the demo. Regenerate the
 pictures with this script after a change to the pages, never by hand.
 """
 
@@ -59,7 +58,6 @@ class Demo:
         env.update(
             STRATA_VAR_DIR=str(var_dir),
             STRATA_DEVICE_STATE=str(var_dir / "devices"),  # frame numbers from 0
-            STRATA_DECODE_POLICY="eager",  # every frame decoded: a full archive to show
             PYTHONUNBUFFERED="1",
         )
         self.proc = subprocess.Popen(
@@ -111,6 +109,21 @@ def shoot(page, out: Path, name: str, *, full_page: bool = False) -> None:
     page.screenshot(path=str(path), type="jpeg", quality=75, full_page=full_page)
     say(f"saved {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
         f"({path.stat().st_size // 1024} KB)")  # fmt: skip
+
+
+def save_export_frame(video: bytes, path: Path) -> None:
+    """The export's last frame, with its burned-in camera and time; says how long it plays."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(video)) as container:
+        frames = list(container.decode(video=0))
+        duration_s = (container.duration or 0) / 1e6
+    frames[-1].to_image().save(path, quality=85)
+    span_s = frames[-1].time - frames[0].time
+    say(f"export: {len(frames)} frames over {span_s:.1f} s of capture, plays {duration_s:.1f} s")
+    say(f"saved {path.name} ({path.stat().st_size // 1024} KB)")
 
 
 def take(base: str, out: Path, warmup_s: float) -> None:
@@ -183,6 +196,10 @@ def take(base: str, out: Path, warmup_s: float) -> None:
             240,
         )
         shoot(page, out, "exports")
+        video = context.request.get(
+            base + page.locator("a[href$='/video']").first.get_attribute("href")
+        ).body()
+        save_export_frame(video, out / "export-frame.jpg")
 
         for path, name in (("/manage/", "admin-people"), ("/manage/audit/", "admin-audit")):
             page.goto(f"{base}{path}")
