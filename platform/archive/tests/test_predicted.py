@@ -159,3 +159,32 @@ def test_a_reference_that_arrives_late_lets_the_frame_decode():
     ingest(device_id, [packets[1]])
     assert not DecodeFailure.objects.filter(frame=third).exists()
     assert np.array_equal(as_rgb(redecode(third.pk, 12)), expected(packets, 12)[2])
+
+
+def test_previews_of_predicted_frames_read_their_decoded_symbols():
+    from archive.decoding import encode_image
+    from archive.previews import preview_image
+    from mcucoder.predictive import encode_intra_channel
+    from mcucoder.preview import PREVIEW_CHANNELS, preview
+
+    packets = p_stream(3)
+    frames = ingest(provision_device("cam-p-preview").device_id, packets)
+    codec = codec_for(registry.default_model_id())
+    decoder = PredictiveDecoder(codec.tables)
+    symbols = [decoder.decode(bs.parse_packet(p)) for p in packets][2]
+    as_key = bs.build_packet(
+        model_id=codec.model_id,
+        width=96,
+        height=72,
+        seq=3,
+        coding=bs.CODING_RANS,
+        chunks=[
+            encode_intra_channel(symbols[c], codec.tables[c], bs.CODING_RANS)
+            for c in range(PREVIEW_CHANNELS)
+        ],
+    )
+    assert preview_image(frames[2]) == encode_image(preview(codec, as_key))
+    frames[1].delete()
+    references.forget()
+    with pytest.raises(bs.MissingReference, match="needs frame 2"):
+        preview_image(frames[2])
