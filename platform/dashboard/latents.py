@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from archive.decoding import codec_for
 from archive.models import Frame
+from archive.references import decoder_input
 from archive.services import archived_packet
 
 COLUMNS = 4
@@ -25,7 +26,7 @@ LABEL = 14
 
 def latent_maps(frame: Frame) -> np.ndarray:
     """(12, H/8, W/8) quantised latents of the frame's received layers, zeros for the rest."""
-    return codec_for(frame.model_id).dequantise(archived_packet(frame))
+    return decoder_input(frame, archived_packet(frame), codec_for(frame.model_id))
 
 
 def render_maps(maps: np.ndarray, received: int) -> bytes:

@@ -188,3 +188,20 @@ def test_previews_of_predicted_frames_read_their_decoded_symbols():
     references.forget()
     with pytest.raises(bs.MissingReference, match="needs frame 2"):
         preview_image(frames[2])
+
+
+def test_latent_maps_of_a_predicted_frame_are_its_decoded_symbols():
+    """The dashboard's latent maps of a P frame: the reference applied, as the decoder sees it."""
+    from dashboard.latents import latent_maps
+
+    packets = p_stream(3)
+    frames = ingest(provision_device("cam-p-latents").device_id, packets)
+    codec = codec_for(registry.default_model_id())
+    decoder = PredictiveDecoder(codec.tables)
+    for raw in packets[:-1]:
+        decoder.decode(bs.parse_packet(raw))
+    last = bs.parse_packet(packets[-1])
+    assert last.frame_type == bs.FRAME_PREDICTED
+    want = codec.dequantise(last, None, decoder.reference)
+    references.forget()
+    assert np.array_equal(latent_maps(frames[-1]), want)
