@@ -65,10 +65,14 @@ def load_codec(model: str | None = None) -> SerializedEncoder:
     """Load the shared codec once (imports torch: seconds, hence lazily). The INT8 encoder
     is the one MCUs run; without its .tflite the float encoder stands in, with a warning."""
     from mcucoder.codec import Codec
+    from mcucoder.models import DOWNSCALE
 
     codec = Codec.load(model)
     if getattr(codec, "int8", None) is None:
         log.warning("codec %s has no INT8 encoder: cameras encode in float", codec.name)
+    # the INT8 runtime sets up its kernels (and says so on stderr) at the first encode: do
+    # it now, while the launcher starts, not in the middle of its quiet output
+    codec.encode(np.zeros((DOWNSCALE, DOWNSCALE, 3), np.uint8))
     return SerializedEncoder(codec)
 
 
