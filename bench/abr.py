@@ -211,10 +211,11 @@ def _run(
         summary = fleet.summary()
         captured = {c.device_id: c.seq for c in fleet.cameras}
         links = {c.device_id: c.local_address for c in fleet.cameras}
-        scene = {c.device_id: scene_sizes(c) for c in fleet.cameras}
         stop.set()
         control.join(10)
         fleet.stop()
+        # after the stop: a camera's source (a video clip) is read by its own thread till then
+        scene = {c.device_id: scene_sizes(c) for c in fleet.cameras}
         time.sleep(2)  # let ingest commit what is in flight
         consumer.stop()
     link = fleet.link
