@@ -443,6 +443,13 @@ def _cmd_firmware_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that ends in ``_cmd_report`` (release, report, release-decoder)."""
+    parser.add_argument("--name", default="mcucoder-s")
+    parser.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
+    parser.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
     from .train_decoder import DecoderTrainConfig
@@ -531,23 +538,17 @@ def build_parser() -> argparse.ArgumentParser:
     fw.set_defaults(fn=_cmd_firmware_tables)
     rel = sub.add_parser("release", help="export + INT8 + evaluate + model card")
     rel.add_argument("checkpoint")
-    rel.add_argument("--name", default="mcucoder-s")
-    rel.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
-    rel.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+    _report_flags(rel)
     rel.set_defaults(fn=_cmd_release)
     rep = sub.add_parser("report", help="re-evaluate a registered model: reports + model card")
-    rep.add_argument("--name", default="mcucoder-s")
-    rep.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
-    rep.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+    _report_flags(rep)
     rep.set_defaults(fn=_cmd_report)
     rd = sub.add_parser(
         "release-decoder", help="a train-decoder checkpoint -> the model's decoder revision"
     )
     rd.add_argument("checkpoint")
-    rd.add_argument("--name", default="mcucoder-s")
     rd.add_argument("--revision", required=True, help="short name, e.g. dec3")
-    rd.add_argument("--sizes", default="224,full,video", help="dev photos 224/full, dev clip")
-    rd.add_argument("--throughput", action="store_true", help="also measure decoder frames/s")
+    _report_flags(rd)
     rd.set_defaults(fn=_cmd_release_decoder)
     v = sub.add_parser("evaluate", help="rate-distortion against JPEG and WebP")
     v.add_argument("--images", required=True, help="folder of images (dev set: see `data`)")

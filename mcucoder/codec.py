@@ -46,6 +46,7 @@ class Codec:
         tables: list[ChannelTable],
         device: str = "cpu",
         int8: object | None = None,
+        decoder_revision: str = "base",
     ) -> None:
         self.name = name
         self.model_id = model_id
@@ -55,7 +56,7 @@ class Codec:
         self.device = torch.device(device)
         self.int8 = int8  # an Int8Encoder, or None for the float encoder
         self.n_channels = N_CHANNELS
-        self.decoder_revision = "base"  # Codec.load sets the manifest's revision
+        self.decoder_revision = decoder_revision  # mcucoder.decoders
         self.coding = (
             bs.CODING_RANS_CTX if all(t.ctx_freq is not None for t in tables) else bs.CODING_RANS
         )
@@ -86,7 +87,7 @@ class Codec:
         state = torch.load(wpath, map_location="cpu", weights_only=True)
         enc = Encoder()
         enc.load_state_dict(state["encoder"])
-        dec, revision = load_decoder(entry, decoder)
+        dec, revision = load_decoder(entry, decoder, state=state)
         tables = tables_from_json(json.loads(tpath.read_text()))
         int8 = None
         tflite = entry.get("tflite")
@@ -99,9 +100,7 @@ class Codec:
             int8 = Int8Encoder(tflite_path, reference_kernels)
         elif encoder not in ("float", "auto"):
             raise ValueError(f"encoder must be 'int8', 'float' or 'auto', not {encoder!r}")
-        codec = cls(name, entry["model_id"], enc, dec, tables, device, int8)
-        codec.decoder_revision = revision
-        return codec
+        return cls(name, entry["model_id"], enc, dec, tables, device, int8, revision)
 
     # -- encoding -------------------------------------------------------------------------
 

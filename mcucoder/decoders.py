@@ -33,19 +33,23 @@ def revision_of(model: str | int | None = None) -> str:
 
 
 def load_decoder(
-    entry: dict, revision: str | None = None, weights_dir: Path = WEIGHTS_DIR
+    entry: dict,
+    revision: str | None = None,
+    weights_dir: Path = WEIGHTS_DIR,
+    state: dict | None = None,
 ) -> tuple[Decoder, str]:
     """The decoder of a manifest entry: its released revision (``None``), or ``base``.
+    ``state``: the model's weight file, if the caller has read it already.
 
     Raises ValueError when the revision file does not match the manifest's CRC (a half
     copied or hand-edited file must not decode an archive).
     """
-    state = torch.load(weights_dir / entry["weights"], map_location="cpu", weights_only=True)
-    dec = Decoder(**json.loads(state["decoder_config"]))
     rev = entry.get("decoder")
     if revision == BASE or rev is None:
-        dec.load_state_dict(state["decoder"])
-        return dec, BASE
+        if state is None:
+            path = weights_dir / entry["weights"]
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        return _stored_decoder(state), BASE
     if revision not in (None, rev["revision"]):
         raise ValueError(
             f"unknown decoder revision {revision!r}; this model has {rev['revision']!r}"
@@ -53,10 +57,14 @@ def load_decoder(
     path = weights_dir / rev["weights"]
     if zlib.crc32(path.read_bytes()) != rev["crc32"]:
         raise ValueError(f"{path.name}: decoder file does not match the manifest's crc32")
-    rstate = torch.load(path, map_location="cpu", weights_only=True)
-    dec = Decoder(**json.loads(rstate["decoder_config"]))
-    dec.load_state_dict(rstate["decoder"])
-    return dec, rev["revision"]
+    return _stored_decoder(torch.load(path, map_location="cpu", weights_only=True)), rev["revision"]
+
+
+def _stored_decoder(state: dict) -> Decoder:
+    """The decoder of a released weight file (its config as JSON, its weights)."""
+    dec = Decoder(**json.loads(state["decoder_config"]))
+    dec.load_state_dict(state["decoder"])
+    return dec
 
 
 def decoder_from_state(state: dict, ema: bool = True) -> Decoder:
