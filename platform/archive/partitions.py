@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from archive.models import Frame, Layer
+from archive.retention import chains_into
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +96,61 @@ def layer_partitions() -> list[tuple[str, date | None]]:
 class RetentionResult:
     partitions_dropped: list[str]
     rows_deleted: int
+    chain_frames: int = 0  # older frames kept: a kept predicted frame decodes from them
+
+
+@dataclass(frozen=True)
+class WholeDays:
+    """What ``--days`` takes: frames received before the start of the ``cutoff`` day, less
+    the ``chain`` that the first kept frame of a camera decodes from (a predicted frame's
+    frames back to its key frame, ``archive.retention.chains_into``)."""
+
+    cutoff: date
+    older: QuerySet[Frame]
+    chain: QuerySet[Frame]
+
+    @property
+    def doomed(self) -> QuerySet[Frame]:
+        return self.older.exclude(pk__in=self.chain.values("pk"))
+
+    @property
+    def kept(self) -> QuerySet[Frame]:
+        return self.older.filter(pk__in=self.chain.values("pk"))
+
+
+def whole_days(keep_days: int, today: date | None = None) -> WholeDays:
+    """The frames ``apply_retention(keep_days)`` deletes and keeps (a dry run counts them)."""
+    if keep_days < 1:
+        raise ValueError("keep_days must be at least 1")
+    cutoff = (today or timezone.now().date()) - timedelta(days=keep_days)
+    start = datetime.combine(cutoff, time.min, tzinfo=timezone.get_current_timezone())
+    needed = chains_into(start)
+    chain = Frame.objects.none() if needed is None else Frame.objects.filter(needed)
+    return WholeDays(cutoff, Frame.objects.filter(received_at__lt=start), chain)
 
 
 @transaction.atomic
 def apply_retention(keep_days: int, today: date | None = None) -> RetentionResult:
     """Delete the archive older than ``keep_days`` days: whole layer partitions first, then
-    the frames (and their decoded images) received before the cutoff."""
-    if keep_days < 1:
-        raise ValueError("keep_days must be at least 1")
-    today = today or timezone.now().date()
-    cutoff = today - timedelta(days=keep_days)
+    the frames (and their decoded images) received before the cutoff. Older frames that a
+    kept predicted frame decodes from (``WholeDays.chain``) stay whole: their layers move to
+    the cutoff's day before the partitions go, so the next run weighs them again."""
+    plan = whole_days(keep_days, today)
     dropped = []
     with connection.cursor() as cursor:
         if partitioned():
             # Deferred foreign-key checks of rows written earlier in this transaction
             # would otherwise forbid dropping their table.
             cursor.execute("set constraints all immediate")
+        Layer.objects.filter(frame__in=plan.chain.values("pk"), received_on__lt=plan.cutoff).update(
+            received_on=plan.cutoff
+        )  # PostgreSQL moves them to that day's partition
         for name, day in layer_partitions():
-            if day is not None and day < cutoff:
+            if day is not None and day < plan.cutoff:
                 cursor.execute(f'drop table "{name}"')
                 dropped.append(name)
-    deleted, _ = Frame.objects.filter(received_at__date__lt=cutoff).delete()
-    log.info("retention %d days: dropped %s, deleted %d rows", keep_days, dropped, deleted)
-    return RetentionResult(dropped, deleted)
+    kept = plan.kept.count()
+    deleted, _ = plan.doomed.delete()
+    log.info("retention %d days: dropped %s, deleted %d rows, kept %d frames of chains",
+             keep_days, dropped, deleted, kept)  # fmt: skip
+    return RetentionResult(dropped, deleted, kept)

@@ -181,15 +181,36 @@ def chains_needed(device_pks: Sequence[int], before: datetime) -> Q | None:
     18): for the first frame each camera keeps after ``before`` and for every protected
     one, if predicted, the frames from its key frame up to it, by ``seq``. They keep every
     layer (the kept frame may use them all). None: no kept frame needs an older one."""
+    heads = Q(pk__in=protected_frames(device_pks).values("pk")) | _first_kept(device_pks, before)
+    return _chains(device_pks, heads)
+
+
+def chains_into(before: datetime) -> Q | None:
+    """Frames of any camera received before ``before`` that the first frame each camera
+    keeps from ``before`` on needs, if it is predicted: what the whole-day path
+    (``archive.partitions.apply_retention``) keeps when everything older goes. None: no
+    kept frame needs an older one."""
+    device_pks = list(Device.objects.values_list("pk", flat=True))
+    return _chains(device_pks, _first_kept(device_pks, before))
+
+
+def _first_kept(device_pks: Sequence[int], before: datetime) -> Q:
+    """Each camera's first frame (by ``seq``) received at or after ``before``."""
     firsts = (
         Frame.objects.filter(device__in=device_pks, received_at__gte=before)
         .values("device")
         .annotate(first=Min("seq"))
         .values_list("device", "first")
     )
-    heads = Q(pk__in=protected_frames(device_pks).values("pk"))
+    heads = Q(pk__in=[])
     for device_pk, seq in firsts:
         heads |= Q(device=device_pk, seq=seq)
+    return heads
+
+
+def _chains(device_pks: Sequence[int], heads: Q) -> Q | None:
+    """The frames that the predicted frames among ``heads`` decode from: from each one's
+    key frame (the latest intra frame at or below its ``seq``) up to it, itself excluded."""
     key = Frame.objects.filter(
         device=OuterRef("device"), frame_type=FRAME_INTRA, seq__lte=OuterRef("seq")
     ).order_by("-seq")

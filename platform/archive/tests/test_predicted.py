@@ -17,33 +17,10 @@ from fleet.services import provision_device
 from ingest.services import ingest_frames
 from mcucoder import bitstream as bs
 from mcucoder import registry
-from mcucoder.predictive import PredictiveDecoder, PredictiveEncoder
+from mcucoder.predictive import PredictiveDecoder
+from tests.support.predicted import p_stream
 
 pytestmark = pytest.mark.django_db
-
-
-def scenes(n: int, width: int = 96, height: int = 72) -> list[np.ndarray]:
-    """A still scene (gradients) with a bright square walking across it."""
-    y, x = np.mgrid[0:height, 0:width]
-    still = np.stack([x * 255 / width, y * 255 / height, np.full_like(x, 90)], axis=-1)
-    out = []
-    for i in range(n):
-        img = still.copy()
-        img[20:40, 8 + 10 * i : 28 + 10 * i] = 240
-        out.append(img.astype(np.uint8))
-    return out
-
-
-def p_stream(n: int, key_interval: int = 50, first_seq: int = 1) -> list[bytes]:
-    """Packets of a camera sending predicted frames (key frame first)."""
-    codec = codec_for(registry.default_model_id())
-    encoder = PredictiveEncoder(codec.tables, codec.model_id, bs.CODING_RANS, key_interval)
-    return [
-        encoder.encode(
-            codec.symbols(img), img.shape[1], img.shape[0], first_seq + i, 1000 * i
-        ).packet
-        for i, img in enumerate(scenes(n))
-    ]
 
 
 def expected(packets: list[bytes], k: int) -> list[np.ndarray]:

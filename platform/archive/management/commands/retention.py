@@ -8,14 +8,12 @@ partitions), ``--decoded-days M`` decoded images (a cache: any k decodes again) 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from archive.images import prune_decoded
-from archive.models import Frame, RetentionPolicy
-from archive.partitions import apply_retention, ensure_layer_partitions
+from archive.models import RetentionPolicy
+from archive.partitions import apply_retention, ensure_layer_partitions, whole_days
 from archive.retention import Plan, run_all
 from fleet.models import Device
 
@@ -28,6 +26,14 @@ def parse_bytes(text: str) -> int:
     if not match:
         raise CommandError(f"--budget {text!r}: give bytes, e.g. 500M, 20G or 1.5T")
     return int(float(match.group(1)) * UNITS[match.group(2)])
+
+
+def chain_note(frames: int, verb: str) -> str:
+    """Why frames older than --days stay: predicted frames kept need them (issue 18)."""
+    return (
+        f"{verb} {frames} older frames whole: kept predicted frames decode from them "
+        "(their chains back to a key frame); they go once a later key frame is kept instead"
+    )
 
 
 def report(plan: Plan, dry_run: bool) -> list[str]:
@@ -83,9 +89,11 @@ class Command(BaseCommand):
                 self.stderr.write(f"WARNING: {plan.warning}")
         if dry_run:
             if days is not None:
-                cutoff = timezone.now().date() - timedelta(days=days)
-                old = Frame.objects.filter(received_at__date__lt=cutoff).count()
+                plan = whole_days(days)
+                old = plan.doomed.count()
                 self.stdout.write(f"--days {days} would delete {old} frames older than {days} days")
+                if kept := plan.kept.count():
+                    self.stdout.write(chain_note(kept, "would keep"))
             return
         if days is not None:
             ensure_layer_partitions()
@@ -94,6 +102,8 @@ class Command(BaseCommand):
                 f"dropped {len(result.partitions_dropped)} layer partitions, "
                 f"deleted {result.rows_deleted} rows older than {days} days"
             )
+            if result.chain_frames:
+                self.stdout.write(chain_note(result.chain_frames, "kept"))
         if decoded_days is not None:
             dropped = prune_decoded(decoded_days)
             self.stdout.write(f"dropped {dropped} decoded images older than {decoded_days} days")
