@@ -172,6 +172,12 @@ class Desired:
 
     The device applies a newer version and echoes it on ``reported``; a field left out of
     a desired message keeps the device's current value (``merged``).
+
+    ``key_request`` asks for a key frame (issue 18): the platform raises it by one, with a
+    new version, after a lost or refused packet or when a live view opens; the device sends
+    its next frame as a key frame whenever the value it applies differs from the one it held.
+    Being part of the retained state, a camera that reconnects still sees the request, and
+    answers it once (a repeated version is ignored).
     """
 
     version: int = 0
@@ -180,6 +186,7 @@ class Desired:
     max_kbps: float | None = None  # bitrate cap over every 2 s window; None: no cap
     mode: str = "periodic"
     deadline_ms: float | None = None  # frames that would arrive later are trimmed or skipped
+    key_request: int = 0  # raised by one per key frame asked for; absent: unchanged
 
     def __post_init__(self) -> None:
         self._check()
@@ -206,6 +213,8 @@ class Desired:
                 "deadline_ms",
                 f"'deadline_ms' must be a number {MIN_DEADLINE_MS}..{MAX_DEADLINE_MS} or null",
             )
+        if not _is_int(self.key_request) or not 0 <= self.key_request <= MAX_COUNTER:
+            raise PayloadError("key_request", "'key_request' must be a non-negative integer")
 
     def merged(self, desired: bytes | str | Mapping[str, Any]) -> Desired:
         """The state after applying a ``desired`` message; ``PayloadError`` when invalid.
@@ -224,7 +233,12 @@ class Desired:
             None if state.max_kbps is None else float(state.max_kbps),
             state.mode,
             None if state.deadline_ms is None else float(state.deadline_ms),
+            state.key_request,
         )
+
+    def asks_key_frame(self, before: Desired) -> bool:
+        """Whether this state, applied over ``before``, asks for a key frame."""
+        return self.key_request != before.key_request
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

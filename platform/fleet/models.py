@@ -91,6 +91,14 @@ class Device(models.Model):
         default=0, help_text="Version of the last desired state published."
     )
     desired_at = models.DateTimeField(null=True, blank=True)
+    key_request = models.PositiveBigIntegerField(
+        default=0, help_text="Key frames asked for so far (the desired state's key_request)."
+    )
+    key_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the key frame still awaited was asked for; empty: none outstanding.",
+    )
     # --- what the device says it applied (its retained ``reported`` message) ---
     reported = models.JSONField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)

@@ -140,6 +140,7 @@ def desired_state(device: Device) -> Desired:
         max_kbps=device.max_kbps,
         mode=device.capture_mode,
         deadline_ms=device.deadline_ms,
+        key_request=device.key_request,
     )
 
 
@@ -170,7 +171,8 @@ def applied(device: Device) -> Applied:
     matches = version == device.desired_version and all(
         reported.get(name) == value
         for name, value in desired_payload(device).items()
-        if name != "version"
+        # firmware older than key requests does not echo key_request: its settings count
+        if name != "version" and (name != "key_request" or name in reported)
     )
     pending = device.desired_version > 0 and not rejected and not matches
     return Applied(
@@ -489,14 +491,16 @@ def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
             Device.objects.filter(pk__in=[d.pk for d, a in devices if a == above]).update(
                 desired_version=Greatest(F("desired_version") + 1, above + 1), desired_at=now
             )
-        fresh = dict(
-            Device.objects.filter(pk__in=[d.pk for d, _ in devices]).values_list(
-                "pk", "desired_version"
-            )
-        )
+        fresh = {
+            pk: (version, key_request)
+            for pk, version, key_request in Device.objects.filter(
+                pk__in=[d.pk for d, _ in devices]
+            ).values_list("pk", "desired_version", "key_request")
+        }
     results = []
     for device, _ in devices:
-        device.desired_version, device.desired_at = fresh[device.pk], now
+        # the key request counter too: an admin's copy loaded earlier must not lower it
+        (device.desired_version, device.key_request), device.desired_at = fresh[device.pk], now
         payload = desired_payload(device)
         try:
             publisher.publish(device.device_id, payload)
@@ -506,6 +510,87 @@ def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
         else:
             results.append(Published(device, payload))
     return results
+
+
+# --- key frames on request (issue 18) -------------------------------------------------------
+
+KEY_REQUEST_TIMEOUT = timedelta(seconds=10)  # an unanswered request is asked again after this
+KEY_REQUEST_FRAMES = 3  # ... or after this many frame periods, if longer (a slow camera)
+
+
+class KeyFrameReason(StrEnum):
+    """Why the platform asks a camera for a key frame."""
+
+    LOST = "lost"  # a predicted frame whose reference never reached the archive
+    REFUSED = "refused"  # ingest refused one of its packets
+    LIVE = "live"  # an operator opened a live view of it
+
+
+def key_request_timeout(device: Device) -> timedelta:
+    """How long a key frame asked for may take before it is asked for again: the link's
+    round trip plus the next capture, which a slow camera (fps < 0.3) makes longer."""
+    if device.fps > 0:
+        return max(KEY_REQUEST_TIMEOUT, timedelta(seconds=KEY_REQUEST_FRAMES / device.fps))
+    return KEY_REQUEST_TIMEOUT
+
+
+def request_key_frame(device: Device, reason: KeyFrameReason) -> bool:
+    """Ask ``device`` for a key frame (``request_key_frames`` for one camera): True when
+    asked now, False when a request is still outstanding or the broker did not take it."""
+    return bool(request_key_frames([device], reason))
+
+
+def request_key_frames(
+    devices: list[Device], reason: KeyFrameReason, at: datetime | None = None
+) -> list[Device]:
+    """Ask each camera for a key frame: ``key_request`` goes up by one in a new desired
+    state (``protocol.payloads.Desired``), published as every desired state is.
+
+    No storm: a camera with a request outstanding (asked, no key frame archived since:
+    ``key_frame_arrived``) is asked again only after ``key_request_timeout``. Returns the
+    cameras whose request was published; one the broker refused is logged and counts as
+    not asked (the next loss or the next viewer asks again).
+    """
+    at = at or timezone.now()
+    asked: list[Device] = []
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().filter(
+            pk__in=[d.pk for d in devices], is_active=True
+        )
+        for current in locked:
+            since = current.key_requested_at
+            if since is not None and at - since < key_request_timeout(current):
+                continue
+            Device.objects.filter(pk=current.pk).update(
+                key_request=F("key_request") + 1, key_requested_at=at
+            )
+            asked.append(current)
+    if not asked:
+        return []
+    try:
+        with publisher.held():
+            published = publish_desired_many([(device, 0) for device in asked])
+    except (ConnectionError, OSError) as exc:  # the broker is away or refused our login
+        log.warning("key frames not asked for: %s", exc)
+        published = [Published(device, {}, exc) for device in asked]
+    done = [p.device for p in published if p.error is None]
+    failed = [p.device.pk for p in published if p.error is not None]
+    if failed:  # not delivered: not outstanding either, so the next occasion asks at once
+        Device.objects.filter(pk__in=failed, key_requested_at=at).update(key_requested_at=None)
+    for device in done:
+        device.key_requested_at = at
+        log.info("%s: key frame asked for (%s)", device.device_id, reason)
+    return done
+
+
+def key_frame_arrived(device_pks: set[int]) -> int:
+    """A key frame of these cameras reached the archive: their requests are answered (or
+    overtaken by the camera's own key frame). Returns how many were outstanding."""
+    if not device_pks:
+        return 0
+    return Device.objects.filter(pk__in=device_pks, key_requested_at__isnull=False).update(
+        key_requested_at=None
+    )
 
 
 def record_reported(device_id: str, reported: dict[str, Any], at: datetime | None = None) -> bool:

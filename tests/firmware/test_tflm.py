@@ -232,6 +232,12 @@ DESIRED = [
     '{"version": 11, "deadline_ms": 100}',
     '{"version": 12, "deadline_ms": 600000.0}',
     '{"version": 13, "deadline_ms": null, "fps": 0, "tier": 1}',
+    '{"version": 14, "key_request": -1}',
+    '{"version": 14, "key_request": 2.0}',
+    '{"version": 14, "key_request": "1"}',
+    '{"version": 14, "key_request": 3}',
+    '{"version": 14, "key_request": 4}',  # QoS 1 duplicate: the request is answered once
+    '{"version": 15, "tier": 2}',  # a later state without the field keeps it
 ]
 
 
@@ -250,15 +256,17 @@ def test_zephyr_link_desired_rules_match_the_simulator(link_cli):
         else:
             assert "error" not in rep
         if code == 1:  # the settings, in Camera._applied()'s order, as json.dumps writes them
-            assert list(rep.items())[:6] == list(err.items()), raw
+            assert list(rep.items())[: len(err)] == list(err.items()), raw
             assert report.startswith(json.dumps(err)[:-1] + ", "), raw
     assert "'deadline_ms' must be a number 100..600000 or null" in lines[16]
     after_9 = json.loads(lines[20].split(" ", 1)[1])
     assert after_9["deadline_ms"] == 1000.0 and '"deadline_ms": 1000.0,' in lines[20]
     final = json.loads(lines[len(DESIRED) - 1].split(" ", 1)[1])
+    assert "'key_request' must be a non-negative integer" in lines[len(DESIRED) - 4]
+    assert lines[len(DESIRED) - 2].startswith("0 ")  # the repeated version: ignored
     assert final == {
-        "version": 13, "tier": 1, "fps": 0.0, "max_kbps": None, "mode": "motion",
-        "deadline_ms": None, "device": "cam-007", "ts": 1764086420456,
+        "version": 15, "tier": 2, "fps": 0.0, "max_kbps": None, "mode": "motion",
+        "deadline_ms": None, "key_request": 3, "device": "cam-007", "ts": 1764086420456,
     }  # fmt: skip
 
 

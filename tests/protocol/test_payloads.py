@@ -41,6 +41,10 @@ def test_the_tier_range_is_the_codecs_channel_count() -> None:
         ({"version": 2, "mode": "burst"}, "mode"),
         ({"version": 2, "deadline_ms": 99}, "deadline_ms"),
         ({"version": 2, "deadline_ms": "1000"}, "deadline_ms"),
+        ({"version": 2, "key_request": -1}, "key_request"),
+        ({"version": 2, "key_request": 1.0}, "key_request"),
+        ({"version": 2, "key_request": True}, "key_request"),
+        ({"version": 2, "key_request": "3"}, "key_request"),
     ],
 )
 def test_desired_refuses_each_bad_field_by_name(message: dict, field: str) -> None:
@@ -56,8 +60,19 @@ def test_desired_merge_keeps_absent_fields_and_normalises_numbers() -> None:
     assert after == Desired(2, 6, 2.0, 48.0, "periodic", 1000.0)
     assert json.loads(after.to_json()) == {
         "version": 2, "tier": 6, "fps": 2.0, "max_kbps": 48.0, "mode": "periodic",
-        "deadline_ms": 1000.0,
+        "deadline_ms": 1000.0, "key_request": 0,
     }  # fmt: skip
+
+
+def test_a_key_request_is_answered_once_and_older_payloads_keep_it() -> None:
+    base = Desired().merged({"version": 1, "tier": 6})
+    asked = base.merged({"version": 2, "key_request": 1})
+    assert asked.asks_key_frame(base) and asked.tier == 6
+    # a later state without the field (an older platform) keeps the counter: no new request
+    later = asked.merged({"version": 3, "tier": 4})
+    assert later.key_request == 1 and not later.asks_key_frame(asked)
+    # a device that restarted (counter 0) and gets the retained request sends a key frame
+    assert Desired().merged({"version": 3, "key_request": 1}).asks_key_frame(Desired())
 
 
 @pytest.mark.parametrize(

@@ -11,17 +11,19 @@ void strata_settings_default(strata_settings_t *s)
     s->max_kbps = 0.0;
     s->motion = 0;
     s->deadline_ms = 0.0;
+    s->key_request = 0;
 }
+
 
 strata_desired_result_t strata_desired_apply(strata_settings_t *cur, const char *json,
                                              size_t len, const char **error)
 {
-    static const char *const keys[] = {"version", "tier", "fps", "max_kbps", "mode",
-                                       "deadline_ms"};
-    strata_json_value_t v[6];
+    static const char *const keys[] = {"version", "tier",        "fps",        "max_kbps",
+                                       "mode",    "deadline_ms", "key_request"};
+    strata_json_value_t v[7];
     strata_settings_t next = *cur;
     *error = NULL;
-    if (strata_json_read_object(json, len, keys, v, 6) != 0) {
+    if (strata_json_read_object(json, len, keys, v, 7) != 0) {
         *error = "desired state must be a JSON object";
         return STRATA_DESIRED_INVALID;
     }
@@ -79,6 +81,13 @@ strata_desired_result_t strata_desired_apply(strata_settings_t *cur, const char 
         }
         next.deadline_ms = v[5].num;
     }
+    if (v[6].kind != STRATA_JSON_MISSING) {
+        if (v[6].kind != STRATA_JSON_INT || v[6].num < 0 || v[6].num > 9007199254740991.0) {
+            *error = "'key_request' must be a non-negative integer";
+            return STRATA_DESIRED_INVALID;
+        }
+        next.key_request = (int64_t)v[6].num;
+    }
     if (next.version < cur->version) return STRATA_DESIRED_IGNORED; /* stale */
     *cur = next;
     return STRATA_DESIRED_APPLIED;
@@ -99,6 +108,7 @@ void strata_settings_json(strata_json_writer_t *w, const strata_settings_t *s)
         strata_json_put_float(w, s->deadline_ms);
     else
         strata_json_put(w, "null");
+    strata_json_put(w, ", \"key_request\": %lld", (long long)s->key_request);
 }
 
 int strata_reported(char *out, size_t cap, const char *device_id, uint64_t ts_ms,

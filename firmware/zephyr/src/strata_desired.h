@@ -27,6 +27,7 @@ typedef struct {
     double max_kbps; /* > 0, or 0 = null (no cap) */
     int motion;      /* 0 = "periodic", 1 = "motion" */
     double deadline_ms; /* 100..600000, or 0 = null (no deadline: store and forward) */
+    int64_t key_request; /* raised by the platform per key frame it asks for (issue 18) */
 } strata_settings_t;
 
 typedef enum {
@@ -35,11 +36,15 @@ typedef enum {
     STRATA_DESIRED_INVALID = -1  /* not applied: publish the report with `error` */
 } strata_desired_result_t;
 
-/* Defaults of a fresh device (version 0, tier 12, 1 fps, no cap, periodic, no deadline). */
+/* Defaults of a fresh device (version 0, tier 12, 1 fps, no cap, periodic, no deadline,
+ * key_request 0). */
 void strata_settings_default(strata_settings_t *s);
 
 /* Apply one desired payload (a flat JSON object) with devices/camera.py's rules. On
- * STRATA_DESIRED_INVALID, *error is the reason (a static string, as docs/mqtt.md). */
+ * STRATA_DESIRED_INVALID, *error is the reason (a static string, as docs/mqtt.md).
+ * key_request is kept and echoed; main.c sends intra frames only, each a key frame, so it
+ * needs no other answer (a loop streaming predicted frames sends its next frame as a key
+ * frame when the applied key_request differs from the one before: Desired.asks_key_frame). */
 strata_desired_result_t strata_desired_apply(strata_settings_t *cur, const char *json,
                                              size_t len, const char **error);
 
@@ -49,7 +54,7 @@ int strata_reported(char *out, size_t cap, const char *device_id, uint64_t ts_ms
                     const strata_settings_t *s, const char *error, const char *rejected,
                     size_t rejected_len);
 
-/* The six settings fields ("version": ..., "deadline_ms": ...), in Camera._applied()'s
+/* The seven settings fields ("version": ..., "key_request": ...), in Camera._applied()'s
  * order, as every payload that carries them writes them (reported, status, telemetry). */
 void strata_settings_json(strata_json_writer_t *w, const strata_settings_t *s);
 

@@ -92,6 +92,7 @@ def test_update_controls_audits_and_publishes_retained_versions(device):
         "max_kbps": 40,
         "mode": "periodic",
         "deadline_ms": 800,
+        "key_request": 0,
     }
     second = update_controls(device, admin, max_kbps=None, tier_override=None, max_tier=9)
     assert second["version"] == 2 and second["tier"] == 9 and second["max_kbps"] is None
@@ -135,7 +136,9 @@ def test_reported_state_is_kept_newest_first(device):
 
 def test_desired_payload_matches_the_device_contract(device):
     payload = desired_payload(device)
-    assert set(payload) == {"version", "tier", "fps", "max_kbps", "mode", "deadline_ms"}
+    assert set(payload) == {
+        "version", "tier", "fps", "max_kbps", "mode", "deadline_ms", "key_request"
+    }  # fmt: skip
     modes = {value for value, _ in Device._meta.get_field("capture_mode").choices}
     assert modes == set(CAPTURE_MODES)
     assert Settings().merged(payload).mode == "periodic"
