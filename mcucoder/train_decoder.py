@@ -32,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim
 
 from .decoders import decoder_from_state, load_decoder
 from .latent_cache import LatentCrops, load_cache
 from .models import N_CHANNELS, Decoder, grow_decoder, tail_mask
-from .train import distortion, k_distribution
+from .train import distortion, evaluate_per_k, k_distribution
 
 
 @dataclass
@@ -67,31 +66,6 @@ def base_decoder(name: str) -> tuple[Decoder, int]:
 
     _, entry = model_entry(name)
     return load_decoder(entry)[0], int(entry["model_id"])
-
-
-@torch.no_grad()
-def evaluate_per_k(
-    decoder: Decoder, images: np.ndarray, symbols: np.ndarray, ks=range(1, N_CHANNELS + 1)
-) -> dict:
-    """Mean PSNR and MS-SSIM per k of uint8 reconstructions, as ``Codec.decode`` makes them
-    and ``mcucoder.evaluate`` scores them (RGB, data range 255)."""
-    was = decoder.training
-    decoder.eval()
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    win = 11 if min(images.shape[1:3]) > 160 else 7
-    out = {}
-    for k in ks:
-        psnrs, mss = [], []
-        for i in range(len(images)):
-            y = torch.from_numpy(symbols[i : i + 1].astype(np.float32))
-            y[:, k:] = 0
-            r = (decoder(y).clamp(0, 1) * 255).round()
-            mse = ((r.double() - x[i : i + 1].double()) ** 2).mean().item()
-            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
-            mss.append(float(ms_ssim(r, x[i : i + 1], data_range=255.0, win_size=win)))
-        out[k] = {"psnr": round(float(np.mean(psnrs)), 3), "ms_ssim": round(float(np.mean(mss)), 5)}
-    decoder.train(was)
-    return out
 
 
 def train_decoder(cfg: DecoderTrainConfig, resume: bool = False) -> None:
