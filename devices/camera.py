@@ -254,6 +254,8 @@ class Camera:
             return
         if applied.settings.fps != self.settings.fps:
             self._next_frame = time.monotonic()
+        if applied.settings.asks_key_frame(self.settings) and self._stream is not None:
+            self._stream.request_key_frame()  # the platform lost a frame, or a viewer came
         self.settings = applied.settings
         self._session.publish(topics.Kind.REPORTED, applied.report.to_json(), retain=True)
 
@@ -377,7 +379,8 @@ class PredictedStream:
     """One camera's predicted frames (issue 18, ``mcucoder.video.VideoEncoder``) over a
     codec the fleet may share. The reference must stay what the platform will hold: a frame
     dropped after encoding is taken back (the next predicts from the last one sent), and
-    channels trimmed on the way are sent intra next time; a tier change sends a key frame."""
+    channels trimmed on the way are sent intra next time; a tier change, and the platform's
+    request (``request_key_frame``, from the network thread), send a key frame."""
 
     def __init__(self, codec, key_interval: int) -> None:
         from mcucoder.video import VideoEncoder  # torch: only where frames are encoded
@@ -387,15 +390,21 @@ class PredictedStream:
         self._tier: int | None = None
         self._before = None  # the reference before the frame last encoded
         self._key = False
+        self._asked = False  # the platform asked for a key frame: the next frame is one
+
+    def request_key_frame(self) -> None:
+        """The next frame encoded is a key frame. Safe from another thread: a request that
+        arrives while a frame is being encoded goes to the frame after it."""
+        self._asked = True
 
     def encode(
         self, image: np.ndarray, channels: int, seq: int, capture_time_ms: int, tier: int
     ) -> bytes:
-        if self._tier is not None and tier != self._tier:
-            self.video.request_key_frame()
+        key = (self._tier is not None and tier != self._tier) or self._asked
+        self._asked = False
         self._tier = tier
         self._before = self.video.state.reference
-        encoded = self.video.encode(image, channels, seq, capture_time_ms)
+        encoded = self.video.encode(image, channels, seq, capture_time_ms, key=key)
         self._key = encoded.key
         return encoded.packet
 

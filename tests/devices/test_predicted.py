@@ -5,6 +5,7 @@ decoder follows even when frames are dropped or trimmed on the way."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -71,3 +72,39 @@ def test_a_dropped_frame_is_taken_back_and_trimmed_channels_go_intra(codec) -> N
     assert last.frame_type == bs.FRAME_PREDICTED and last.reference_seq == 12
     assert all(chunk[0] == MODE_INTRA for chunk in last.chunks[4:])  # no state for them
     decode_all(codec.codec, [first, trimmed, last])
+
+
+def test_a_key_request_from_the_platform_is_answered_once(
+    broker_url: str, device_id: str, observer: Observer, codec
+) -> None:
+    camera = Camera(device_id, broker_url, encoder=codec, key_interval=50, session_expiry_s=60)
+    camera.start()
+    images = frames(6)
+    try:
+        assert camera.wait_online(10)
+        for image in images[:2]:
+            camera.send_frame(image)
+        observer.publish_json(device_id, topics.Kind.DESIRED, {"version": 1, "key_request": 1})
+        observer.wait_for(device_id, topics.Kind.REPORTED, lambda p: p.get("key_request") == 1)
+        camera.send_frame(images[2])  # the answer
+        camera.send_frame(images[3])
+        # a link that drops and comes back: the retained request is delivered again and
+        # ignored (its version is applied), so it costs no second key frame
+        camera._session.client.socket().close()
+        deadline = time.monotonic() + 10
+        while camera.stats.connects < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert camera.wait_online(10) and camera.stats.connects >= 2
+        observer.publish_json(device_id, topics.Kind.DESIRED, {"version": 2, "tier": 12})
+        observer.wait_for(device_id, topics.Kind.REPORTED, lambda p: p.get("version") == 2)
+        for image in images[4:]:
+            camera.send_frame(image)
+    finally:
+        camera.stop()
+    received = observer.wait_count(device_id, topics.Kind.FRAME, 6)
+    # QoS 1: frames in flight when the link dropped may come twice
+    sent = list({p.seq: p for p in (bs.parse_packet(m.payload) for m in received)}.values())
+    assert [p.seq for p in sent] == list(range(6))
+    assert [p.frame_type for p in sent] == [0, 1, 0, 1, 1, 1]
+    assert camera.settings.key_request == 1
+    decode_all(codec.codec, sent)
