@@ -10,6 +10,8 @@ from django.db.models import (
     Case,
     Count,
     Exists,
+    Func,
+    IntegerField,
     Max,
     Min,
     OuterRef,
@@ -18,7 +20,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Length, TruncDate, TruncHour, TruncMinute
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Length, NullIf, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
 from access.models import Assignment
@@ -29,7 +32,7 @@ from control.policies import plain_words
 from control.services import effective_policy, switch_rates
 from fleet.models import ConnectionChange, Device
 from fleet.services import Applied, Health, applied, effective_tier, health
-from mcucoder.bitstream import CRC_SIZE, HEADER_SIZE
+from mcucoder.bitstream import CRC_SIZE, HEADER_SIZE, MOTION_UNKNOWN
 from protocol.payloads import CAP_WINDOW_S
 
 
@@ -178,6 +181,26 @@ class Bucket:
     frames: int
     share: float  # of the busiest bucket, for the density bar
     offline: float = 0.0  # share of the bucket the camera was offline (its status said so)
+    motion: int | None = None  # the most blocks changed in one frame, %; None: no figure
+
+    def is_event(self, threshold: int) -> bool:
+        return self.motion is not None and self.motion >= threshold
+
+
+def motion_share() -> Func:
+    """A frame's motion share (the packet's percentage of blocks that changed, issue 18)
+    as an integer expression; NULL where the packet carries none: a key frame with no
+    reference to compare with, or a version 1 packet (intra-only cameras)."""
+    return NullIf(Cast(KeyTextTransform("motion", "header"), IntegerField()), Value(MOTION_UNKNOWN))
+
+
+def has_motion_data(buckets: list[Bucket]) -> bool | None:
+    """Whether any frame of these buckets carries a motion figure: without one the page
+    says "no motion data" instead of drawing zeros that pretend to be data. None: there is
+    no frame to say it of."""
+    if not any(b.frames for b in buckets):
+        return None
+    return any(b.motion is not None for b in buckets)
 
 
 def offline_spans(
@@ -210,9 +233,14 @@ def _offline_share(
     return overlap / length
 
 
-def _buckets(rows: dict[datetime, int], starts: list[datetime]) -> list[Bucket]:
-    busiest = max(rows.values(), default=0) or 1
-    return [Bucket(s, rows.get(s, 0), rows.get(s, 0) / busiest) for s in starts]
+def _buckets(rows: dict[datetime, dict], starts: list[datetime]) -> list[Bucket]:
+    """Buckets at ``starts`` from the rows of a grouped query (``n`` frames, ``motion``)."""
+    busiest = max((r["n"] for r in rows.values()), default=0) or 1
+    empty = {"n": 0, "motion": None}
+    return [
+        Bucket(s, row["n"], row["n"] / busiest, motion=row["motion"])
+        for s, row in ((s, rows.get(s, empty)) for s in starts)
+    ]
 
 
 def archive_days(device: Device, limit: int = 31) -> list[tuple[date, int]]:
@@ -236,10 +264,10 @@ def day_hours(device: Device, day: date) -> list[Bucket]:
         )
         .annotate(hour=TruncHour("received_at"))
         .values("hour")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), motion=Max(motion_share()))
     )
     buckets = _buckets(
-        {r["hour"]: r["n"] for r in rows}, [start + timedelta(hours=h) for h in range(24)]
+        {r["hour"]: r for r in rows}, [start + timedelta(hours=h) for h in range(24)]
     )
     spans = offline_spans(device, start, start + timedelta(days=1))
     hour = timedelta(hours=1)
@@ -256,14 +284,36 @@ def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
             received_at__gte=hour_start,
             received_at__lt=hour_start + timedelta(hours=1),
         )
-        .annotate(is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))))
+        .annotate(
+            is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))),
+            motion=motion_share(),
+        )
+        .order_by("-received_at", "-seq")
+    )
+
+
+def motion_frames(device: Device, day: date, threshold: int) -> QuerySet[Frame]:
+    """Event search: the frames of one day in which at least ``threshold`` % of the blocks
+    changed, newest first, marked as ``hour_frames`` marks them. Frames without a motion
+    figure never match. The caller pages it."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    return (
+        Frame.objects.filter(
+            device=device, received_at__gte=start, received_at__lt=start + timedelta(days=1)
+        )
+        .annotate(
+            is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))),
+            motion=motion_share(),
+        )
+        .filter(motion__gte=threshold)
         .order_by("-received_at", "-seq")
     )
 
 
 def hour_minutes(device: Device, hour_start: datetime) -> list[Bucket]:
-    """60 minute buckets of an hour's frames: the density strip above the frame list,
-    counted in the database (the page shows only some of the hour's frames)."""
+    """60 minute buckets of an hour's frames, with the most motion of a frame in each: the
+    density and activity strips above the frame list, from one grouped query (the page
+    shows only some of the hour's frames)."""
     rows = (
         Frame.objects.filter(
             device=device,
@@ -272,10 +322,21 @@ def hour_minutes(device: Device, hour_start: datetime) -> list[Bucket]:
         )
         .annotate(minute=TruncMinute("received_at"))
         .values("minute")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), motion=Max(motion_share()))
     )
-    counts = {r["minute"]: r["n"] for r in rows}
+    counts = {r["minute"]: r for r in rows}
     return _buckets(counts, [hour_start + timedelta(minutes=m) for m in range(60)])
+
+
+def minute_pages(minutes: list[Bucket], per_page: int) -> list[int]:
+    """For each minute bucket of an hour, the page of the hour's frame list (newest
+    first, ``per_page`` a page) that shows its newest frame: where a click on a busy
+    minute jumps. From the buckets' counts, without another query."""
+    pages, newer = [], sum(b.frames for b in minutes)
+    for bucket in minutes:
+        newer -= bucket.frames
+        pages.append(newer // per_page + 1)
+    return pages
 
 
 def neighbours(frame: Frame) -> tuple[Frame | None, Frame | None]:

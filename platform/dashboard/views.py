@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from functools import wraps
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -140,6 +141,7 @@ def archive_day(raw: str) -> date:
 CHANNEL_COUNT = whole_number(1, MAX_TIER)
 HOUR = whole_number(0, 23)
 PAGE_NUMBER = whole_number(1, 999_999_999)  # ?page= of a paged list
+MOTION_SHARE = whole_number(1, 100)  # ?motion=: % of blocks changed (event search)
 ARCHIVE_PAGE = 60  # thumbnails a page of the archive shows: a minute at 1 frame/s
 RECENT_FRAMES = 24  # rows of a camera page's recent frames (live ones push the oldest out)
 
@@ -244,7 +246,9 @@ def device_state(request: HttpRequest, device_id: str) -> JsonResponse:
 @require_GET
 @refuses_bad_parameters
 def archive(request: HttpRequest, device_id: str) -> HttpResponse:
-    """The camera's timeline: days with frames, the hours of one day, the frames of one hour."""
+    """The camera's timeline: days with frames, the hours of one day and the frames of one
+    hour, with the motion in each hour and minute; ``?motion=N`` lists the day's frames with
+    at least N % of blocks changed instead (event search)."""
     device = visible_device(request, device_id)
     days = queries.archive_days(device)
     day = query_param(request, "day", archive_day, days[0][0] if days else timezone.localdate())
@@ -255,24 +259,36 @@ def archive(request: HttpRequest, device_id: str) -> HttpResponse:
     else:  # the latest hour with frames
         hour = next((b for b in reversed(hours) if b.frames), hours[-1])
     hour_end = hour.start + timedelta(hours=1)
-    paginator = Paginator(queries.hour_frames(device, hour.start), ARCHIVE_PAGE)
+    motion = query_param(request, "motion", MOTION_SHARE, None)
+    if motion is None:
+        frames = queries.hour_frames(device, hour.start)
+    else:
+        frames = queries.motion_frames(device, day, motion)
+    paginator = Paginator(frames, ARCHIVE_PAGE)
     page = paginator.get_page(query_param(request, "page", PAGE_NUMBER, 1))
     query = request.GET.copy()
     query.pop("page", None)
     query["day"], query["hour"] = day.isoformat(), str(timezone.localtime(hour.start).hour)
+    minutes = queries.hour_minutes(device, hour.start)
+    threshold = motion or settings.STRATA_EVENT_MOTION
     context = {
         "device": device,
         "days": days,
         "day": day,
         "hours": hours,
         "hour": hour,
-        "minutes": queries.hour_minutes(device, hour.start),
+        "minutes": minutes,
+        "minute_links": zip(minutes, queries.minute_pages(minutes, ARCHIVE_PAGE), strict=True),
+        "day_motion": queries.has_motion_data(hours),
+        "hour_motion": queries.has_motion_data(minutes),
+        "motion": motion,
+        "threshold": threshold,
         "hour_end": hour_end,
         "ks": range(1, MAX_TIER + 1),
         "page": page,
         "query": query.urlencode(),
         # new frames join the top of the first page of the hour that is still going on
-        "live": page.number == 1 and hour.start <= timezone.now() < hour_end,
+        "live": motion is None and page.number == 1 and hour.start <= timezone.now() < hour_end,
     }
     return render(request, "dashboard/archive.html", context)
 

@@ -16,7 +16,7 @@ PAGES = [
     ("/", ("site", "health", "q")),
     ("/devices/{device}/", ()),
     ("/devices/{device}/state", ()),
-    ("/devices/{device}/archive/", ("day", "hour", "page")),
+    ("/devices/{device}/archive/", ("day", "hour", "page", "motion")),
     ("/frames/{frame}/", ("k", "compare_k")),
     ("/frames/{frame}/decode", ("k",)),
     ("/frames/{frame}/image", ("k", "format")),
