@@ -4,7 +4,11 @@ dashboard server, and signed-in live viewers on real WebSockets.
     python -m bench.latency --devices 200 --fps 1 --duration 60 --watched 10
 
 Each of ``--watched`` viewers is an operator signed in (a session cookie) with one camera,
-whose live socket marks that camera watched (``archive.policy``). Reports, JSON last line:
+whose live socket names that camera (``{"watch": [id]}``, as ``live.js`` does for the cameras
+on screen) and so marks it watched (``archive.policy``). Decode workers: a host's layout
+(``--layout host``, the default: a worker reserved for ``live`` beside one for
+``live,archive``, ``decoder_worker.celery.host_workers``), or ``single``: one worker
+``-Q live,archive`` with torch's default threads (the layout before). Reports, JSON last line:
 
 - ``p50_ms_watched`` / ``p99_ms_watched``: capture to the decoded image reaching the viewer
   (the live event, then the image fetched over HTTP), for the frames its viewer was shown;
@@ -102,6 +106,7 @@ class Viewers:
         url = self.base.replace("http://", "ws://") + "/ws/live/"
         headers = {"Cookie": cookie, "Origin": self.base}
         async with connect(url, additional_headers=headers, open_timeout=60) as ws:
+            await ws.send(json.dumps({"watch": [device_id]}))
             ready.append(device_id)
             if len(ready) == len(self.cookies):
                 self.connected.set()
@@ -204,7 +209,12 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="frames per second per device")
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--watched", type=int, default=10, help="cameras with a live viewer")
-    parser.add_argument("--workers", type=int, default=1, help="decode worker processes")
+    parser.add_argument(
+        "--layout",
+        choices=["host", "single"],
+        default="host",
+        help="decode workers: a live worker beside an archive one (host), or one for both",
+    )
     parser.add_argument("--policy", default="auto", help="STRATA_DECODE_POLICY of the run")
     parser.add_argument("--drain", type=float, default=15, help="seconds to wait after")
     args = parser.parse_args()
@@ -235,15 +245,20 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    from decoder_worker.celery import worker_command
+    from decoder_worker.celery import host_workers, worker_command
 
+    if args.layout == "host":
+        workers = [
+            (w.role.name, w.args, w.env) for w in host_workers(f"lat-{run}", loglevel="WARNING")
+        ]
+    else:
+        workers = [("single", worker_command(name=f"single-lat-{run}@%h", loglevel="WARNING"), {})]
     with ExitStack() as stack, mosquitto_broker() as broker:
         env["MQTT_URL"] = broker
         ingest = [sys.executable, "manage.py", "ingest", "--client-id", f"lat-{run}"]
         stack.enter_context(child(ingest + ["--session-expiry", "60"], env, "lat-ingest"))
-        for i in range(args.workers):
-            cmd = worker_command("live,archive", name=f"lat-{run}-{i}@%h", loglevel="WARNING")
-            stack.enter_context(child(cmd, env, f"lat-worker-{i}"))
+        for role, cmd, worker_env in workers:
+            stack.enter_context(child(cmd, env | worker_env, f"lat-worker-{role}"))
         daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         stack.enter_context(child(daphne + ["strata.asgi:application"], env, "lat-daphne"))
         wait_for_log("lat-ingest", "connected to", 240)
@@ -252,7 +267,7 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("daphne did not listen: see /tmp/strata-bench-lat-daphne.log")
             time.sleep(0.3)
-        while len(coordination.live_members(coordination.WORKERS)) < args.workers:
+        while len(coordination.live_members(coordination.WORKERS)) < len(workers):
             if time.monotonic() > deadline:
                 raise TimeoutError("decode workers did not start: see /tmp/strata-bench-*.log")
             time.sleep(0.5)
@@ -296,7 +311,12 @@ def main() -> None:
             "fps_per_device": args.fps,
             "duration_s": args.duration,
             "watched": len(cookies),
-            "workers": args.workers,
+            "layout": args.layout,
+            "workers": {role: " ".join(cmd[cmd.index("-Q") :][:2]) for role, cmd, _ in workers},
+            "threads": {
+                role: worker_env.get("STRATA_DECODE_THREADS", "default")
+                for role, _, worker_env in workers
+            },
             "policy": args.policy,
             "frames_sent": fleet.get("frames_sent"),
             "frames_acked": fleet.get("frames_acked"),

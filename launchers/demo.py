@@ -37,7 +37,7 @@ import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the emb
 from access.services import assign, unlock  # noqa: E402
 from archive.decoding import codec_for  # noqa: E402
 from control.services import run_controller  # noqa: E402
-from decoder_worker.celery import worker_command  # noqa: E402
+from decoder_worker.celery import host_workers  # noqa: E402
 from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
 from devices.fleet import Fleet  # noqa: E402
 from fleet.credentials import issue_credentials  # noqa: E402
@@ -154,13 +154,13 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
         publisher_url = f"mqtt://strata-control:{publisher_password}@{address}"
     publisher.use(publisher_url, mqtt5=mqtt5)  # admins' changes reach the cameras here
 
-    worker = None
-    if settings.REDIS_URL:
-        worker = subprocess.Popen(
-            worker_command(loglevel="WARNING"), cwd=Path(settings.PROJECT_DIR)
-        )
+    # With Redis: a decode worker reserved for live views beside one for the archive.
+    workers = [
+        subprocess.Popen(w.args, cwd=Path(settings.PROJECT_DIR), env=os.environ | w.env)
+        for w in (host_workers("demo", loglevel="WARNING") if settings.REDIS_URL else [])
+    ]
 
-    if worker is None:
+    if not workers:
         # Decoding runs in this process: load the decoder before frames arrive, or the first
         # batch waits seconds on it, past the embedded broker's 5 s PUBACK timeout.
         codec_for(default_model_id())
@@ -191,7 +191,7 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
             f"  Sign in:   admin / {DEMO_PASSWORD}   (or operator / {DEMO_PASSWORD}: {DEMO_OPERATOR_SITE} only)\n"
             f"  MQTT:      {broker_url}  ({len(device_ids)} simulated cameras at {fps:g} fps)\n"
             f"  Database:  {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
-            f"   Celery: {'worker on Redis' if worker else 'in-process'}\n"
+            f"   Celery: {'live and archive workers on Redis' if workers else 'in-process'}\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
@@ -213,8 +213,9 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
         # Every thread that may be inside torch is stopped before the interpreter
         # finalises (a daemon thread woken during finalisation aborts the process).
         stop_producers()
-        if worker is not None:
+        for worker in workers:
             worker.terminate()
+        for worker in workers:
             worker.wait(10)
         if broker is not None:
             broker.stop()

@@ -204,8 +204,8 @@ step "migrate (runs to completion first)"
 compose run --rm --no-deps migrate >"$WORK/migrate.txt" 2>&1 \
   || { tail -20 "$WORK/migrate.txt"; fail "migrate"; }
 FIG[migrate_s]=$((SECONDS - started - FIG[services_ready_s]))
-step "start web, ingest-0, ingest-1, controller, worker"
-compose up -d --no-build --no-deps web ingest-0 ingest-1 controller worker >>"$WORK/up.txt" 2>&1 \
+step "start web, ingest-0, ingest-1, controller, worker, worker-live"
+compose up -d --no-build --no-deps web ingest-0 ingest-1 controller worker worker-live >>"$WORK/up.txt" 2>&1 \
   || { cat "$WORK/up.txt"; fail "compose up"; }
 ready() {
   curl -fsS -o /dev/null -H 'Host: localhost' "http://127.0.0.1:$WEB_PORT/readyz" 2>/dev/null
@@ -215,9 +215,9 @@ until ready; do
   sleep 1
 done
 FIG[stack_ready_s]=$((SECONDS - started))
-healthy web worker
+healthy web worker worker-live
 podman ps --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}\t{{.Status}}'
-for service in ingest-0 ingest-1 controller worker; do
+for service in ingest-0 ingest-1 controller worker worker-live; do
   state=$(podman inspect "${PROJECT}_${service}_1" --format '{{.State.Status}}')
   [ "$state" = running ] || fail "$service is $state"
 done
@@ -277,7 +277,7 @@ FIG[frames_archived]=$archived
 FIG[frames_decoded]=$decoded
 FIG[archive_and_decode_wait_s]=$((SECONDS - waited))
 FRAME_ID=$(sql "SELECT f.id $FRAMES ORDER BY f.seq DESC LIMIT 1")
-for service in ingest-0 ingest-1 worker controller web; do
+for service in ingest-0 ingest-1 worker worker-live controller web; do
   if compose logs "$service" 2>&1 | grep -q "Traceback"; then fail "$service logged a traceback"; fi
 done
 

@@ -119,30 +119,61 @@ def test_web_probes_ask_the_health_endpoints_with_an_allowed_host():
         assert any(re.search(p, get["path"].lstrip("/")) for p in exempt), probe
 
 
+def queues_of(container: dict) -> list[str]:
+    return container["command"][container["command"].index("-Q") + 1].split(",")
+
+
+def one_task_at_a_time(command: list[str]) -> bool:
+    """The solo pool, reserving no second task (Celery's prefetch is concurrency times the
+    multiplier, and its default concurrency is the core count, even for the solo pool)."""
+    option = dict(zip(command, command[1:], strict=False))
+    return option.get("--pool") == "solo" and option.get("--concurrency") == "1"
+
+
 def test_gpu_workers_go_to_gpu_nodes_and_scale_on_the_platform_queues():
     spec = pod_specs()["strata-decoder-gpu"]
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     worker = spec["containers"][0]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert {"name": "STRATA_DECODE_DEVICE", "value": "cuda"} in worker["env"]
-    queues = worker["command"][worker["command"].index("-Q") + 1].split(",")
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
-    assert set(queues) == routed
+    assert set(queues_of(worker)) == routed
+    assert queues_of(worker)[0] == jobs.LIVE_QUEUE  # live first when one waits
+    assert one_task_at_a_time(worker["command"])
 
-    (scaled,) = [o for o in objects() if o["kind"] == "ScaledObject"]
-    assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
+    scaled = [o for o in objects() if o["kind"] == "ScaledObject"]
+    deployments = by_kind("Deployment")
+    assert all(s["spec"]["scaleTargetRef"]["name"] in deployments for s in scaled)
     # Celery's Redis transport: a list per queue and priority, the queue's name for priority
     # 0 and name + "\x06\x16" + priority for the others; every one the platform sends to
     sent_to = {"live"} | {"archive" if p == 0 else f"archive\x06\x16{p}" for p in jobs.Priority}
-    watched = {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]}
+    watched = {t["metadata"]["listName"] for s in scaled for t in s["spec"]["triggers"]}
     assert watched == sent_to
-    assert {name.split("\x06\x16")[0] for name in watched} == routed
     steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS["priority_steps"]
     assert all(p in steps for p in jobs.Priority)  # a priority off the steps is rounded
-    for trigger in scaled["spec"]["triggers"]:
-        assert trigger["type"] == "redis"
-        assert all(isinstance(v, str) for v in trigger["metadata"].values())  # KEDA: strings
-    assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
+    for obj in scaled:
+        # each list scales the workers that consume its queue
+        container = pod_specs()[obj["spec"]["scaleTargetRef"]["name"]]["containers"][0]
+        for trigger in obj["spec"]["triggers"]:
+            assert trigger["type"] == "redis"
+            assert all(isinstance(v, str) for v in trigger["metadata"].values())  # KEDA: strings
+            assert trigger["metadata"]["listName"].split("\x06\x16")[0] in queues_of(container)
+        assert 1 <= obj["spec"]["minReplicaCount"] < obj["spec"]["maxReplicaCount"]
+
+
+def test_a_live_worker_is_reserved_for_live_views_and_scales_on_its_queue():
+    container = pod_specs()["strata-decoder-live"]["containers"][0]
+    assert queues_of(container) == [jobs.LIVE_QUEUE]
+    assert one_task_at_a_time(container["command"])
+    threads = {v["name"]: v["value"] for v in container["env"]}["STRATA_DECODE_THREADS"]
+    assert int(threads) == int(container["resources"]["requests"]["cpu"])  # no oversubscribing
+    name = container["command"][container["command"].index("-n") + 1].split("@")[0]
+    assert f"-d {name}@$(hostname)" in container["livenessProbe"]["exec"]["command"][-1]
+    (live,) = [
+        o for o in objects() if o["kind"] == "ScaledObject" and "live" in o["metadata"]["name"]
+    ]
+    assert live["spec"]["scaleTargetRef"]["name"] == "strata-decoder-live"
+    assert [t["metadata"]["listName"] for t in live["spec"]["triggers"]] == [jobs.LIVE_QUEUE]
 
 
 # --- compose ---------------------------------------------------------------------------------
@@ -166,10 +197,12 @@ def test_compose_runs_every_role_from_one_image():
     services = compose()["services"]
     assert set(services) == {
         "postgres", "redis", "mosquitto", "migrate", "web", "ingest-0", "ingest-1",
-        "controller", "worker",
+        "controller", "worker", "worker-live",
     }  # fmt: skip
     platform = {name for name, s in services.items() if "build" in s}
-    assert platform == {"migrate", "web", "ingest-0", "ingest-1", "controller", "worker"}
+    assert platform == {
+        "migrate", "web", "ingest-0", "ingest-1", "controller", "worker", "worker-live",
+    }  # fmt: skip
     assert len({services[name]["image"] for name in platform}) == 1
     assert services["ingest-0"]["command"][-1] != services["ingest-1"]["command"][-1]  # slots
 
@@ -184,7 +217,7 @@ def test_compose_dependencies_exist_and_the_platform_waits_for_migrations():
             }  # fmt: skip
             if condition["condition"] == "service_healthy":
                 assert "test" in services[needed]["healthcheck"], needed
-    for name in ("web", "ingest-0", "ingest-1", "controller", "worker"):
+    for name in ("web", "ingest-0", "ingest-1", "controller", "worker", "worker-live"):
         assert services[name]["depends_on"] == {
             "migrate": {"condition": "service_completed_successfully"}
         }
@@ -197,6 +230,7 @@ def test_compose_gives_each_role_its_broker_login_and_no_secret_in_the_file():
     for name, account in expected.items():
         assert services[name]["environment"]["MQTT_URL"].startswith(f"mqtt://{account}:"), name
     assert "MQTT_URL" not in services["worker"]["environment"]
+    assert "MQTT_URL" not in services["worker-live"]["environment"]
     for variable in ("SECRET_KEY", "POSTGRES_PASSWORD", "MQTT_WEB_PASSWORD"):
         assert f"${{{variable}:?" in text  # required from the environment, never a default
     accounts = set(
@@ -211,3 +245,22 @@ def test_the_local_override_only_moves_services_onto_the_host_network():
     for name, service in local.items():
         assert service["network_mode"] == "host", name
         assert set(service) <= {"network_mode", "ports", "image", "command", "environment"}, name
+
+
+def test_compose_runs_a_live_worker_beside_the_archive_worker_sharing_the_cores():
+    services = compose()["services"]
+    live, archive = services["worker-live"], services["worker"]
+
+    def args(service: dict) -> list[str]:
+        return service["command"][service["command"].index("celery") :]
+
+    assert queues_of(live) == [jobs.LIVE_QUEUE]
+    assert queues_of(archive) == [jobs.LIVE_QUEUE, jobs.ARCHIVE_QUEUE]  # live first when idle
+    assert archive["command"][:3] == ["nice", "-n", "10"]  # the live worker's decodes go first
+    for service in (live, archive):
+        assert one_task_at_a_time(args(service)), service["command"]
+        assert service["environment"]["STRATA_DECODE_THREADS"].startswith("${")
+        name = args(service)[args(service).index("-n") + 1].split("@")[0]
+        assert f"-d {name}@$$(hostname)" in service["healthcheck"]["test"][-1]
+    ports = {s["environment"]["STRATA_METRICS_PORT"] for s in (live, archive)}
+    assert len(ports) == 2  # both on the host network in compose.local.yaml

@@ -68,8 +68,9 @@ def test_compose_exposes_each_role_on_the_port_prometheus_scrapes() -> None:
         for static in job["static_configs"]
         for target in static["targets"]
     }
-    for service in ("ingest-0", "ingest-1", "controller", "worker"):
+    for service in ("ingest-0", "ingest-1", "controller", "worker", "worker-live"):
         port = compose[service]["environment"]["STRATA_METRICS_PORT"]
         assert f"{service}:{port}" in targets, service
     assert "web:8000" in targets
-    assert compose["worker"]["environment"]["STRATA_METRICS_MULTIPROC_DIR"]
+    for service in ("worker", "worker-live"):  # one process each: no multiprocess folder
+        assert "solo" in compose[service]["command"], service

@@ -108,3 +108,38 @@ def test_two_workers_share_the_queue_and_decode_no_frame_twice(service_env, spaw
     )
     assert coordination.counters()["frames"] == n  # decoded once each, by one worker or other
     assert RECEIVED.findall(first.output()) and RECEIVED.findall(second.output())
+
+
+def test_decode_threads_share_the_cores_between_the_host_workers():
+    from decoder_worker.celery import decode_threads
+
+    assert decode_threads(2, cores=2) == 1  # not two threads each on two cores
+    assert decode_threads(2, cores=8) == 4
+    assert decode_threads(2, cores=1) == 1
+
+
+def test_the_live_worker_decodes_while_the_archive_worker_is_busy(service_env, spawn, clean_redis):
+    """A host's two workers (``host_workers``): a live frame is decoded by the worker
+    reserved for it while the other is inside a long archive task, not after it."""
+    from decoder_worker.celery import decode_threads, host_workers
+
+    n = 48
+    device, frames = stored_frames("cam-queues-host", n + 1, size=256)
+    procs = {
+        w.role.name: spawn(f"host-{w.role.name}", w.args, service_env | w.env)
+        for w in host_workers(f"host-{time.monotonic_ns()}")
+    }
+    for proc in procs.values():
+        proc.wait_for("ready.", 120)
+        assert f"decodes with {decode_threads(len(procs))} torch threads" in proc.output()
+    archived = [f.pk for f in frames[:n]]
+    queue_job(DECODE_FRAMES, archived, False, queue=ARCHIVE_QUEUE, priority=Priority.BACKFILL)
+    wait_until(lambda: RECEIVED.findall(procs["archive"].output()), 60, "the archive task")
+    queue_job(DECODE_LIVE, [frames[n].pk], queue=LIVE_QUEUE)
+    wait_until(lambda: DecodedImage.objects.filter(frame=frames[n]).exists(), 120, "the live frame")
+    # one pass: the archive task stores its frames together, at its end
+    assert DecodedImage.objects.filter(frame_id__in=archived).count() == 0
+    assert RECEIVED.findall(procs["live"].output()) == ["decoder_worker.tasks.decode_live"]
+    wait_until(
+        lambda: DecodedImage.objects.filter(frame_id__in=archived).count() == n, 180, "the rest"
+    )

@@ -186,6 +186,9 @@ STRATA_DECODE_DEVICE = os.environ.get("STRATA_DECODE_DEVICE", "auto")  # auto | 
 # The decoder's runtime (mcucoder.runtime.RUNTIMES): torch, or torch-half on a GPU; the CPU
 # runtimes measured no faster here (BENCHMARKS.md, bench.decode --runtimes).
 STRATA_DECODE_RUNTIME = os.environ.get("STRATA_DECODE_RUNTIME", "torch")
+# Torch threads per decode worker process (0: torch's default, one per core); a host running
+# a live worker beside an archive worker gives each its share (decoder_worker.celery.host_workers).
+STRATA_DECODE_THREADS = int(os.environ.get("STRATA_DECODE_THREADS", 0))
 STRATA_DECODED_FORMAT = "WEBP"
 STRATA_DECODED_QUALITY = 90
 STRATA_MAX_PACKET_BYTES = 256 * 1024
