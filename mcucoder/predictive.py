@@ -10,10 +10,10 @@ so the archive can walk a chain of frames back to its key frame without a model.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from . import bitstream as bs
 from .entropy import (
     CTX_THRESHOLDS,
     N_CTX,
+    PROB_BITS,
     PROB_SCALE,
     ChannelTable,
     RansError,
@@ -64,6 +65,7 @@ RESIDUAL_DECAY = (
 RESIDUAL_TABLES = tuple(geometric_table(n, d, 2 * RESIDUAL_CENTRE + 1) for n, d in RESIDUAL_DECAY)
 SKIP_CODED = (8, 32, 96, 192, 320, 512, 768, 1024, 1536, 2048, 2560, 3072, 3584, 3840, 4000, 4088)
 SKIP_TABLES = tuple((PROB_SCALE - f, f) for f in SKIP_CODED)  # symbol 0 skipped, 1 coded
+COST_BITS = 12  # the encoder's table choice counts bits in units of 2^-12 (integers)
 _PREDICTED_HEAD = 3  # mode byte + 16-bit reference check
 _SELECTORS = 3  # skip table, residual table per context (4 bits each), 4 bits zero
 
@@ -81,6 +83,12 @@ def _blocks(h: int, w: int, block: int) -> list[tuple[slice, slice]]:
         for y in range(0, h, block)
         for x in range(0, w, block)
     ]
+
+
+def motion_percent(changed: int, blocks: int) -> int:
+    """The header's ``motion``: the share of blocks changed, in percent rounded up, in
+    integers (a float ``ceil(100 * 7 / 100)`` is 8)."""
+    return (100 * changed + blocks - 1) // blocks
 
 
 def changed_blocks(
@@ -120,8 +128,28 @@ def wrap_residual(diff: np.ndarray, n: int) -> np.ndarray:
     return np.where(d > (n - 1) // 2, d - n, d)
 
 
-def _ideal_bits(counts: np.ndarray, freq: tuple[int, ...]) -> float:
-    return float(-(counts * np.log2(np.asarray(freq, np.float64) / PROB_SCALE)).sum())
+@cache
+def symbol_cost(freq: int) -> int:
+    """What a symbol of frequency ``freq`` costs, in 2^-12 bits: floor(2^12 log2(4096 / freq)),
+    exactly, in integers (12 * 2^12 - ceil(log2(freq^(2^12)))), so every encoder of the
+    contract, in any language, picks the same tables (float64 sums could differ by an ulp)."""
+    if not 1 <= freq <= PROB_SCALE:
+        raise ValueError(f"frequency {freq} outside 1..{PROB_SCALE}")
+    return (PROB_BITS << COST_BITS) - (freq ** (1 << COST_BITS) - 1).bit_length()
+
+
+def _costs(tables: Sequence[tuple[int, ...]]) -> np.ndarray:
+    return np.array([[symbol_cost(f) for f in t] for t in tables], np.int64)
+
+
+RESIDUAL_COSTS = _costs(RESIDUAL_TABLES)  # (16, 255)
+SKIP_COSTS = _costs(SKIP_TABLES)  # (16, 2)
+
+
+def cheapest_table(costs: np.ndarray, counts: np.ndarray) -> int:
+    """The table coding symbols of these counts in the fewest (integer) bits, the lowest
+    index among equal ones (table 0 for no symbols at all)."""
+    return int(np.argmin(costs @ np.asarray(counts, np.int64)))
 
 
 def _residual_contexts(zr: np.ndarray) -> np.ndarray:
@@ -131,10 +159,17 @@ def _residual_contexts(zr: np.ndarray) -> np.ndarray:
 
 
 def encode_predicted_channel(
-    symbols: np.ndarray, reference: np.ndarray, table: ChannelTable, block: int, coded: np.ndarray
+    symbols: np.ndarray,
+    reference: np.ndarray,
+    table: ChannelTable,
+    block: int,
+    coded: np.ndarray,
+    selectors: tuple[int, int, int, int, int] | None = None,
 ) -> tuple[bytes, np.ndarray]:
     """A predicted chunk coding the blocks marked in ``coded``; returns it with the
-    reconstruction both sides then hold (reference in skipped blocks, symbols elsewhere)."""
+    reconstruction both sides then hold (reference in skipped blocks, symbols elsewhere).
+    ``selectors``: the skip table and the residual table of each context (None: the
+    cheapest, as the contract says; tests pass others, which any decoder must follow)."""
     symbols = np.asarray(symbols, np.int64)
     head = bytes([MODE_PREDICTED]) + reference_check(reference, table).to_bytes(2, "little")
     recon = reference.copy()
@@ -156,14 +191,16 @@ def encode_predicted_channel(
             indices += (zr[b] + RESIDUAL_CENTRE).ravel().tolist()
             tabs += (ctx[b] + 1).ravel().tolist()
     idx, tab = np.asarray(indices), np.asarray(tabs)
-    flag_counts = np.bincount(coded.astype(np.int64), minlength=2)
-    st = min(range(len(SKIP_TABLES)), key=lambda i: _ideal_bits(flag_counts, SKIP_TABLES[i]))
-    rts = []
-    for c in range(N_CTX):
-        counts = np.bincount(idx[tab == c + 1], minlength=2 * RESIDUAL_CENTRE + 1)
-        rts.append(
-            min(range(len(RESIDUAL_TABLES)), key=lambda i: _ideal_bits(counts, RESIDUAL_TABLES[i]))
-        )
+    if selectors is None:
+        st = cheapest_table(SKIP_COSTS, np.bincount(coded.astype(np.int64), minlength=2))
+        rts = [
+            cheapest_table(
+                RESIDUAL_COSTS, np.bincount(idx[tab == c + 1], minlength=2 * RESIDUAL_CENTRE + 1)
+            )
+            for c in range(N_CTX)
+        ]
+    else:
+        st, *rts = selectors
     body = rans_pack(indices, tabs, (SKIP_TABLES[st], *(RESIDUAL_TABLES[t] for t in rts)))
     selectors = bytes([st << 4 | rts[0], rts[1] << 4 | rts[2], rts[3] << 4])
     return head + selectors + body, recon
@@ -435,7 +472,9 @@ class PredictiveEncoder:
             chunk, rec = encode_predicted_channel(
                 symbols[c], ref_c, self.tables[c], self.block, coded
             )
-            intra = self._intra(symbols, c) if coded.mean() > 0.25 else None  # a scene change?
+            # more than a quarter of the blocks moved (a scene change?): intra where its
+            # chunk is strictly smaller (``chunk`` holds the mode byte the intra one lacks)
+            intra = self._intra(symbols, c) if 4 * int(coded.sum()) > n_blocks else None
             if intra is not None and len(intra) < len(chunk) - 1:
                 parts.append((MODE_INTRA, intra))
                 recon.append(symbols[c])
@@ -445,7 +484,7 @@ class PredictiveEncoder:
                 predicted += 1
         key = key or predicted == 0  # nothing predicted: a key frame costs the same
         chunks = [body if key else bytes([mode]) + body for mode, body in parts]
-        motion = math.ceil(100 * changed.mean()) if measured else bs.MOTION_UNKNOWN
+        motion = motion_percent(int(changed.sum()), n_blocks) if measured else bs.MOTION_UNKNOWN
         packet = bs.build_packet(
             model_id=self.model_id,
             width=width,

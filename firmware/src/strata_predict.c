@@ -1,8 +1,8 @@
 /* Predicted frames: the closed-loop reference, block skip flags and modular residuals of
  * docs/bitstream.md ("Predicted frames"), byte for byte as mcucoder/predictive.py codes
- * them. Each chunk's tables are picked as the Python encoder picks them: the fewest ideal
- * bits in float64, with numpy's log2 values (generated) and numpy's summation order, so
- * even a near tie goes the same way; integer costs first leave the floats to near ties. */
+ * them. Each chunk's tables are picked as the contract says: the fewest bits counted in
+ * integers (the generated cost of each frequency, in 2^-12 bits), the first among equal
+ * ones; no floating point anywhere. */
 #include "strata_predict.h"
 
 #include <string.h>
@@ -20,6 +20,8 @@
 #define MAX_CELLS 65535u                  /* so the counts fit 16 bits */
 
 typedef char p_tables_fit[(STRATA_P_SYMBOLS == 255 && STRATA_P_CENTRE == 127) ? 1 : -1];
+/* a chunk's cost under one table (at most MAX_CELLS symbols) fits 32 bits */
+typedef char p_costs_fit[(STRATA_P_COST_MAX <= 0xffffffffu / MAX_CELLS) ? 1 : -1];
 
 size_t strata_stream_memory_size(uint16_t width, uint16_t height)
 {
@@ -107,7 +109,7 @@ static int context(const plane_t *p, int y, int x, int y0, int x0)
     return a == 0 ? 0 : a <= MCUCODER_CTX_T1 ? 1 : a <= MCUCODER_CTX_T2 ? 2 : 3;
 }
 
-/* Residual table t: frequency, cumulative frequency and log2 index of symbol s. */
+/* Residual table t: frequency, cumulative frequency and cost of symbol s. */
 static uint32_t res_freq(int t, int s)
 {
     return s < strata_p_lo[t] || s > strata_p_hi[t]
@@ -122,169 +124,52 @@ static uint32_t res_cum(int t, int s)
                                 : strata_p_cum[strata_p_start[t] + s - strata_p_lo[t]];
 }
 
-static double res_log2(int t, int s)
-{
-    return s < strata_p_lo[t] || s > strata_p_hi[t]
-               ? strata_p_log2[STRATA_P_LOG2_ONE]
-               : strata_p_log2[strata_p_lix[strata_p_start[t] + s - strata_p_lo[t]]];
-}
-
-/* a + b where `used` says which of them hold terms: adding nothing leaves a sum as it is
- * (the saved soft-float additions are most of the table choice's cost on an MCU) */
-static double add(double a, int ua, double b, int ub)
-{
-    return ua && ub ? a + b : ua ? a : b;
-}
-
-/* numpy's pairwise sum (np.sum of float64: 8 accumulators up to 128 terms, halves at a
- * multiple of 8 above) of counts[i] * log2(freq_t(i) / 4096) over i in [lo, lo + n),
- * visiting only the nonzero counts nz[0..m) (ascending, all in the range): a zero term
- * leaves every partial sum as it is. *used: whether any term went in. */
-static double pairwise(const uint16_t *counts, const uint8_t *nz, int m, int t, int lo, int n,
-                       int *used)
-{
-    double r[8], res = 0;
-    int j, full, u = 0, ur = 0;
-    if (n > 128) {
-        int half = n / 2, split = 0, u1, u2;
-        double s1, s2;
-        half -= half % 8;
-        while (split < m && nz[split] < lo + half) {
-            split++;
-        }
-        s1 = pairwise(counts, nz, split, t, lo, half, &u1);
-        s2 = pairwise(counts, nz + split, m - split, t, lo + half, n - half, &u2);
-        *used = u1 || u2;
-        return add(s1, u1, s2, u2);
-    }
-    full = n < 8 ? 0 : n - n % 8;
-    for (j = 0; j < m && nz[j] < lo + full; j++) {
-        const int i = nz[j] - lo, bit = 1 << (i % 8);
-        const double term = (double)counts[nz[j]] * res_log2(t, nz[j]);
-        r[i % 8] = u & bit ? r[i % 8] + term : term;
-        u |= bit;
-    }
-    if (u) {
-        const double a = add(r[0], u & 1, r[1], u & 2), b = add(r[2], u & 4, r[3], u & 8);
-        const double c = add(r[4], u & 16, r[5], u & 32), d = add(r[6], u & 64, r[7], u & 128);
-        res = add(add(a, u & 3, b, u & 12), u & 15, add(c, u & 48, d, u & 192), u & 240);
-        ur = 1;
-    }
-    for (; j < m; j++) {
-        const double term = (double)counts[nz[j]] * res_log2(t, nz[j]);
-        res = ur ? res + term : term;
-        ur = 1;
-    }
-    *used = ur;
-    return res;
-}
-
 static uint32_t res_cost(int t, int s)
 {
     return s < strata_p_lo[t] || s > strata_p_hi[t]
-               ? strata_p_cost[STRATA_P_LOG2_ONE]
-               : strata_p_cost[strata_p_lix[strata_p_start[t] + s - strata_p_lo[t]]];
+               ? strata_p_cost[STRATA_P_COST_ONE]
+               : strata_p_cost[strata_p_cix[strata_p_start[t] + s - strata_p_lo[t]]];
 }
 
-/* The tables that may code these counts in the fewest bits, from integer costs (2^-24
- * bits, each within half a unit of the float64 log2): one whose cost exceeds the lowest
- * by more than 2 units per symbol (+2) cannot be, nor tie with, the float64 choice. A bit
- * per table; so most chunks need no floating point at all. */
-static unsigned candidates(const uint64_t *cost, uint32_t total)
+/* The first of the tables of lowest cost. */
+static int cheapest(const uint32_t *cost)
 {
-    uint64_t lowest = cost[0];
-    unsigned t, set = 0;
-#ifdef STRATA_P_FLOAT_ONLY /* tests: every choice in float64 (real chunks rarely need it) */
-    return (1u << STRATA_P_TABLES) - 1u;
-#endif
+    int t, pick = 0;
     for (t = 1; t < STRATA_P_TABLES; t++) {
-        lowest = cost[t] < lowest ? cost[t] : lowest;
+        pick = cost[t] < cost[pick] ? t : pick;
     }
-    for (t = 0; t < STRATA_P_TABLES; t++) {
-        set |= (cost[t] <= lowest + 2u * (uint64_t)total + 2u) << t;
-    }
-    return set;
+    return pick;
 }
 
-static int only(unsigned set)
-{
-    int t = 0;
-    while (!(set & 1u)) {
-        set >>= 1;
-        t++;
-    }
-    return set == 1u ? t : -1;
-}
-
-/* The residual table of fewest ideal bits for these counts, as the Python encoder picks
- * it: float64, first among equal ones, table 0 when there are none. nz: scratch for the
- * nonzero symbols. */
+/* The residual table coding these counts in the fewest bits (table 0 when there are
+ * none: every cost is 0). nz: scratch for the nonzero symbols. */
 static int pick_residual_table(const uint16_t *counts, uint8_t *nz)
 {
-    uint64_t cost[STRATA_P_TABLES];
-    uint32_t total = 0;
-    unsigned set;
-    double best = 0;
-    int t, i, j, m = 0, used, pick = -1;
+    uint32_t cost[STRATA_P_TABLES];
+    int t, i, j, m = 0;
     for (i = 0; i < STRATA_P_SYMBOLS; i++) {
         if (counts[i]) {
             nz[m++] = (uint8_t)i;
-            total += counts[i];
         }
-    }
-    if (m == 0) {
-        return 0;
     }
     for (t = 0; t < STRATA_P_TABLES; t++) {
         cost[t] = 0;
         for (j = 0; j < m; j++) {
-            cost[t] += (uint64_t)counts[nz[j]] * res_cost(t, nz[j]);
+            cost[t] += (uint32_t)counts[nz[j]] * res_cost(t, nz[j]);
         }
     }
-    set = candidates(cost, total);
-    if (only(set) >= 0) {
-        return only(set);
-    }
-    for (t = 0; t < STRATA_P_TABLES; t++) {
-        if (set & (1u << t)) {
-            const double bits = -pairwise(counts, nz, m, t, 0, STRATA_P_SYMBOLS, &used);
-            if (pick < 0 || bits < best) {
-                best = bits;
-                pick = t;
-            }
-        }
-    }
-    return pick;
+    return cheapest(cost);
 }
 
 static int pick_skip_table(uint32_t skipped, uint32_t coded)
 {
-    uint64_t cost[STRATA_P_TABLES];
-    unsigned set;
-    double best = 0;
-    int t, pick = -1;
+    uint32_t cost[STRATA_P_TABLES];
+    int t;
     for (t = 0; t < STRATA_P_TABLES; t++) {
-        cost[t] = (uint64_t)skipped * strata_p_cost[strata_p_skip_lix[2 * t]] +
-                  (uint64_t)coded * strata_p_cost[strata_p_skip_lix[2 * t + 1]];
+        cost[t] = skipped * strata_p_cost[strata_p_skip_cix[2 * t]] +
+                  coded * strata_p_cost[strata_p_skip_cix[2 * t + 1]];
     }
-    set = candidates(cost, skipped + coded);
-    if (only(set) >= 0) {
-        return only(set);
-    }
-    for (t = 0; t < STRATA_P_TABLES; t++) {
-        if (set & (1u << t)) {
-            double sum = 0.0;
-            double bits;
-            sum += (double)skipped * strata_p_log2[strata_p_skip_lix[2 * t]];
-            sum += (double)coded * strata_p_log2[strata_p_skip_lix[2 * t + 1]];
-            bits = -sum;
-            if (pick < 0 || bits < best) {
-                best = bits;
-                pick = t;
-            }
-        }
-    }
-    return pick;
+    return cheapest(cost);
 }
 
 /* One rANS symbol (frequency f, cumulative cum) below *p; -1 when it reaches `limit`. */
@@ -548,11 +433,8 @@ strata_status_t strata_code_stream(const strata_frame_t *f, const uint8_t *laten
     v2.ref = v2.frame_type ? (uint16_t)distance : 0;
     v2.block = v2.frame_type ? (uint8_t)bs : 0;
     v2.motion = 255;
-    if (same_size) {
-        /* math.ceil(100 * changed.mean()) in float64, as the Python encoder rounds it */
-        const double m = 100 * ((double)changed / (double)n_blocks);
-        int pct = (int)m;
-        v2.motion = (uint8_t)(pct + (pct < m));
+    if (same_size) { /* percent of the blocks, rounded up */
+        v2.motion = (uint8_t)((100u * changed + n_blocks - 1u) / n_blocks);
     }
     strata_put_packet(out, f, &v2, lengths, chunks, total, length);
     s->held = v2.frame_type ? (uint8_t)(k > s->held ? k : s->held) : (uint8_t)k;

@@ -5,7 +5,6 @@ tests/firmware/test_arm.py."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,9 +12,8 @@ import pytest
 
 from mcucoder import bitstream as bs
 from mcucoder.predictive import MODE_INTRA, MODE_PREDICTED, PredictiveDecoder
+from tests.firmware.images import resized
 from tests.firmware.sequences import Frame, c_stream, noise, python_stream, still_scene
-
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 
 def host(tool: Path):
@@ -124,28 +122,18 @@ def test_224x224_stream_is_byte_identical(strata_encode, reference_codec, hopper
     assert [bs.parse_packet(p).frame_type for p in got] == [0, 1, 1, 1]
 
 
-def test_float_table_choice_is_byte_identical(firmware_build, reference_codec, hopper, tmp_path):
-    """The firmware picks tables by integer costs first and leaves only near ties to the
-    float64 sums numpy's way, which real chunks rarely reach: a build that makes every
-    choice in float64 gives the same streams."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "no C compiler"
-    tool = tmp_path / "strata-encode-float"
-    sources = [str(p) for p in sorted((FIRMWARE / "src").glob("*.c"))]
-    subprocess.run(
-        [cc, "-std=c99", "-O2", "-ffp-contract=off", "-DSTRATA_P_FLOAT_ONLY", "-o", str(tool)]
-        + [f"-I{d}" for d in (FIRMWARE / "include", FIRMWARE / "src", firmware_build / "generated")]
-        + sources
-        + [str(FIRMWARE / "tools" / "strata_encode.c")],
-        check=True,
-        timeout=120,
-    )
-    frames = still_camera(hopper)
-    for block, dead_zone in ((4, 1), (1, 0)):
-        opts = ("--block", str(block), "--dead-zone", str(dead_zone))
-        got = c_stream(tool, frames, tmp_path, *opts, run=host(tool))
-        want = python_stream(reference_codec, frames, 50, block, dead_zone)
-        assert got == want, (block, dead_zone)
+def test_motion_is_rounded_up_in_integers(strata_encode, reference_codec, hopper, tmp_path):
+    """7 of the 100 blocks of a 320x320 frame change: motion 7 %, on the camera and in
+    Python (a float64 ceil(100 * 0.07) is 8)."""
+    still = resized(hopper, 320, 320)
+    moved = still.copy()
+    for b in (0, 11, 23, 38, 54, 77, 99):  # a patch inside each of 7 blocks of 32x32 pixels
+        y, x = 32 * (b // 10), 32 * (b % 10)
+        moved[y + 12 : y + 20, x + 12 : x + 20] = (230, 40, 60)
+    frames = [Frame(still, 12, 0), Frame(moved, 12, 1)]
+    got = c_stream(strata_encode, frames, tmp_path, run=host(strata_encode))
+    assert_same_stream(got, python_stream(reference_codec, frames, 50, 4, 1), reference_codec)
+    assert bs.parse_packet(got[1]).motion == 7
 
 
 def test_bad_stream_options_are_refused(strata_encode, tmp_path):

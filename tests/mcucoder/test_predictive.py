@@ -4,6 +4,8 @@ channel-count changes, key frames, and the version 2 packet next to version 1.""
 from __future__ import annotations
 
 import hashlib
+from decimal import ROUND_FLOOR, Decimal, getcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,11 +30,11 @@ def _tables(n: int = 12) -> list[ChannelTable]:
 TABLES = _tables()
 
 
-def _scene(rng: np.random.Generator, n: int = 12) -> np.ndarray:
+def _scene(rng: np.random.Generator, n: int = 12, shape: tuple[int, int] = (H, W)) -> np.ndarray:
     """Symbols drawn from each channel's own table: what intra coding is made for."""
     return np.stack(
         [
-            rng.choice(len(t.freq), (H, W), p=np.array(t.freq) / PROB_SCALE) + t.offset
+            rng.choice(len(t.freq), shape, p=np.array(t.freq) / PROB_SCALE) + t.offset
             for t in TABLES[:n]
         ]
     ).astype(np.int64)
@@ -105,7 +107,7 @@ def test_skip_blocks_keep_the_reference_and_motion_counts_changed_blocks():
     assert got[2, 9, 13] == g[2, 9, 13]
     assert np.array_equal(got, e.symbols)
     n_blocks = 3 * 4  # 12x16 cells in 4x4 blocks
-    assert p.motion == int(np.ceil(100 / n_blocks)) and e.motion == pytest.approx(1 / n_blocks)
+    assert p.motion == 9 and e.motion == pytest.approx(1 / n_blocks)  # 1 of 12, rounded up
     assert [len(c) > 3 for c in p.chunks] == [c == 2 for c in range(12)]
 
 
@@ -331,3 +333,109 @@ def test_walking_back_to_the_key_frame():
     del archive[1]
     with pytest.raises(bs.MissingReference, match="needs frame 1"):
         pv.chain_to_key(sent[3], archive.get)
+
+
+# A stream the encoder coded before its choices were integer-only (commit 2c4cfcd: motion
+# as float64 ceil(100 * share), tables picked by float64 ideal bits). 40x40 latent cells:
+# 100 blocks of 4x4, so motion is a whole percentage of blocks.
+OLD_STREAM = Path(__file__).parent / "data" / "predicted_v2_float_choices.bin"
+OLD_SIZE = (40, 40)
+
+
+def _old_stream_frames() -> list[np.ndarray]:
+    """The frames of OLD_STREAM: a key frame; 7 of 100 blocks moved (motion 7 %, the float
+    contract said 8); channels 0..5 a new scene (intra chunks in a predicted frame); 4
+    channels (a tier change); 12 again."""
+    rng = np.random.default_rng(18)
+    base = _scene(rng, shape=OLD_SIZE)
+    moved = base.copy()
+    for b in (0, 11, 23, 38, 54, 77, 99):
+        y, x = 4 * (b // 10), 4 * (b % 10)
+        cell = moved[0, y : y + 4, x : x + 4]
+        moved[0, y : y + 4, x : x + 4] = np.where(cell > 0, cell - 5, cell + 5)
+    scene = moved.copy()
+    scene[:6] = _scene(rng, 6, OLD_SIZE)
+    tier = scene[:4].copy()
+    tier[:, 20:28, 8:16] = 3
+    again = scene.copy()
+    again[:4] = tier
+    return [base, moved, scene, tier, again]
+
+
+def _old_stream_packets() -> list[bytes]:
+    """OLD_STREAM's packets (each a u32 length, little-endian, then the packet)."""
+    data, out = OLD_STREAM.read_bytes(), []
+    while data:
+        n = int.from_bytes(data[:4], "little")
+        out.append(data[4 : 4 + n])
+        data = data[4 + n :]
+    return out
+
+
+def _encode_old_stream() -> list[bytes]:
+    """What the encoder codes for OLD_STREAM's frames (the file: this, at commit 2c4cfcd)."""
+    enc = _encoder(block=4, dead_zone=1)
+    h, w = OLD_SIZE
+    return [enc.encode(f, 8 * w, 8 * h, 40 + i).packet for i, f in enumerate(_old_stream_frames())]
+
+
+# sha256 (first 16 hex digits) of each frame's decoded symbols, as int16, when recorded
+OLD_STREAM_SYMBOLS = [
+    "844565cd2afeb309",
+    "bbdb478df7fe7b99",
+    "53fa58d65c0a5e6a",
+    "18fc62bb8a56aa9e",
+    "531f050f7ee26cea",
+]
+
+
+def test_packets_coded_before_integer_choices_still_decode():
+    """A decoder reads the choices a packet carries (its tables, chunk modes, motion) and
+    never re-derives them, so the stream the float64 encoder coded decodes as it did."""
+    packets = [bs.parse_packet(raw) for raw in _old_stream_packets()]
+    dec = pv.PredictiveDecoder(TABLES)
+    got = [dec.decode(p) for p in packets]
+    digests = [hashlib.sha256(s.astype(np.int16).tobytes()).hexdigest()[:16] for s in got]
+    assert digests == OLD_STREAM_SYMBOLS
+    for s, f in zip(got, _old_stream_frames(), strict=True):
+        assert np.abs(s - f[: len(s)]).max() <= pv.DEAD_ZONE
+    assert [p.frame_type for p in packets] == [bs.FRAME_INTRA] + [bs.FRAME_PREDICTED] * 4
+    assert [c[0] for c in packets[2].chunks] == [pv.MODE_INTRA] * 6 + [pv.MODE_PREDICTED] * 6
+    now = [bs.parse_packet(p) for p in _encode_old_stream()]
+    assert (packets[1].motion, now[1].motion) == (8, 7)  # 7 of 100 blocks: float64 said 8
+
+
+def test_symbol_costs_are_the_exact_floor():
+    """cost(f) = floor(2^12 log2(4096 / f)), checked against 60-digit decimal logarithms."""
+    getcontext().prec = 60
+    freqs = sorted({f for t in pv.RESIDUAL_TABLES + pv.SKIP_TABLES for f in t} | {1, 3, 4096})
+    for f in freqs:
+        exact = Decimal(4096) * (Decimal(4096) / f).ln() / Decimal(2).ln()
+        floor = (exact + Decimal("1e-40")).to_integral_value(rounding=ROUND_FLOOR)  # 2^k: exact
+        assert pv.symbol_cost(f) == int(floor), f
+    assert pv.RESIDUAL_COSTS[0, pv.RESIDUAL_CENTRE] == pv.symbol_cost(pv.RESIDUAL_TABLES[0][127])
+    with pytest.raises(ValueError):
+        pv.symbol_cost(0)
+
+
+def test_cheapest_table_takes_the_first_of_equal_costs():
+    costs = np.array([[3, 3], [1, 4], [4, 1], [2, 5]])
+    assert pv.cheapest_table(costs, np.array([1, 1])) == 1  # 6, 5, 5, 7: the first 5
+    assert pv.cheapest_table(costs, np.array([1, 3])) == 2  # 12, 13, 7, 17
+    assert pv.cheapest_table(costs, np.array([0, 0])) == 0  # nothing to code: table 0
+
+
+def test_decoder_follows_any_table_choice():
+    """The selectors a chunk carries are all a decoder needs: a chunk coded with tables
+    other than the cheapest decodes to the same symbols (only longer)."""
+    f0, f1 = _frames(2)
+    ref, sym = f0[3], f1[3]
+    coded = pv.changed_blocks(sym, ref, 4, 1)
+    assert coded.any()
+    best, recon = pv.encode_predicted_channel(sym, ref, TABLES[3], 4, coded)
+    rng = np.random.default_rng(18)
+    for _ in range(8):
+        sel = tuple(int(v) for v in rng.integers(16, size=5))
+        chunk, _ = pv.encode_predicted_channel(sym, ref, TABLES[3], 4, coded, sel)
+        assert chunk[3] >> 4 == sel[0] and len(chunk) >= len(best)
+        assert np.array_equal(pv.decode_predicted_channel(chunk, ref, TABLES[3], 4), recon)
