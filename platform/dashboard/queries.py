@@ -183,9 +183,6 @@ class Bucket:
     offline: float = 0.0  # share of the bucket the camera was offline (its status said so)
     motion: int | None = None  # the most blocks changed in one frame, %; None: no figure
 
-    def is_event(self, threshold: int) -> bool:
-        return self.motion is not None and self.motion >= threshold
-
 
 def motion_share() -> Func:
     """A frame's motion share (the packet's percentage of blocks that changed, issue 18)
