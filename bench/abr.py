@@ -17,6 +17,18 @@ bandwidth: every frame gets the highest k (of its scene's real sizes) whose byte
 carries in the frame's own share of time, 1/fps from capture (and that fits the cap).
 A ``+guard`` variant also sets the cameras' 1 s live deadline (``docs/control.md``).
 
+The oracle is no policy's target: it knows the future. Beside it, the *causal reference*
+(``causal_reference``) says what a camera could do that knows the link exactly up to the
+frame's capture and nothing after: the true rate at capture and its own true send queue
+(bytes ahead of the frame, draining at the trace's rate, first in first out as TCP), and
+picks the highest k that would arrive within the deadline if that rate held, times a
+``safety`` factor for more than one channel; each safety in ``CAUSAL_SAFETY`` is reported, a trade-off of quality
+against lateness that any causal rule of this kind faces. Like the oracle it has no fixed
+latency (broker, ingest). ``late_or_dropped_servable`` counts only the slots whose link was
+up at the capture instant (and carried a channel in the slot): a frame captured in an
+outage that ends within the second is counted by ``late_or_dropped_covered`` but no causal
+camera can know that the link will be back.
+
 ``--runs N`` repeats each (trace, policy) N times, run i seeing the trace from i × 97 s later
 and other scenes (camera seeds), and adds the mean and spread (sample standard deviation,
 min, max) of every figure to the JSON. ``--idle-cameras M`` provisions M more cameras that
@@ -30,13 +42,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import statistics
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,6 +79,7 @@ GUARD_DEADLINE_MS = 1000  # "+guard" runs: the camera's live deadline (= the lat
 DEADLINE_S = 1.0  # a frame archived later than this after capture is late
 CAP_WINDOW_S = 2.0  # devices.camera.CAP_WINDOW_S: the cap holds over every such window
 RUN_SHIFT_S = 97.0  # run i sees the trace from i * RUN_SHIFT_S later (the traces loop)
+CAUSAL_SAFETY = (1.0, 0.8, 0.6, 0.4)  # causal reference: share of the rate at capture planned on
 
 
 def _admin_sql(*statements: str) -> None:
@@ -125,6 +140,66 @@ def carried_kbit(trace_fn, start_s: float, seconds: float, steps: int = 20) -> f
     """kbit the trace carries from ``start_s`` for ``seconds``."""
     dt = seconds / steps
     return sum(trace_fn(start_s + (i + 0.5) * dt) for i in range(steps)) * dt
+
+
+def causal_reference(
+    trace_fn: Callable[[float], float],
+    times: Sequence[float],
+    sizes: dict[int, float],
+    deadline_s: float,
+    *,
+    safety: float = 1.0,
+    max_bytes: float = math.inf,
+    step_s: float = 0.01,
+) -> list[tuple[int, float | None]]:
+    """What a camera that knows its link exactly up to now could send: for each slot
+    (``times``: its capture instants in the trace, increasing) the highest k of ``sizes``
+    (bytes at k, at most ``max_bytes``, the cap's share) that would be acknowledged within
+    ``deadline_s`` if ``safety`` × the rate at capture held (one channel: the whole rate,
+    as the camera's guard lets one channel use the whole deadline), behind the bytes queued
+    (true, from the past rates; a late frame stays queued, as on TCP). Nothing when the link
+    is down at capture or no k fits. Returns (k or 0, seconds from capture to arrival or
+    None) per slot; the arrivals use the true rates (a fluid queue, ``step_s`` steps)."""
+    queue: deque[list] = deque()  # [slot, kbit left]
+    out: list[tuple[int, float | None]] = [(0, None)] * len(times)
+    clock = times[0] if times else 0.0
+
+    def advance(to: float) -> None:
+        nonlocal clock
+        while queue and clock < to:
+            dt = min(step_s, to - clock)
+            capacity = trace_fn(clock + dt / 2) * dt  # kbit this step carries
+            used = 0.0
+            while queue and capacity - used > 1e-12:
+                head = queue[0]
+                take = min(head[1], capacity - used)
+                head[1] -= take
+                used += take
+                if head[1] <= 1e-9:
+                    done = clock + dt * used / capacity
+                    out[head[0]] = (out[head[0]][0], done - times[head[0]])
+                    queue.popleft()
+            clock += dt
+        clock = max(clock, to)
+
+    for slot, at in enumerate(times):
+        advance(at)
+        rate = trace_fn(at)
+        ahead = sum(kbit for _, kbit in queue)
+        fitting = [  # one channel plans on the whole rate, more channels on ``safety`` of it
+            k
+            for k, size in sizes.items()
+            if size <= max_bytes
+            and rate > 0
+            and (ahead + size * 8 / 1000) / (rate * (safety if k > 1 else 1.0)) <= deadline_s
+        ]
+        if fitting:
+            k = max(fitting)
+            out[slot] = (k, None)
+            queue.append([slot, sizes[k] * 8 / 1000])
+    if times:
+        advance(times[-1] + 60.0)  # what is still queued arrives (late), or never
+    return out
 
 
 def run(
@@ -265,12 +340,15 @@ def _run(
                 slot |= {"k": k, "bytes": sent, "delay_s": delay, "late": delay > DEADLINE_S}
             slots.append(slot)
 
+    causal = causal_figures(slots, scene, trace_fn, quality, fps, cap_kbps)
     if slots_out is not None:
         slots_out.extend({"trace": trace, "policy": variant, **s} for s in slots)
     delivered = [s for s in slots if "k" in s]
     missed = [s for s in slots if "k" not in s or s["late"]]
     covered = [s for s in slots if s["oracle"] > 0]  # the link could carry something then
     covered_missed = [s for s in covered if "k" not in s or s["late"]]
+    servable = [s for s in covered if s["link_kbps"]]  # and was up when the frame was taken
+    servable_missed = [s for s in servable if "k" not in s or s["late"]]
     on_time_q = sum(quality[s["k"]] for s in delivered if not s["late"]) / max(1, len(slots))
     oracle_q = sum(s["oracle"] for s in slots) / max(1, len(slots))
     switches = sum(
@@ -307,7 +385,9 @@ def _run(
         "of_oracle": round(on_time_q / oracle_q, 4) if oracle_q else None,
         "late_or_dropped": round(late_or_dropped, 4),
         "late_or_dropped_covered": round(len(covered_missed) / max(1, len(covered)), 4),
+        "late_or_dropped_servable": round(len(servable_missed) / max(1, len(servable)), 4),
         "outage_slots": len(slots) - len(covered),
+        "unservable_covered_slots": len(covered) - len(servable),
         "dropped_on_device": summary.get("frames_dropped", 0),
         "dropped_backlog": summary.get("dropped_backlog", 0),
         "dropped_deadline": summary.get("dropped_deadline", 0),
@@ -316,7 +396,58 @@ def _run(
         "cap_violations": violations,
         "qoe": round(on_time_q - late_or_dropped - smoothness, 4),
         "mean_tier": round(sum(s["k"] for s in delivered) / max(1, len(delivered)), 2),
+        **causal,
+        **{
+            name.replace("_quality_per_slot", "").replace("causal", "of_causal"): (
+                round(on_time_q / q, 4) if q else None
+            )
+            for name, q in causal.items()
+            if name.endswith("_quality_per_slot")
+        },
     }
+
+
+def causal_figures(
+    slots: list[dict],
+    scene: dict[str, dict[int, float]],
+    trace_fn: Callable[[float], float],
+    quality: dict[int, float],
+    fps: float,
+    cap_kbps: float | None,
+) -> dict[str, float]:
+    """The causal reference (``causal_reference``) on the run's own slots, cameras and
+    scenes, at each of ``CAUSAL_SAFETY``: its quality per slot and its late-or-dropped
+    shares, over the covered and the servable slots (as the policy's). Each slot gets
+    ``causal`` = {safety: k sent on time, or 0}."""
+    cap_bytes = cap_kbps * 1000 / 8 / fps if cap_kbps else math.inf
+    for slot in slots:
+        slot["causal"] = {}
+    for device in dict.fromkeys(s["device"] for s in slots):
+        mine = [s for s in slots if s["device"] == device and s["trace_s"] is not None]
+        for safety in CAUSAL_SAFETY:
+            picks = causal_reference(
+                trace_fn,
+                [s["trace_s"] for s in mine],
+                scene[device],
+                DEADLINE_S,
+                safety=safety,
+                max_bytes=cap_bytes,
+            )
+            for s, (k, delay) in zip(mine, picks, strict=True):
+                s["causal"][safety] = k if delay is not None and delay <= DEADLINE_S else 0
+    out: dict[str, float] = {}
+    covered = [s for s in slots if s["oracle"] > 0]
+    servable = [s for s in covered if s["link_kbps"]]
+    for safety in CAUSAL_SAFETY:
+        name = f"causal{round(safety * 100)}"
+        got = [s["causal"].get(safety, 0) for s in slots]
+        out[f"{name}_quality_per_slot"] = round(
+            sum(quality[k] for k in got if k) / max(1, len(slots)), 4
+        )
+        for label, group in (("covered", covered), ("servable", servable)):
+            missed = sum(1 for s in group if not s["causal"].get(safety))
+            out[f"{name}_late_or_dropped_{label}"] = round(missed / max(1, len(group)), 4)
+    return out
 
 
 def main() -> None:
