@@ -33,11 +33,20 @@ class LinkState:
     tier: int  # the tier in force
     since_switch_s: float  # seconds since the tier last changed
     deadline_ms: float | None = None  # the camera's live deadline, if the admin set one
+    # k -> bytes of the largest frame tier k sends: with predicted frames the key frame, which
+    # a tier change itself brings; None: every frame costs ``bytes_per_frame`` (intra only)
+    largest_frame_bytes: dict[int, float] | None = None
 
     def kbps_at(self, k: int) -> float | None:
         """The bitrate tier k needs at the current frame rate, if measured."""
         size = self.bytes_per_frame.get(k)
         return None if size is None else size * 8 * self.fps / 1000
+
+    def frame_bytes(self, k: int) -> float | None:
+        """What one frame at tier k may cost (the deadline's measure): its key frame where
+        the camera sends predicted frames, else its mean."""
+        largest = (self.largest_frame_bytes or {}).get(k)
+        return largest if largest is not None else self.bytes_per_frame.get(k)
 
 
 @dataclass(frozen=True)
@@ -146,10 +155,11 @@ class RobustController:
 
     - estimate = harmonic mean of the recent capacity samples / (1 + the largest recent
       relative prediction error), as robustMPC discounts a noisy link
-    - target = the highest k whose bitrate (this scene, this frame rate) uses at most
-      ``utilisation`` of the estimate, and whose frame crosses the link in at most
-      ``frame_share`` of the deadline (with the PUBACK time that transmission does not
-      explain: round trip, broker), so queues drain and single frames are not late
+    - target = the highest k whose bitrate (this scene, this frame rate, the mean frame)
+      uses at most ``utilisation`` of the estimate, and whose largest frame (a key frame,
+      with predicted frames) crosses the link in at most ``frame_share`` of the deadline
+      (with the PUBACK time that transmission does not explain: round trip, broker), so
+      queues drain and single frames are not late
     - down at once: to the target, and further while the send buffer fills or PUBACKs
       approach the deadline (frames are already late there)
     - up only after ``dwell_s`` since the last switch and only to a tier that fits with
@@ -204,7 +214,8 @@ class RobustController:
             base_s = max(0.0, state.puback_ms / 1000 - now_size * 8 / 1000 / estimate)
 
         def fits(k: int, margin: float = 1.0) -> bool:
-            need, size = state.kbps_at(k), state.bytes_per_frame.get(k)
+            # the bitrate by the mean frame, the deadline by the largest (a key frame)
+            need, size = state.kbps_at(k), state.frame_bytes(k)
             return (
                 need is not None
                 and size is not None

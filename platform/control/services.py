@@ -32,7 +32,7 @@ from fleet.services import (
     publisher,
     repair_desired,
 )
-from mcucoder.bitstream import packet_size
+from mcucoder.bitstream import FRAME_INTRA, FRAME_PREDICTED, VERSION, packet_size
 from observability import metrics
 from protocol.payloads import MAX_TIER, Telemetry
 
@@ -63,14 +63,47 @@ def record_telemetry(device: Device, payload: bytes | dict) -> LinkSample:
     )
 
 
+@dataclass(frozen=True)
+class FrameSizes:
+    """A camera's packet bytes at each k, by what its recent frames cost.
+
+    With predicted frames (issue 18) a packet's size depends on its type and the scene's
+    motion, not only on k: a P frame of a still scene is a fraction of a key frame, and a
+    tier change itself sends a key frame. ``mean`` is the bitrate's measure (bytes per frame
+    over the recent mix of key and P frames); ``largest`` is what one frame at k may cost,
+    the key frame (the deadline's measure). For an intra-only camera the two are equal."""
+
+    mean: dict[int, float]
+    largest: dict[int, float]
+    key_share: float = 1.0  # of the recent frames, the key frames' share
+
+    @classmethod
+    def of(cls, by_type: dict[int, tuple[int, dict[int, float]]]) -> FrameSizes:
+        """From (frames, packet bytes at k) per frame type; a type's tiers above those it
+        was seen at are extrapolated (``extrapolated``) before they are mixed."""
+        key = extrapolated(by_type.get(FRAME_INTRA, (0, {}))[1])
+        predicted = extrapolated(by_type.get(FRAME_PREDICTED, (0, {}))[1])
+        keys, ps = by_type.get(FRAME_INTRA, (0, {}))[0], by_type.get(FRAME_PREDICTED, (0, {}))[0]
+        if not predicted:
+            return cls(key, key)
+        if not key:  # no key frame among the recent ones: the P frames are all we know
+            return cls(predicted, predicted, 0.0)
+        share = keys / (keys + ps)
+        mean = {k: share * key[k] + (1 - share) * predicted[k] for k in key if k in predicted}
+        largest = {k: max(key[k], predicted.get(k, 0.0)) for k in key}
+        return cls(mean, largest, share)
+
+
 def bytes_per_frame(device: Device) -> dict[int, float]:
     """Mean packet bytes at each k over the camera's recent frames (its scene's cost)."""
-    return scene_sizes([device.pk]).get(device.pk, {})
+    found = scene_sizes([device.pk]).get(device.pk)
+    return found.mean if found else {}
 
 
-def scene_sizes(device_pks: Sequence[int]) -> dict[int, dict[int, float]]:
-    """``bytes_per_frame`` for many cameras in one query: each camera's ``SCENE_FRAMES``
-    most recent frames, mean layer bytes per index, as packet sizes at each k."""
+def scene_sizes(device_pks: Sequence[int]) -> dict[int, FrameSizes]:
+    """``FrameSizes`` for many cameras in one query: each camera's ``SCENE_FRAMES`` most
+    recent frames, mean layer bytes per frame type and index, as packet sizes at each k
+    (in the packet version the camera sent)."""
     if not device_pks:
         return {}
     recent = (
@@ -81,24 +114,35 @@ def scene_sizes(device_pks: Sequence[int]) -> dict[int, dict[int, float]]:
     )
     rows = (
         Layer.objects.filter(frame_id__in=Subquery(recent))
-        .values("frame__device_id", "index")
-        .annotate(mean=Avg(Length("data")))
-        .values_list("frame__device_id", "index", "mean")
+        .values("frame__device_id", "frame__frame_type", "frame__header__version", "index")
+        .annotate(mean=Avg(Length("data")), n=Count("id"))
+        .values_list(
+            "frame__device_id", "frame__frame_type", "frame__header__version", "index", "mean", "n"
+        )
     )
-    means: dict[int, dict[int, float]] = defaultdict(dict)
-    for device_pk, index, mean in rows:
-        means[device_pk][index] = float(mean)
-    out: dict[int, dict[int, float]] = {}
-    for device_pk, by_index in means.items():
+    totals: dict[tuple[int, int], dict[int, list[float]]] = defaultdict(dict)  # [bytes, n]
+    frames: dict[tuple[int, int], int] = defaultdict(int)
+    versions: dict[tuple[int, int], int] = {}
+    for device_pk, frame_type, version, index, mean, n in rows:
+        key = (device_pk, frame_type)
+        # two packet versions of one type (a firmware update): the newer one's header
+        versions[key] = max(versions.get(key, VERSION), version or VERSION)
+        total = totals[key].setdefault(index, [0.0, 0])
+        total[0] += float(mean) * n
+        total[1] += n
+        if index == 0:
+            frames[key] += n  # every frame has its first layer: the frames of this type
+    by_device: dict[int, dict[int, tuple[int, dict[int, float]]]] = defaultdict(dict)
+    for (device_pk, frame_type), by_index in totals.items():
         chunks: list[int] = []
         sizes: dict[int, float] = {}
         for k in range(1, MAX_TIER + 1):
             if k - 1 not in by_index:
                 break
-            chunks.append(round(by_index[k - 1]))
-            sizes[k] = float(packet_size(chunks))
-        out[device_pk] = sizes
-    return out
+            chunks.append(round(by_index[k - 1][0] / by_index[k - 1][1]))
+            sizes[k] = float(packet_size(chunks, versions[(device_pk, frame_type)]))
+        by_device[device_pk][frame_type] = (frames[(device_pk, frame_type)], sizes)
+    return {pk: FrameSizes.of(by_type) for pk, by_type in by_device.items()}
 
 
 def recent_samples(device_pks: Sequence[int]) -> dict[int, list[LinkSample]]:
@@ -134,14 +178,14 @@ def link_state(
     device: Device,
     now: datetime | None = None,
     samples: list[LinkSample] | None = None,
-    sizes: dict[int, float] | None = None,
+    sizes: FrameSizes | None = None,
 ) -> LinkState:
     """What the policy sees of one camera; ``samples`` and ``sizes`` when read in bulk."""
     now = now or timezone.now()
     if samples is None:
         samples = recent_samples([device.pk]).get(device.pk, [])
     if sizes is None:
-        sizes = bytes_per_frame(device)
+        sizes = scene_sizes([device.pk]).get(device.pk) or FrameSizes({}, {})
     last = samples[-1] if samples else None
     switched = device.desired_at or device.created_at  # the last published change
     return LinkState(
@@ -150,7 +194,8 @@ def link_state(
         backlog=last.backlog if last else 0,
         max_backlog=last.max_backlog if last else 16,
         puback_ms=last.puback_ms if last else None,
-        bytes_per_frame=extrapolated(sizes),
+        bytes_per_frame=extrapolated(sizes.mean),
+        largest_frame_bytes=extrapolated(sizes.largest),
         fps=device.fps or 1.0,
         tier=effective_tier(device),
         since_switch_s=(now - switched).total_seconds(),
@@ -312,7 +357,7 @@ def _decide_all(
     policy: str | None,
     controllers: dict[tuple[int, str], Callable[[LinkState, Limits], Decision]],
     samples: dict[int, list[LinkSample]],
-    sizes: dict[int, dict[int, float]],
+    sizes: dict[int, FrameSizes],
     now: datetime,
     done: Round,
 ) -> None:
@@ -324,7 +369,8 @@ def _decide_all(
         try:
             if (device.pk, name) not in controllers:
                 controllers[(device.pk, name)] = policy_factory(name)()
-            state = link_state(device, now, samples.get(device.pk, []), sizes.get(device.pk, {}))
+            found = sizes.get(device.pk) or FrameSizes({}, {})
+            state = link_state(device, now, samples.get(device.pk, []), found)
             decision = controllers[(device.pk, name)](state, limits_of(device))
             decisions.append((ControllerDecision(device, decision.tier, decision.as_json()), name))
         except Exception:  # one camera (a bad policy name, say) must not stop the others
