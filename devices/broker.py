@@ -63,9 +63,14 @@ class Account:
 
     @classmethod
     def ingest(cls, password: str) -> Account:
-        """The platform's ingest: reads what cameras send, publishes nothing."""
+        """The platform's ingest: reads what cameras send; writes desired states only to ask
+        for key frames (``fleet.services.request_key_frames``), reads none."""
         kinds = (topics.Kind.FRAME, topics.Kind.STATUS, topics.Kind.TELEMETRY, topics.Kind.REPORTED)
-        return cls(password, subscribe=tuple(topics.subscription(kind) for kind in kinds))
+        return cls(
+            password,
+            publish=(topics.subscription(topics.Kind.DESIRED),),
+            subscribe=tuple(topics.subscription(kind) for kind in kinds),
+        )
 
     @classmethod
     def publisher(cls, password: str) -> Account:

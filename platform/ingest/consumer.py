@@ -35,6 +35,7 @@ from django.db import close_old_connections, connections
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingest.key_frames import KeyFrameWatch
 from ingest.services import handle_batch
 from observability import metrics
 from protocol import topics
@@ -116,6 +117,7 @@ class IngestConsumer:
         self._stop = threading.Event()  # disconnected for good: the network loop ends
         self._inbox: queue.Queue[Received] = queue.Queue()
         self._connection = 0
+        self.key_frames = KeyFrameWatch()  # broken predicted streams: ask for key frames
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -190,6 +192,8 @@ class IngestConsumer:
             batch = self._take_batch()
             if batch and not self.process(batch):
                 self._stopping.wait(min(30, 2 ** min(self.failures, 5)))
+            elif not batch:
+                self.ask_key_frames()  # a break seen last may be due while no frame comes
         if not self._stop.is_set():
             self._drain()
             self._stop.set()
@@ -211,7 +215,7 @@ class IngestConsumer:
         close_old_connections()
         started = time.perf_counter()
         try:
-            handle_batch([(m.topic, m.payload) for m in batch])
+            handle_batch([(m.topic, m.payload) for m in batch], self.key_frames)
         except Exception:
             self.failures += 1
             log.exception(
@@ -231,7 +235,16 @@ class IngestConsumer:
         for m in batch:
             if m.qos > 0 and m.connection == self._connection:
                 self.client.ack(m.mid, m.qos)
+        self.ask_key_frames()
         return True
+
+    def ask_key_frames(self) -> None:
+        """Ask for the key frames due (``ingest.key_frames``), after the batch is safe:
+        a failure here costs a request, which the next frame or the timeout asks again."""
+        try:
+            self.key_frames.ask()
+        except Exception:
+            log.exception("could not ask for key frames")
 
     def _redeliver_everything(self) -> None:
         """Drop what we hold unacknowledged and reconnect: the broker sends it all again."""

@@ -24,6 +24,7 @@ from archive.services import StoredFrame, store_packets
 from control.services import record_telemetry
 from fleet.models import Device
 from fleet.services import mark_seen, record_reported, set_online
+from ingest.key_frames import KeyFrameWatch
 from ingest.models import DeadLetter, Rejection
 from mcucoder import registry
 from mcucoder.bitstream import Packet, PacketError, parse_packet
@@ -244,9 +245,17 @@ def _store_isolating_content_errors(
     return stored, set_aside
 
 
-def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
+# Refusals that say nothing of a camera's stream: no camera of ours sent it
+NOT_A_CAMERAS_FRAME = ("unknown_device", "inactive_device")
+
+
+def ingest_frames(
+    frames: Sequence[tuple[str, bytes]], key_frames: KeyFrameWatch | None = None
+) -> BatchOutcome:
     """Parse, check and archive a batch of frame packets in one transaction, then queue
-    the frames the decode policy decodes now (``archive.policy.queue_decodes``).
+    the frames the decode policy decodes now (``archive.policy.queue_decodes``), and tell
+    ``key_frames`` what was archived and refused (a broken predicted stream asks for a key
+    frame: ``ingest.key_frames``).
 
     Packets that can never be archived are set aside (``record_rejections``); so is a packet
     whose content the database refuses, alone: the rest of its batch is archived.
@@ -279,6 +288,12 @@ def ingest_frames(frames: Sequence[tuple[str, bytes]]) -> BatchOutcome:
     if set_aside:
         record_rejections(set_aside)
 
+    if key_frames is not None:
+        packets = {(i.device.pk, i.packet.seq): i.packet for i in items}
+        key_frames.observe(
+            [(s.frame.device, packets[(s.frame.device_id, s.frame.seq)]) for s in stored],
+            {a.device_id for a in set_aside if a.rejection.reason not in NOT_A_CAMERAS_FRAME},
+        )
     queued = queue_decodes([s.frame.pk for s in stored])  # as the decode policy says
     outcome.frames = [
         FrameOutcome(
@@ -351,8 +366,11 @@ def _apply(kind: topics.Kind, device_id: str, payload: bytes) -> Rejected | None
     return None
 
 
-def handle_batch(messages: Sequence[tuple[str, bytes]]) -> BatchOutcome:
-    """Route a batch of messages by topic; frames are archived together.
+def handle_batch(
+    messages: Sequence[tuple[str, bytes]], key_frames: KeyFrameWatch | None = None
+) -> BatchOutcome:
+    """Route a batch of messages by topic; frames are archived together (``key_frames``:
+    see ``ingest_frames``).
 
     Never raises for bad input (it is set aside); raises only when a service we depend on
     fails, in which case nothing of the batch may be acknowledged.
@@ -371,7 +389,7 @@ def handle_batch(messages: Sequence[tuple[str, bytes]]) -> BatchOutcome:
             set_aside.append(SetAside(topic_name, parsed.device_id, payload, problem))
     if set_aside:
         record_rejections(set_aside)
-    outcome = ingest_frames(frames) if frames else BatchOutcome()
+    outcome = ingest_frames(frames, key_frames) if frames else BatchOutcome()
     outcome.rejected.update((a.device_id, a.rejection.reason) for a in set_aside)
     return outcome
 
