@@ -11,8 +11,9 @@ PY=${STRATA_PYTHON:-.venv/bin/python}
 OUT=build/firmware-measure
 FRAMES=${STRATA_MEASURE_FRAMES:-224x224 320x240 640x480}
 K=${STRATA_MEASURE_K:-12}
+source firmware/arm/measure_lib.sh
 mkdir -p "$OUT"
-gcc -O2 -shared -fPIC firmware/arm/qemu/insn_count.c -o "$OUT/libinsn_count.so"
+measure_plugin "$OUT"
 "$PY" - "$OUT" $FRAMES <<'PY'
 import sys
 import matplotlib.cbook as cbook
@@ -25,30 +26,20 @@ PY
 SECTIONS="caller input conv0 conv1 conv2 encoder packet" # src/strata_profile.h, in order
 : >"$OUT/runs.txt"
 for board in mps2-an500 mps2-an505; do
-  for kind in release profile; do
-    b="$OUT/$board-$kind"
-    cmake -S firmware -B "$b" -DCMAKE_TOOLCHAIN_FILE="$PWD/firmware/arm/toolchain-arm-none-eabi.cmake" \
-      -DSTRATA_BOARD="$board" -DSTRATA_PROFILE=$([ $kind = profile ] && echo ON || echo OFF) >/dev/null
-    cmake --build "$b" -j 2 >/dev/null
-  done
+  measure_build "$OUT" "$board"
   # flash of the library (code + weights + tables) and its static RAM, from the release build;
   # the predicted frames' object apart (measure_predict.sh; unused, --gc-sections drops it)
   arm-none-eabi-size "$OUT/$board-release/libstrata_encoder.a" | awk -v b=$board '
     NR > 1 && $6 ~ /strata_predict/ {p += $1}
     NR > 1 && $6 !~ /strata_predict/ {t += $1; r += $2 + $3}
     END {print "size", b, t, r, p + 0}' >>"$OUT/runs.txt"
-  elf="$OUT/$board-profile/strata-encode.elf"
-  marks=""
-  for s in $SECTIONS; do
-    marks="$marks,mark=0x$(arm-none-eabi-nm "$elf" | awk -v n=strata_prof_$s '$3 == n {print $1}')"
-  done
+  marks=$(measure_marks "$OUT/$board-profile/strata-encode.elf" $SECTIONS)
   for frame in $FRAMES; do
     for kind in release profile; do
       plugin="$OUT/libinsn_count.so"
       [ $kind = profile ] && plugin="$plugin$marks"
-      qemu-system-arm -M "$board" -nographic -monitor none -serial none \
-        -semihosting-config "enable=on,target=native,arg=x,arg=$OUT/$frame.ppm,arg=$OUT/out,arg=--channels,arg=$K,arg=--stats" \
-        -kernel "$OUT/$board-$kind/strata-encode.elf" -plugin "$plugin" 2>&1 |
+      measure_run "$board" "$OUT/$board-$kind/strata-encode.elf" "$plugin" \
+        "arg=$OUT/$frame.ppm,arg=$OUT/out,arg=--channels,arg=$K,arg=--stats" |
         sed "s/^/run $board $frame $kind /" >>"$OUT/runs.txt"
     done
   done

@@ -12,8 +12,9 @@ PY=${STRATA_PYTHON:-.venv/bin/python}
 OUT=build/firmware-measure-predict
 FRAMES=${STRATA_MEASURE_FRAMES:-224x224 640x480}
 BOARDS=${STRATA_MEASURE_BOARDS:-mps2-an500}
+source firmware/arm/measure_lib.sh
 mkdir -p "$OUT"
-gcc -O2 -shared -fPIC firmware/arm/qemu/insn_count.c -o "$OUT/libinsn_count.so"
+measure_plugin "$OUT"
 PYTHONPATH=. "$PY" - "$OUT" $FRAMES <<'PY'
 import sys
 from pathlib import Path
@@ -37,20 +38,12 @@ PY
 SECTIONS="caller input conv0 conv1 conv2 encoder packet predict" # src/strata_profile.h
 : >"$OUT/runs.txt"
 for board in $BOARDS; do
-  for kind in release profile; do
-    b="$OUT/$board-$kind"
-    cmake -S firmware -B "$b" -DCMAKE_TOOLCHAIN_FILE="$PWD/firmware/arm/toolchain-arm-none-eabi.cmake" \
-      -DSTRATA_BOARD="$board" -DSTRATA_PROFILE=$([ $kind = profile ] && echo ON || echo OFF) >/dev/null
-    cmake --build "$b" -j 2 >/dev/null
-  done
+  measure_build "$OUT" "$board"
   # flash (text + data) per object of the release library
   arm-none-eabi-size "$OUT/$board-release/libstrata_encoder.a" | awk -v b=$board \
     'NR > 1 {print "object", b, $6, $1 + $2, $2 + $3}' >>"$OUT/runs.txt"
   elf="$OUT/$board-profile/strata-encode.elf"
-  marks=""
-  for s in $SECTIONS; do
-    marks="$marks,mark=0x$(arm-none-eabi-nm "$elf" | awk -v n=strata_prof_$s '$3 == n {print $1}')"
-  done
+  marks=$(measure_marks "$elf" $SECTIONS)
   for frame in $FRAMES; do
     for run in intra one still scene; do
       if [ $run = intra ]; then
@@ -58,9 +51,7 @@ for board in $BOARDS; do
       else
         args="arg=--stream,arg=$OUT/$frame-$run.txt,arg=$OUT/out"
       fi
-      qemu-system-arm -M "$board" -nographic -monitor none -serial none \
-        -semihosting-config "enable=on,target=native,arg=x,$args" \
-        -kernel "$elf" -plugin "$OUT/libinsn_count.so$marks" 2>&1 |
+      measure_run "$board" "$elf" "$OUT/libinsn_count.so$marks" "$args" |
         sed "s/^/run $board $frame $run /" >>"$OUT/runs.txt"
       if [ $run = still ]; then
         ls -l "$OUT/out" | awk -v b=$board -v f=$frame '{print "bytes", b, f, $5}' >>"$OUT/runs.txt"
