@@ -229,6 +229,7 @@ class IngestConsumer:
             "ingested %d messages in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3
         )
         metrics.INGEST_BATCH.observe(time.perf_counter() - started)
+        self.key_frames.batch_took(time.perf_counter() - started)
         self.failures = 0
         self.batches += 1
         self.processed += len(batch)

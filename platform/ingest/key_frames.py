@@ -6,8 +6,11 @@ was lost on the way, or refused), or a refused frame packet. It then asks the ca
 key frame (``fleet.services.request_key_frames``: at most one outstanding request per
 camera), so that a lost packet costs the frames up to the next key frame and no more.
 
-A missing reference is given ``GRACE_S`` before it counts as lost: with several ingest
-processes sharing the stream, the reference may be archived by another one a moment later.
+A missing reference is given a grace period before it counts as lost: with several ingest
+processes sharing the stream, the reference may be archived by another one a moment later,
+after the batch that process holds and the one it is writing. So the grace is ``GRACE_S``
+or two of this process's recent batch times (``LAG_BATCHES``), whichever is longer: on a
+loaded machine another process lags more, and a request asked for nothing costs a key frame.
 A refused packet is lost for sure and is asked for at once. A camera whose request is
 outstanding and that still sends predicted frames is asked again once the request times
 out (its answer may have been lost too).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +39,8 @@ from mcucoder import bitstream as bs
 log = logging.getLogger(__name__)
 
 GRACE_S = 0.3  # a missing reference may still be archived by another ingest process
+LAG_BATCHES = 2  # ... up to this many batch times late (the batch it holds, the next one)
+RECENT_BATCHES = 20  # batch times the lag is judged from
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,18 @@ class KeyFrameWatch:
     ) -> None:
         self.grace_s = grace_s
         self.clock = clock
-        self._suspects: dict[int, _Suspect] = {}  # by device pk
+        self._batch_s: deque[float] = deque(maxlen=RECENT_BATCHES)
+        self._suspects: dict[int, list[_Suspect]] = {}  # by device pk, oldest first
         self._now: dict[int, tuple[Device, KeyFrameReason]] = {}  # ask at the next ``ask``
+
+    def batch_took(self, seconds: float) -> None:
+        """How long this process took for a batch (taken, archived, acknowledged)."""
+        self._batch_s.append(seconds)
+
+    @property
+    def grace(self) -> float:
+        """Seconds a missing reference is given before it counts as lost."""
+        return max([self.grace_s, *(LAG_BATCHES * s for s in self._batch_s)])
 
     def observe(
         self, archived: Sequence[tuple[Device, bs.Packet]], refused: Iterable[str] = ()
@@ -87,8 +103,10 @@ class KeyFrameWatch:
             self._now.pop(pk, None)
         key_frame_arrived(healed)
         for pk, (device, packet) in breaks.items():
-            if pk not in self._suspects:
-                self._suspects[pk] = _Suspect(device, packet.seq, packet.reference_seq, now)
+            # every one is kept: an earlier one may turn out a race (its reference archived
+            # late by another ingest process) while this one is a real loss
+            suspect = _Suspect(device, packet.seq, packet.reference_seq, now)
+            self._suspects.setdefault(pk, []).append(suspect)
         for pk, device in predicted.items():
             waiting = pk not in keyed and pk not in breaks and pk not in self._suspects
             if waiting and self._timed_out(device):
@@ -98,11 +116,15 @@ class KeyFrameWatch:
 
     def ask(self) -> list[str]:
         """Ask for the key frames due; returns the ids of the cameras asked."""
-        now = self.clock()
-        due = [s for s in self._suspects.values() if now - s.since >= self.grace_s]
+        now, grace = self.clock(), self.grace
+        due = [s for kept in self._suspects.values() for s in kept if now - s.since >= grace]
         broken = self._still_broken(due)  # a failing database keeps them for the next call
-        for suspect in due:
-            del self._suspects[suspect.device.pk]
+        for pk in {s.device.pk for s in due}:
+            left = [s for s in self._suspects[pk] if now - s.since < grace]
+            if left:
+                self._suspects[pk] = left
+            else:
+                del self._suspects[pk]
         for suspect in broken:
             self._now.setdefault(suspect.device.pk, (suspect.device, KeyFrameReason.LOST))
         asking, self._now = self._now, {}

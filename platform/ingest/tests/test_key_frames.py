@@ -89,6 +89,25 @@ def test_a_reference_archived_late_by_another_process_is_not_a_loss(camera, watc
     assert watch.ask() == [] and key_request(camera) == 0
 
 
+def test_a_loss_right_after_a_late_reference_is_still_a_loss(camera, watch, clock):
+    handle_batch([frame(camera, 0, ref=0), frame(camera, 2)], watch)  # 1 is late...
+    handle_batch([frame(camera, 1)])  # ...archived by another ingest process
+    handle_batch([frame(camera, 4)], watch)  # and 3 is lost, within the same grace period
+    clock.now += 0.5
+    assert watch.ask() == [camera.device_id]
+
+
+def test_the_grace_period_follows_the_time_a_batch_takes(camera, watch, clock):
+    assert watch.grace == 0.3
+    watch.batch_took(0.4)  # a loaded machine: another process may lag as much
+    assert watch.grace == 0.8
+    handle_batch([frame(camera, 0, ref=0), frame(camera, 2)], watch)
+    clock.now += 0.5
+    assert watch.ask() == []
+    clock.now += 0.4
+    assert watch.ask() == [camera.device_id]
+
+
 def test_a_key_frame_after_the_break_heals_it(camera, watch, clock):
     handle_batch([frame(camera, 0, ref=0), frame(camera, 2), frame(camera, 3, ref=0)], watch)
     handle_batch([frame(camera, 5)], watch)  # broken again, then healed in the next batch
