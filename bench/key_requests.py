@@ -24,7 +24,6 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
 import uuid
 
