@@ -74,12 +74,12 @@ def test_a_dropped_frame_is_taken_back_and_trimmed_channels_go_intra(codec) -> N
     decode_all(codec.codec, [first, trimmed, last])
 
 
-def test_a_key_request_from_the_platform_is_answered_once(
+def test_a_key_request_is_answered_once_and_a_tier_change_sends_a_key_frame(
     broker_url: str, device_id: str, observer: Observer, codec
 ) -> None:
     camera = Camera(device_id, broker_url, encoder=codec, key_interval=50, session_expiry_s=60)
     camera.start()
-    images = frames(6)
+    images = frames(7)
     try:
         assert camera.wait_online(10)
         for image in images[:2]:
@@ -97,14 +97,19 @@ def test_a_key_request_from_the_platform_is_answered_once(
         assert camera.wait_online(10) and camera.stats.connects >= 2
         observer.publish_json(device_id, topics.Kind.DESIRED, {"version": 2, "tier": 12})
         observer.wait_for(device_id, topics.Kind.REPORTED, lambda p: p.get("version") == 2)
-        for image in images[4:]:
+        for image in images[4:6]:
             camera.send_frame(image)
+        # the tier controller's change: the camera sends a key frame of its own accord
+        observer.publish_json(device_id, topics.Kind.DESIRED, {"version": 3, "tier": 6})
+        observer.wait_for(device_id, topics.Kind.REPORTED, lambda p: p.get("version") == 3)
+        camera.send_frame(images[6])
     finally:
         camera.stop()
-    received = observer.wait_count(device_id, topics.Kind.FRAME, 6)
+    received = observer.wait_count(device_id, topics.Kind.FRAME, 7)
     # QoS 1: frames in flight when the link dropped may come twice
     sent = list({p.seq: p for p in (bs.parse_packet(m.payload) for m in received)}.values())
-    assert [p.seq for p in sent] == list(range(6))
-    assert [p.frame_type for p in sent] == [0, 1, 0, 1, 1, 1]
+    assert [p.seq for p in sent] == list(range(7))
+    assert [p.frame_type for p in sent] == [0, 1, 0, 1, 1, 1, 0]
+    assert sent[-1].n_channels == 6
     assert camera.settings.key_request == 1
     decode_all(codec.codec, sent)
