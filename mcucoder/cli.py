@@ -163,6 +163,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             codecs["mcucoder-int8"] = candidate_codec(args.decoder, "int8")
         except FileNotFoundError:
             print("no INT8 encoder for this model: float only")
+    elif args.checkpoint:  # a train checkpoint, shipped as release would, into --scratch
+        from .evaluate import checkpoint_codecs
+
+        if not args.scratch:
+            raise CliError("--checkpoint needs --scratch DIR (never mcucoder/weights)")
+        codecs = checkpoint_codecs(args.checkpoint, args.scratch, args.name or "candidate")
     else:
         codecs = {"mcucoder-float": Codec.load(args.model, encoder="float")}
         try:
@@ -558,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", help="model name or id (default: the manifest's default)")
     v.add_argument("--no-webp", action="store_true")
     v.add_argument("--decoder", help="a train-decoder checkpoint: its base model with this decoder")
+    v.add_argument("--checkpoint", help="a train checkpoint: tables + INT8 as release makes them")
+    v.add_argument("--scratch", help="with --checkpoint: folder for its tables, weights, .tflite")
+    v.add_argument("--name", help="with --checkpoint: model name in --scratch (candidate)")
     v.set_defaults(fn=_cmd_evaluate)
     return p
 

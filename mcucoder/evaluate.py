@@ -246,3 +246,61 @@ def write_report(report: dict, out: Path, plot_path: Path | None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
     if plot_path:
         plot(report, plot_path)
+
+
+def jpeg_at_rate(report: dict, bpp: float, metric: str = "psnr") -> float | None:
+    """JPEG's quality at ``bpp`` (the same bytes as a point of ours): its curve
+    interpolated with pchip over log-rate, None outside the rates JPEG reached."""
+    pts = sorted(report["curves"]["jpeg"], key=lambda p: p["bpp"])
+    rates = np.log([p["bpp"] for p in pts])
+    if not rates[0] <= np.log(bpp) <= rates[-1]:
+        return None
+    values = np.array([p[metric] for p in pts])
+    return float(_pchip(rates, values, np.array([np.log(bpp)]))[0])
+
+
+# what ``release`` calibrates with: 128 training crops of 256 for the entropy tables'
+# histograms (cli._register), 200 of 224 for the INT8 converter (cli export-int8)
+TABLE_CROPS, TABLE_CROP, TABLE_SEED = 128, 256, 99
+INT8_CROPS, INT8_CROP, INT8_SEED = 200, 224, 7
+
+
+def checkpoint_codecs(
+    checkpoint: Path | str, scratch: Path | str, name: str, int8: bool = True
+) -> dict[str, Codec]:
+    """A ``train`` checkpoint as ``release`` would ship it, measured without replacing the
+    released model: entropy tables, weights, model_id and the INT8 TFLite encoder (in the
+    export environment, ``requirements-export.txt``) are written to ``scratch`` (its own
+    manifest), never to ``mcucoder/weights``. Returns the float and the INT8 codec."""
+    import subprocess
+
+    from .data import RandomCrops, image_list
+    from .entropy import tables_from_json
+    from .export import TF_PYTHON, build_tables, export_model, load_checkpoint
+    from .int8 import Int8Encoder
+
+    scratch = Path(scratch)
+    net, ck = load_checkpoint(checkpoint)
+    if ck.get("ema"):  # the weight average is the candidate (train --ema)
+        net.load_state_dict(ck["ema"])
+    crops = RandomCrops(image_list("train"), TABLE_CROP, seed=TABLE_SEED).batch(TABLE_CROPS)
+    model_id = export_model(net, name, build_tables(net, crops), {"steps": ck.get("step")}, scratch)
+    tables = tables_from_json(json.loads((scratch / f"{name}.tables.json").read_text()))
+    codecs = {"mcucoder-float": Codec(name, model_id, net.encoder, net.decoder, tables)}
+    if not int8:
+        return codecs
+    enc = {k: v.numpy() for k, v in net.encoder.state_dict().items() if k.startswith("conv")}
+    np.savez(scratch / "encoder.npz", **enc)
+    calib = RandomCrops(image_list("train"), INT8_CROP, seed=INT8_SEED).batch(INT8_CROPS)
+    np.save(scratch / "int8-crops.npy", calib)
+    tflite = scratch / f"{name}.int8.tflite"
+    subprocess.run(
+        [str(TF_PYTHON), "-m", "mcucoder.tflite_export"]
+        + [str(scratch / "encoder.npz"), str(scratch / "int8-crops.npy"), str(tflite)],
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    codecs["mcucoder-int8"] = Codec(
+        name, model_id, net.encoder, net.decoder, tables, int8=Int8Encoder(tflite)
+    )
+    return codecs

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mcucoder.evaluate import _pchip, bd_rate, overlap
 
@@ -31,3 +32,14 @@ def test_pchip_is_monotone_and_interpolates():
     yi = _pchip(x, y, xi)
     assert np.all(np.diff(yi) >= -1e-12)
     assert np.allclose(_pchip(x, y, x), y)
+
+
+def test_jpeg_at_rate_follows_the_jpeg_curve():
+    from mcucoder.evaluate import jpeg_at_rate
+
+    jpeg = [{"quality": q, "bpp": 0.1 * q, "psnr": 20 + 2 * q} for q in (1, 2, 4, 8)]
+    report = {"curves": {"jpeg": jpeg}}
+    assert jpeg_at_rate(report, 0.4) == pytest.approx(28.0)
+    between = jpeg_at_rate(report, 0.3)
+    assert 24.0 < between < 28.0
+    assert jpeg_at_rate(report, 0.05) is None and jpeg_at_rate(report, 0.9) is None

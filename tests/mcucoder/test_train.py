@@ -117,3 +117,35 @@ def test_joint_fine_tune_runs_resumes_and_exports_its_average(data_dir, codec):
     net, cand_ck = load_checkpoint(cand)
     assert "opt" not in cand_ck and cand_ck["step"] == 3
     torch.testing.assert_close(net.state_dict(), ck["ema"])
+
+
+def test_a_candidate_is_measured_outside_the_released_weights(data_dir, codec, photo):
+    from mcucoder.cli import main
+    from mcucoder.evaluate import checkpoint_codecs
+    from mcucoder.registry import MANIFEST
+
+    run = data_dir / "run"
+    args = ["train", "--out", str(run), "--init-model", codec.name, "--qat-start", "0"]
+    assert main([*args, "--batch", "2", "--crop", "112", "--steps", "1", "--ema", "0.5"]) == 0
+    released = MANIFEST.read_bytes()
+    codecs = checkpoint_codecs(run / "last.pt", data_dir / "scratch", "cand", int8=False)
+    assert MANIFEST.read_bytes() == released
+    scratch = json.loads((data_dir / "scratch" / "manifest.json").read_text())
+    cand = codecs["mcucoder-float"]
+    assert scratch["models"]["cand"]["model_id"] == cand.model_id != codec.model_id
+    ema = torch.load(run / "last.pt", weights_only=False)["ema"]
+    torch.testing.assert_close(
+        cand.decoder.state_dict()["net.0.weight"], ema["decoder.net.0.weight"]
+    )
+    image = cand.decode(cand.encode(photo))
+    assert image.shape == photo.shape
+    assert np.mean((image.astype(float) - photo) ** 2) < np.mean((photo - photo.mean()) ** 2) / 20
+
+
+def test_evaluating_a_checkpoint_needs_a_scratch_folder(data_dir, capsys):
+    from mcucoder.cli import main
+
+    args = ["evaluate", "--images", str(data_dir), "--out", str(data_dir / "r.json")]
+    assert main([*args, "--checkpoint", str(data_dir / "p0.png")]) == 1
+    assert "--scratch" in capsys.readouterr().err
+    assert not (data_dir / "r.json").exists()
