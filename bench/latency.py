@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from bench._harness import (
+    BENCH_ENV,
     child,
     machine,
     mosquitto_broker,
@@ -219,6 +221,15 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=15, help="seconds to wait after")
     args = parser.parse_args()
 
+    # A database and Redis database of its own: its workers backfill whatever frames the
+    # database holds (not other benchmarks' frames), and it empties its Redis at the start.
+    BENCH_ENV["DATABASE_URL"] = os.environ.get(
+        "BENCH_LATENCY_DATABASE_URL",
+        BENCH_ENV["DATABASE_URL"].rsplit("/", 1)[0] + "/strata_bench_latency",
+    )
+    BENCH_ENV["REDIS_URL"] = os.environ.get(
+        "BENCH_LATENCY_REDIS_URL", BENCH_ENV["REDIS_URL"].rsplit("/", 1)[0] + "/13"
+    )
     env = setup_django()
     env["STRATA_DECODE_POLICY"] = args.policy
     import redis
@@ -226,7 +237,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from access.services import assign
-    from archive import coordination
+    from archive import coordination, policy
     from archive.models import DecodedImage, Frame
     from devices.fleet import device_ids
     from fleet.services import provision_device
@@ -277,7 +288,7 @@ def main() -> None:
         viewers.connected.wait(120)
         if viewers.errors:
             raise RuntimeError(f"viewers could not connect: {viewers.errors[:3]}")
-        while len(coordination.live_members(coordination.WATCHED) & set(cookies)) < len(cookies):
+        while len(policy.watched_device_ids() & set(cookies)) < len(cookies):
             time.sleep(0.2)
         backlog = Backlog(ids)
         backlog.start()

@@ -15,7 +15,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-WATCHED = "watched"  # sorted set: device id -> watched until (unix s)
+WATCHED = "watched"  # sorted set: "device id|viewer" -> watched until (unix s)
 WORKERS = "workers"  # sorted set: "name|device" -> alive until (unix s)
 STATS = "decode-stats"  # hash of counters (frames decoded, passes)
 

@@ -120,15 +120,32 @@ def worker_devices() -> dict[str, str]:
 # -- watched cameras --------------------------------------------------------------------------
 
 
-def watch(device_ids: Iterable[str]) -> None:
+def _watch_marks(device_ids: Iterable[str], viewer: str) -> list[str]:
+    return [f"{d}|{viewer}" for d in device_ids]
+
+
+def watch(device_ids: Iterable[str], viewer: str = "") -> None:
     """Someone views these cameras live: keep them watched for ``STRATA_WATCH_TTL_S``
-    (live views refresh this while they are open)."""
-    coordination.refresh_members(coordination.WATCHED, device_ids, settings.STRATA_WATCH_TTL_S)
+    (live views refresh this while they are open). Each ``viewer`` (a live socket) keeps
+    marks of its own, so that it can take them back (``unwatch``) when its page stops
+    showing a camera without un-watching one another page still shows."""
+    coordination.refresh_members(
+        coordination.WATCHED, _watch_marks(device_ids, viewer), settings.STRATA_WATCH_TTL_S
+    )
+    _watched_cache.clear()
+
+
+def unwatch(device_ids: Iterable[str], viewer: str = "") -> None:
+    """``viewer`` no longer shows these cameras (scrolled away, tab hidden, page closed)."""
+    coordination.drop_members(coordination.WATCHED, _watch_marks(device_ids, viewer))
     _watched_cache.clear()
 
 
 def watched_device_ids() -> set[str]:
-    return _watched_cache.get(lambda: coordination.live_members(coordination.WATCHED))
+    """The cameras some live view shows now (cached for ``_CACHE_S``)."""
+    return _watched_cache.get(
+        lambda: {m.rsplit("|", 1)[0] for m in coordination.live_members(coordination.WATCHED)}
+    )
 
 
 # -- routing new frames -------------------------------------------------------------------------

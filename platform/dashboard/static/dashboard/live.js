@@ -1,5 +1,6 @@
-// Live dashboard: replaces a camera's frame when the platform announces a new decoded one.
-// The server only sends events of cameras this user may see.
+// Live dashboard: replaces a camera's frame when the platform announces a new decoded one,
+// and tells the platform which cameras are on screen. The server only sends events of
+// cameras this user may see.
 (function () {
   "use strict";
   const state = document.getElementById("live-state");
@@ -67,11 +68,60 @@
     });
   }
 
+  // The cameras on screen: the server decodes a watched camera's frames first, so the page
+  // names only those in view ({"watch": [ids]}), none while its tab is hidden, and says so
+  // again when that changes (scrolling, filtering, switching tabs).
+  let socket = null;
+  let said = null; // the watch list last sent on this socket, as JSON
+  const inView = new Set(); // elements with data-device / data-live-device in the viewport
+  const watchedElements = '[data-device], [data-live-device]';
+
+  function onScreen() {
+    if (document.visibilityState !== "visible") return [];
+    const ids = new Set();
+    inView.forEach(function (el) {
+      if (!el.isConnected) { inView.delete(el); return; }
+      ids.add(el.dataset.device || el.dataset.liveDevice);
+    });
+    return Array.from(ids).sort();
+  }
+
+  let pending = null;
+  function sayWatching() {
+    clearTimeout(pending);
+    pending = setTimeout(function () { // one message for a burst of changes (a scroll)
+      const list = JSON.stringify(onScreen());
+      if (!socket || socket.readyState !== WebSocket.OPEN || list === said) return;
+      socket.send('{"watch":' + list + "}");
+      said = list;
+    }, 150);
+  }
+
+  const viewport = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (entry.isIntersecting) inView.add(entry.target); else inView.delete(entry.target);
+    });
+    sayWatching();
+  }) : null;
+  document.querySelectorAll(watchedElements).forEach(function (el) {
+    if (viewport) viewport.observe(el); else inView.add(el);
+  });
+  document.addEventListener("visibilitychange", sayWatching);
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + "/ws/live/");
-    ws.onopen = function () { delay = 1000; if (state) state.classList.add("connected"); };
-    ws.onmessage = function (msg) { apply(JSON.parse(msg.data)); };
+    const ws = (socket = new WebSocket(scheme + location.host + "/ws/live/"));
+    ws.onopen = function () {
+      delay = 1000;
+      said = null; // a new socket watches nothing yet
+      if (state) state.classList.add("connected");
+      sayWatching();
+    };
+    ws.onmessage = function (msg) {
+      const event = JSON.parse(msg.data);
+      if (event.type === "error") console.warn("live view: " + event.error);
+      else apply(event); // "watching" (the server's answer) changes nothing on the page
+    };
     ws.onclose = function () {
       if (state) state.classList.remove("connected");
       setTimeout(connect, delay);
