@@ -110,7 +110,7 @@ def _decode_pass(codec, requests: Sequence[tuple[Frame, int]]) -> list[DecodedIm
     for (frame, packet), rgb in zip(good, images, strict=True):
         data, content_type = encode_image(rgb)
         decoded, created = record_decoded(
-            frame.pk, packet.n_channels, data, content_type, per_frame_ms
+            frame.pk, packet.n_channels, data, content_type, per_frame_ms, codec.decoder_revision
         )
         if created:
             stored.append(decoded)

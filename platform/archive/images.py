@@ -1,7 +1,11 @@
 """Decoded images: the one place that finds them, and asks for the missing ones.
 
 The archive keeps every layer; a decoded image is a cache of one (frame, k), stored once by
-``archive.decoding``. Pages, exports and the live view read them through these functions.
+``archive.decoding`` with the decoder revision that made it. Pages, exports and the live view
+read them through these functions. After a release of a better decoder (a new revision of
+the same model, ``mcucoder.decoders``) the images of the older one are *stale*: shown where
+any image will do (the overview, the live view, ``best_decoded``), and decoded again when a
+particular (frame, k) is asked for (the frame page, the slider, an export), not all at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PIL import Image
 from archive.jobs import ARCHIVE_QUEUE, REDECODE, JobQueueUnavailable, queue_job
 from archive.models import DecodedImage, Frame
 from fleet.models import Device
+from mcucoder.decoders import BASE, revision_of
 
 REQUEST_TTL_S = 60  # a pending re-decode is asked for once per minute, however often pages poll
 
@@ -27,10 +32,28 @@ def clamp_channels(frame: Frame, k: int) -> int:
     return max(1, min(k, frame.n_layers))
 
 
+def current_decoder(model_id: int) -> str:
+    """The decoder revision frames of ``model_id`` are decoded with now: the model's
+    released one (``mcucoder.decoders``)."""
+    try:
+        return revision_of(model_id)
+    except KeyError:  # a model this platform does not know: nothing decodes it
+        return BASE
+
+
+def is_current(decoded: DecodedImage, model_id: int) -> bool:
+    """Made by the decoder revision frames of ``model_id`` decode with now (else stale)."""
+    return decoded.decoder == current_decoder(model_id)
+
+
 def decoded_image(frame_id: int, channels: int, *, with_image: bool = True) -> DecodedImage | None:
-    """The stored image of a frame at exactly ``channels``, if it has been decoded."""
-    found = DecodedImage.objects.filter(frame_id=frame_id, channels=channels)
-    return (found if with_image else found.defer("image")).first()
+    """The stored image of a frame at exactly ``channels``, if the current decoder revision
+    made it (None: not decoded yet, or stale)."""
+    found = DecodedImage.objects.filter(frame_id=frame_id, channels=channels).select_related(
+        "frame"
+    )
+    image = (found if with_image else found.defer("image")).first()
+    return image if image is not None and is_current(image, image.frame.model_id) else None
 
 
 def best_decoded(frame: Frame, channels: int | None = None) -> DecodedImage | None:
@@ -44,11 +67,10 @@ def best_decoded(frame: Frame, channels: int | None = None) -> DecodedImage | No
 def decoded_images(
     frames: Iterable[Frame], channels: Iterable[int]
 ) -> dict[tuple[int, int], DecodedImage]:
-    """The stored images of ``frames`` at any of ``channels``, by (frame id, k)."""
-    return {
-        (d.frame_id, d.channels): d
-        for d in DecodedImage.objects.filter(frame__in=list(frames), channels__in=set(channels))
-    }
+    """The current stored images of ``frames`` at any of ``channels``, by (frame id, k)."""
+    model_of = {f.pk: f.model_id for f in frames}
+    found = DecodedImage.objects.filter(frame_id__in=list(model_of), channels__in=set(channels))
+    return {(d.frame_id, d.channels): d for d in found if is_current(d, model_of[d.frame_id])}
 
 
 def decoded_channels(frame: Frame) -> list[int]:
@@ -72,10 +94,15 @@ def latest_decoded(device: Device) -> DecodedImage | None:
 
 
 def decoded_pairs(requests: Sequence[tuple[Frame, int]]) -> set[tuple[int, int]]:
-    """The (frame id, k) among ``requests`` that have a stored image."""
-    found = DecodedImage.objects.filter(frame_id__in={f.pk for f, _ in requests})
+    """The (frame id, k) among ``requests`` that have a current stored image."""
+    model_of = {f.pk: f.model_id for f, _ in requests}
+    found = DecodedImage.objects.filter(frame_id__in=list(model_of))
     wanted = {(f.pk, k) for f, k in requests}
-    return set(found.values_list("frame_id", "channels")) & wanted
+    return {
+        (frame_id, k)
+        for frame_id, k, decoder in found.values_list("frame_id", "channels", "decoder")
+        if decoder == current_decoder(model_of[frame_id])
+    } & wanted
 
 
 def frames_needing_decode(frame_ids: Sequence[int]) -> list[Frame]:

@@ -65,7 +65,7 @@ class Layer(models.Model):
 
 
 class DecodedImage(models.Model):
-    """A frame reconstructed from its first ``channels`` layers."""
+    """A frame reconstructed from its first ``channels`` layers by one decoder revision."""
 
     frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="decoded")
     channels = models.PositiveSmallIntegerField()
@@ -73,6 +73,13 @@ class DecodedImage(models.Model):
     image = models.BinaryField()
     decode_ms = models.FloatField(help_text="Decoder time per frame within its batch.")
     decoded_at = models.DateTimeField(auto_now_add=True)
+    decoder = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Decoder revision that made it (mcucoder.decoders; empty: not recorded). "
+        "One made by another revision than the model's release is re-decoded when asked for.",
+    )
 
     class Meta:
         constraints = [

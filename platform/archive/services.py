@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from django.db import connection, transaction
+from django.utils import timezone
 
+from archive.images import current_decoder
 from archive.models import DecodedImage, DecodeFailure, Frame, Layer, utc_today
 from fleet.models import Device
 from mcucoder.bitstream import Packet
@@ -179,14 +181,30 @@ def archived_packet(frame: Frame, channels: int | None = None) -> Packet:
 
 
 def record_decoded(
-    frame_id: int, channels: int, image: bytes, content_type: str, decode_ms: float
+    frame_id: int,
+    channels: int,
+    image: bytes,
+    content_type: str,
+    decode_ms: float,
+    decoder: str | None = None,
 ) -> tuple[DecodedImage, bool]:
-    """Store a decoded image once per (frame, channels); a second decode is dropped."""
+    """Store a decoded image once per (frame, channels), with the decoder revision that made
+    it (``None``: the one the frame's model decodes with now). A second decode is dropped,
+    unless the stored image is stale (another revision than the current one) and this one
+    is not: a release's decoder re-decoding an older one's cache replaces it, and a worker
+    still on the older revision during a rolling upgrade never replaces a current one.
+    True when stored."""
+    model_id = Frame.objects.values_list("model_id", flat=True).get(pk=frame_id)
+    current = current_decoder(model_id)
+    decoder = current if decoder is None else decoder
+    made = {"image": image, "content_type": content_type, "decode_ms": decode_ms}
     decoded, created = DecodedImage.objects.get_or_create(
-        frame_id=frame_id,
-        channels=channels,
-        defaults={"image": image, "content_type": content_type, "decode_ms": decode_ms},
+        frame_id=frame_id, channels=channels, defaults={**made, "decoder": decoder}
     )
+    if not created and decoder == current and decoded.decoder != current:
+        stale = DecodedImage.objects.filter(pk=decoded.pk).exclude(decoder=current)
+        created = bool(stale.update(**made, decoder=decoder, decoded_at=timezone.now()))
+        decoded.refresh_from_db()
     if created:
         metrics.DECODE_SECONDS.observe(decode_ms / 1000)
     return decoded, created
