@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # Layer bands (by layer index, 0 first): what a frame decodes at if it keeps that much.
 BANDS: tuple[tuple[str, int, int], ...] = (("k1-3", 0, 3), ("k4-6", 3, 6), ("k7-12", 6, 12))
 EXACT_SCAN_BYTES = 64 << 20  # below this the layer table is summed exactly, above sampled
+# A frame delivered this long after its camera's first frame past a cutoff, with a lower seq
+# (out of order: another ingest process, a resend), still counts as the first one kept.
+LATE_WINDOW = timedelta(hours=1)
 
 
 def _band_case() -> str:
@@ -195,9 +198,25 @@ def chains_into(before: datetime) -> Q | None:
 
 
 def _first_kept(device_pks: Sequence[int], before: datetime) -> Q:
-    """Each camera's first frame (by ``seq``) received at or after ``before``."""
+    """Each camera's first frame (lowest ``seq``) received at or after ``before``, among
+    those received within ``LATE_WINDOW`` of its earliest one there: an index probe per
+    camera and that window, never a scan of everything kept (a month of a fleet)."""
+    earliest = (
+        Frame.objects.filter(device=OuterRef("pk"), received_at__gte=before)
+        .order_by("received_at")
+        .values("received_at")[:1]
+    )
+    starts = (
+        Device.objects.filter(pk__in=device_pks)
+        .annotate(at=Subquery(earliest))
+        .exclude(at=None)
+        .values_list("pk", "at")
+    )
+    window = Q(pk__in=[])
+    for device_pk, at in starts:
+        window |= Q(device=device_pk, received_at__gte=before, received_at__lt=at + LATE_WINDOW)
     firsts = (
-        Frame.objects.filter(device__in=device_pks, received_at__gte=before)
+        Frame.objects.filter(window)
         .values("device")
         .annotate(first=Min("seq"))
         .values_list("device", "first")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -235,3 +235,34 @@ def test_frames_a_kept_predicted_frame_needs_keep_every_layer():
     # 3 is an event (it needs 1 and 2); 7 and 8 are recent (they need 5 and 6): all whole.
     # Only 4 was thinned, then deleted: nothing kept predicts from it.
     assert state(device) == [(seq, 12, list(range(12))) for seq in (1, 2, 3, 5, 6, 7, 8)]
+
+
+def test_a_frame_delivered_late_across_the_cutoff_keeps_its_chain_too():
+    """The first frame kept is the lowest ``seq`` delivered within ``LATE_WINDOW`` of the
+    camera's earliest frame after the cutoff: a predicted frame that came a few minutes late
+    (out of order) keeps its chain, though the frame received first is a key frame."""
+    from archive.partitions import apply_retention
+
+    device = provision_device("cam-ret-late")
+    cutoff_day = timezone.localdate() - timedelta(days=30)
+    cutoff = timezone.make_aware(datetime.combine(cutoff_day, datetime.min.time()))
+    received = {  # seq -> when it arrived: 3 (predicted from 2) after 4 (a key frame)
+        1: cutoff - timedelta(hours=2),
+        2: cutoff - timedelta(hours=1),
+        4: cutoff + timedelta(minutes=1),
+        3: cutoff + retention.LATE_WINDOW / 2,
+    }
+    for seq, at in received.items():
+        key = seq in (1, 4)
+        packet = build_packet(
+            model_id=registry.default_model_id(), width=64, height=48, seq=seq,
+            capture_time_ms=1_700_000_000_000 + seq,
+            chunks=[bytes([i + 1]) * (3 + i) for i in range(12)],
+            frame_type=FRAME_INTRA if key else FRAME_PREDICTED, ref=0 if key else 1,
+            version=VERSION_2, block=0 if key else 4, motion=MOTION_UNKNOWN if key else 0,
+        )  # fmt: skip
+        frame = store_packet(device, parse_packet(packet)).frame
+        Frame.objects.filter(pk=frame.pk).update(received_at=at)
+    result = apply_retention(keep_days=30)
+    assert result.chain_frames == 2
+    assert [seq for seq, *_ in state(device)] == [1, 2, 3, 4]
