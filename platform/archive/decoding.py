@@ -217,9 +217,12 @@ def decode_live(frame_ids: Sequence[int], owner: str | None = None) -> list[Deco
         for device_pk, received in since.items()
     ]
     frames = frames_needing_decode([f.pk for f in newest if f is not None])
-    stored = decode_and_store(_at_full_k(frames), owner)
+    stored: list[DecodedImage] = []
+    for request in _at_full_k(frames):  # each camera's viewer sees its frame once decoded
+        decoded = decode_and_store([request], owner)
+        _announce(decoded)
+        stored += decoded
     coordination.count("live", len(stored))
-    _announce(stored)
     return stored
 
 

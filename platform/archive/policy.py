@@ -172,8 +172,10 @@ def queue_decodes(frame_ids: Sequence[int]) -> set[int]:
     queued for decoding (a live decode already queued for the camera counts: it will take
     the newest frame). Raises ``JobQueueUnavailable`` when nothing could be queued.
 
-    Live decodes are coalesced: one queued per camera at a time, and it decodes that
-    camera's newest frame when it runs, not every frame that arrived meanwhile.
+    Live decodes are coalesced: one task queued per camera at a time, and it decodes that
+    camera's newest frame when it runs, not every frame that arrived meanwhile. A task per
+    camera, so that each viewer waits for its own camera's decode only, and the workers
+    free at the time (the live one, an idle archive one) share them.
     """
     frames = sorted(frames_needing_decode(frame_ids), key=lambda f: f.pk)  # oldest first
     if not frames:
@@ -198,11 +200,11 @@ def queue_decodes(frame_ids: Sequence[int]) -> set[int]:
         )
         if ok
     ]
-    if fresh:
+    for i, frame in enumerate(fresh):  # a task per camera: live workers share them
         try:
-            queue_job(DECODE_LIVE, [f.pk for f in fresh], queue=LIVE_QUEUE)
+            queue_job(DECODE_LIVE, [frame.pk], queue=LIVE_QUEUE)
         except JobQueueUnavailable:
-            coordination.release([_live_pending(f.device_id) for f in fresh])
+            coordination.release([_live_pending(f.device_id) for f in fresh[i:]])
             raise
     if policy is Policy.EAGER:
         ids = [f.pk for f in frames]

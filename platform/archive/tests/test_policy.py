@@ -86,6 +86,16 @@ def test_watched_camera_goes_live_once_per_camera_the_rest_to_backfill():
     assert len(queued("live")) == 1 and len(queued(BACKFILL_KEY)) == 1
 
 
+def test_each_watched_camera_gets_a_live_task_of_its_own():
+    """Workers free at the time share them, and a viewer waits for its camera's decode
+    only, not for every watched camera's frames of the batch."""
+    north, south = frames_of("pol-north", 2), frames_of("pol-south", 2)
+    policy.watch(["pol-north", "pol-south"])
+    policy.queue_decodes([f.pk for f in north + south])
+    tasks = sorted(args for _, args in queued("live"))
+    assert tasks == sorted([[[north[1].pk]], [[south[1].pk]]])
+
+
 def test_live_decode_takes_the_newest_frame_of_the_camera():
     frames = frames_of("pol-newest", 4)
     stored = decode_live([frames[0].pk])  # queued for frame 0; frames 1-3 arrived since
