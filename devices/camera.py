@@ -41,6 +41,7 @@ from devices.send_policy import (  # noqa: F401 (CAP_WINDOW_S, GUARD_MARGIN_S: r
 from devices.sequence import SequenceCounter, default_state_dir
 from devices.session import QOS, LinkStats, Pending, Session  # noqa: F401 (QOS: re-exported)
 from devices.uplink import UplinkEstimator
+from mcucoder.predictive import KEY_INTERVAL
 from protocol import topics
 from protocol.broker import BrokerURL
 from protocol.payloads import (
@@ -429,6 +430,18 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def add_key_interval_argument(parser: argparse.ArgumentParser) -> None:
+    """``--key-interval``, as every command that runs simulated cameras takes it: predicted
+    frames by default (issue 18), a key frame every ``KEY_INTERVAL`` frames as the codec's
+    own encoder, besides those the platform asks for; 0 sends intra frames only."""
+    parser.add_argument(
+        "--key-interval",
+        type=int,
+        default=KEY_INTERVAL,
+        help="predicted frames, a key frame every N (default %(default)s; 0: intra only)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m devices.camera``: one camera in its own process (tests, end-to-end runs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -448,12 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir", type=Path, default=default_state_dir(), help="where seq numbers persist"
     )
     parser.add_argument("--no-codec", action="store_true", help="status/telemetry only")
-    parser.add_argument(
-        "--key-interval",
-        type=int,
-        default=0,
-        help="send predicted frames, a key frame every N (0: intra only)",
-    )
+    add_key_interval_argument(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from devices import traces
-from devices.camera import Camera, Encoder
+from devices.camera import Camera, Encoder, add_key_interval_argument
 from devices.link import LinkEmulator
 from devices.scenes import DEFAULT_SIZE, SCENE_NAMES, Size, make_source
 from devices.sequence import default_state_dir
@@ -369,12 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "manage.py provision",
     )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="telemetry period, s")
-    parser.add_argument(
-        "--key-interval",
-        type=int,
-        default=0,
-        help="send predicted frames, a key frame every N (0: intra only)",
-    )
+    add_key_interval_argument(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
 

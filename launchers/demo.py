@@ -39,6 +39,7 @@ from archive.decoding import codec_for  # noqa: E402
 from control.services import run_controller  # noqa: E402
 from decoder_worker.celery import host_workers  # noqa: E402
 from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
+from devices.camera import add_key_interval_argument  # noqa: E402
 from devices.fleet import Fleet  # noqa: E402
 from fleet.credentials import issue_credentials  # noqa: E402
 from fleet.services import publisher  # noqa: E402
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cameras", type=int, default=DEMO_CAMERA_COUNT, help=f"up to {len(DEMO_CAMERAS)} named"
     )
     parser.add_argument("--fps", type=float, default=1.0)
+    add_key_interval_argument(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="routine logs too (or LOG_LEVEL=INFO)"
     )
@@ -116,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         if settings.MQTT_URL:
             check_mqtt(settings.MQTT_URL)
         call_command("migrate", interactive=False, verbosity=0)
-        run(args.host, port, args.cameras, args.fps)
+        run(args.host, port, args.cameras, args.fps, args.key_interval)
     except CannotStart as exc:
         print(f"strata: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
 
 
-def run(host: str, port: int, cameras: int, fps: float) -> None:
+def run(host: str, port: int, cameras: int, fps: float, key_interval: int) -> None:
     """Start every part, serve until Ctrl-C, then stop them in order."""
     ensure_demo_users()
     specs = [DEMO_CAMERAS[i % len(DEMO_CAMERAS)] for i in range(cameras)]
@@ -175,6 +177,7 @@ def run(host: str, port: int, cameras: int, fps: float) -> None:
         source=[f"synthetic:{scene}" for *_, scene in specs],  # at 320x240, as a CCTV camera
         mqtt="5" if mqtt5 else "3.1.1",
         credentials=lambda device_id: (device_id, passwords[device_id]),
+        key_interval=key_interval,
     )
     fleet.start()
 
