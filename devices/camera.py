@@ -34,9 +34,11 @@ from devices.scenes import DEFAULT_SIZE, FrameSource, make_source
 from devices.send_policy import (  # noqa: F401 (CAP_WINDOW_S, GUARD_MARGIN_S: re-exported)
     CAP_WINDOW_S,
     GUARD_MARGIN_S,
+    HOLD_POLL_S,
     START_CHANNELS,
     SendPolicy,
     trim_channels,
+    worth_holding,
 )
 from devices.sequence import SequenceCounter, default_state_dir
 from devices.session import QOS, LinkStats, Pending, Session  # noqa: F401 (QOS: re-exported)
@@ -134,6 +136,7 @@ class Camera:
         self.started_at = time.monotonic()
         self.uplink = UplinkEstimator()
         self._policy = SendPolicy()
+        self._held: tuple[bytes, int, float, int, int] | None = None  # see worth_holding
         self._next_frame = time.monotonic()
         self._next_heartbeat = time.monotonic()
         self._session = Session(
@@ -292,10 +295,14 @@ class Camera:
 
     def send_frame(self, frame: np.ndarray) -> str:
         """Encode and publish one captured frame. Returns what happened: ``sent``,
-        ``trimmed`` (fewer channels), ``dropped-backlog``, ``dropped-rate`` or
-        ``dropped-deadline``."""
+        ``trimmed`` (fewer channels), ``dropped-backlog``, ``dropped-rate``,
+        ``dropped-deadline`` or ``held`` (waiting for the link: ``worth_holding``)."""
         if self.encoder is None:
             raise RuntimeError("this camera has no encoder")
+        if self._held is not None:  # a newer frame replaces one still waiting for the link
+            self._held = None
+            self._stream_dropped()
+            self._drop("deadline")
         captured = time.monotonic()
         capture_ms = _now_ms()  # the packet's capture time: the cap's windows use it too
         seq = self._seq.take()
@@ -314,10 +321,39 @@ class Camera:
         else:
             packet = stream.encode(frame, channels, seq, capture_ms, tier)
         packet, channels, outcome = self._fit(packet, channels, captured, capture_ms / 1000)
+        if outcome == "deadline" and self._worth_holding(packet, captured):
+            self._held = (packet, channels, captured, capture_ms, tier)
+            return "held"
         if outcome != "sent":
-            if stream is not None:
-                stream.dropped()
+            self._stream_dropped()
             return self._drop(outcome)
+        return self._publish_frame(packet, channels, capture_ms, tier)
+
+    def _worth_holding(self, packet: bytes, captured: float) -> bool:
+        with self._session.lock:
+            alone = self.uplink.arrival_s(len(packet), 0)
+        return worth_holding(self.settings, time.monotonic() - captured, alone)
+
+    def _send_held(self) -> None:
+        """Send the held frame if the link now carries it in time; drop it once it cannot."""
+        assert self._held is not None
+        packet, channels, captured, capture_ms, tier = self._held
+        packet, channels, outcome = self._fit(packet, channels, captured, capture_ms / 1000)
+        if outcome == "deadline" and self._worth_holding(packet, captured):
+            return
+        self._held = None
+        if outcome == "sent":
+            self._publish_frame(packet, channels, capture_ms, tier)
+        else:
+            self._stream_dropped()
+            self._drop(outcome)
+
+    def _stream_dropped(self) -> None:
+        if self._stream is not None and self.key_interval:
+            self._stream.dropped()
+
+    def _publish_frame(self, packet: bytes, channels: int, capture_ms: int, tier: int) -> str:
+        stream = self._predicted()
         if stream is not None:
             stream.sent(channels)
         self._policy.sent(capture_ms / 1000, len(packet), channels)
@@ -345,6 +381,8 @@ class Camera:
     def tick(self, now: float | None = None) -> float:
         """Do whatever is due (a capture, a heartbeat); return when to call again."""
         now = time.monotonic() if now is None else now
+        if self._held is not None:
+            self._send_held()
         if self.online and now >= self._next_heartbeat:
             # one heartbeat in flight at most: on a stalled link, queued heartbeats would
             # only delay the frames behind them (and report a link state long gone)
@@ -363,7 +401,8 @@ class Camera:
             period = 1.0 / fps
             # keep the cadence; after a stall, resynchronise instead of bursting
             self._next_frame = max(self._next_frame + period, now + period / 2)
-        return min(self._next_frame, self._next_heartbeat)
+        wake = min(self._next_frame, self._next_heartbeat)
+        return wake if self._held is None else min(wake, now + HOLD_POLL_S)
 
     def run(self, duration_s: float | None = None, frames: int | None = None) -> None:
         """Capture on this thread until ``duration_s`` passes or ``frames`` were captured."""

@@ -27,6 +27,20 @@ UP_DWELL_S = 3.0
 UP_HEADROOM = 0.15
 
 
+HOLD_POLL_S = 0.05  # how often a held frame (``worth_holding``) asks the link again
+
+
+def worth_holding(settings: Desired, elapsed_s: float, alone_s: float | None) -> bool:
+    """Whether a frame the guard skips for what is ahead of it (``deadline``) should wait on
+    the camera instead: if it would still arrive in time were the link free now (``alone_s``:
+    its own transfer at the estimate). After an outage the camera learns that the link is
+    back only from the PUBACK of the frame the outage caught; a frame captured just before
+    that PUBACK is skipped by the guard although the link could carry it. Held, it goes the
+    moment it is predicted on time, or is dropped once it cannot be."""
+    deadline = settings.deadline_ms
+    return deadline is not None and alone_s is not None and alone_s <= deadline / 1000 - elapsed_s
+
+
 def trim_channels(packet: bytes, channels: int) -> bytes:
     """Keep the first ``channels`` latent channels of a packet (a valid lower tier)."""
     from mcucoder.bitstream import parse_packet

@@ -13,6 +13,7 @@ from devices.send_policy import (
     SendPolicy,
     cap_share,
     trim_channels,
+    worth_holding,
 )
 from protocol.payloads import Desired
 
@@ -163,3 +164,11 @@ def test_trim_channels_keeps_a_valid_lower_tier():
     packet = bitstream.Packet(1, 0, 0x5354524A, 7, 1764086400123, 224, 224, 2, 0, 0, chunks)
     trimmed = bitstream.parse_packet(trim_channels(packet.to_bytes(), 2))
     assert trimmed.chunks == chunks[:2] and trimmed.seq == 7
+
+
+def test_a_frame_skipped_for_what_is_ahead_of_it_is_worth_holding_while_it_can_be_in_time():
+    s = settings(deadline_ms=1000)
+    assert worth_holding(s, elapsed_s=0.2, alone_s=0.7)  # the link free now: 0.9 s, in time
+    assert not worth_holding(s, elapsed_s=0.4, alone_s=0.7)  # 1.1 s even alone: skip it
+    assert not worth_holding(s, elapsed_s=0.0, alone_s=None)  # nothing measured
+    assert not worth_holding(settings(), elapsed_s=0.0, alone_s=0.1)  # no deadline, no guard
