@@ -99,6 +99,9 @@ class Device(models.Model):
         blank=True,
         help_text="When the key frame still awaited was asked for; empty: none outstanding.",
     )
+    key_asked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a key frame was last asked for, answered or not."
+    )
     # --- what the device says it applied (its retained ``reported`` message) ---
     reported = models.JSONField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)

@@ -516,6 +516,7 @@ def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
 
 KEY_REQUEST_TIMEOUT = timedelta(seconds=10)  # an unanswered request is asked again after this
 KEY_REQUEST_FRAMES = 3  # ... or after this many frame periods, if longer (a slow camera)
+LIVE_KEY_EVERY = timedelta(seconds=30)  # live views opening ask a camera at most this often
 
 
 class KeyFrameReason(StrEnum):
@@ -547,9 +548,12 @@ def request_key_frames(
     state (``protocol.payloads.Desired``), published as every desired state is.
 
     No storm: a camera with a request outstanding (asked, no key frame archived since:
-    ``key_frame_arrived``) is asked again only after ``key_request_timeout``. Returns the
-    cameras whose request was published; one the broker refused is logged and counts as
-    not asked (the next loss or the next viewer asks again).
+    ``key_frame_arrived``) is asked again only after ``key_request_timeout``; for a live
+    view, a camera asked within ``LIVE_KEY_EVERY`` is not asked (viewers opening pages one
+    after another, an overview of many cameras: its stream is whole, only decoding the
+    first frame may walk back further). Returns the cameras whose request was published;
+    one the broker refused is logged and counts as not asked (the next loss or the next
+    viewer asks again).
     """
     at = at or timezone.now()
     asked: list[Device] = []
@@ -561,8 +565,11 @@ def request_key_frames(
             since = current.key_requested_at
             if since is not None and at - since < key_request_timeout(current):
                 continue
+            last = current.key_asked_at
+            if reason is KeyFrameReason.LIVE and last is not None and at - last < LIVE_KEY_EVERY:
+                continue
             Device.objects.filter(pk=current.pk).update(
-                key_request=F("key_request") + 1, key_requested_at=at
+                key_request=F("key_request") + 1, key_requested_at=at, key_asked_at=at
             )
             asked.append(current)
     if not asked:
@@ -578,7 +585,7 @@ def request_key_frames(
     if failed:  # not delivered: not outstanding either, so the next occasion asks at once
         Device.objects.filter(pk__in=failed, key_requested_at=at).update(key_requested_at=None)
     for device in done:
-        device.key_requested_at = at
+        device.key_requested_at = device.key_asked_at = at
         log.info("%s: key frame asked for (%s)", device.device_id, reason)
     return done
 

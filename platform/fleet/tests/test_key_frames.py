@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from fleet.models import Device
 from fleet.services import (
+    LIVE_KEY_EVERY,
     KeyFrameReason,
     applied,
     desired_payload,
@@ -102,3 +103,15 @@ def test_firmware_that_does_not_echo_key_request_still_counts_as_applied(device)
     record_reported(device.device_id, wrong)  # a device that echoes it must echo it right
     device.refresh_from_db()
     assert applied(device).pending
+
+
+def test_live_views_opening_ask_a_camera_at_most_every_30_s(device):
+    now = timezone.now()
+    assert request_key_frames([device], KeyFrameReason.LIVE, at=now)
+    key_frame_arrived({device.pk})  # answered at once (an intra-only camera, say)
+    soon = now + timedelta(seconds=5)
+    assert not request_key_frames([device], KeyFrameReason.LIVE, at=soon)  # another viewer
+    assert request_key_frames([device], KeyFrameReason.LOST, at=soon)  # a loss is a loss
+    key_frame_arrived({device.pk})
+    assert request_key_frames([device], KeyFrameReason.LIVE, at=soon + LIVE_KEY_EVERY)
+    assert Device.objects.get(pk=device.pk).key_request == 3
