@@ -36,11 +36,11 @@ def redecode(self, frame_id: int, channels: int) -> int | None:
 
 
 @app.task(name=jobs.BACKFILL, **TASK)
-def backfill(self) -> int:
-    """Idle time: a few frames nobody asked for yet, newest first."""
+def backfill(self, events: bool = False) -> int:
+    """Idle time: a few frames nobody asked for yet (or event frames), newest first."""
     from archive.decoding import backfill as decode
 
-    return decode(owner=self.request.id)
+    return decode(owner=self.request.id, events=events)
 
 
 @app.task(name=jobs.EXPORT_VIDEO, **TASK)

@@ -226,22 +226,23 @@ def decode_live(frame_ids: Sequence[int], owner: str | None = None) -> list[Deco
     return stored
 
 
-def backfill(owner: str | None = None) -> int:
-    """Idle time: decode up to ``STRATA_BACKFILL_BATCH`` frames nobody asked for, newest
-    first, one at a time, and stop as soon as a live decode waits (it is taken next);
-    queue the next round while there are more. Returns the frames decoded."""
+def backfill(owner: str | None = None, events: bool = False) -> int:
+    """Idle time: decode up to ``STRATA_BACKFILL_BATCH`` frames nobody asked for (with
+    ``events``: event frames), newest first, one at a time, and stop as soon as a live
+    decode waits (it is taken next); queue the next round while there are more. Returns
+    the frames decoded."""
     batch = settings.STRATA_BACKFILL_BATCH
-    candidates = policy.backfill_candidates(batch * 4)
+    candidates = policy.backfill_candidates(batch * 4, events)
     stored: list[DecodedImage] = []
     for request in _at_full_k(candidates)[:batch]:
         stored += decode_and_store([request], owner)
         if waiting(LIVE_QUEUE):
             break
     _announce(stored, every=False)
-    coordination.release([policy.BACKFILL_PENDING])
+    coordination.release([policy.backfill_pending(events)])
     if len(candidates) > batch or (candidates and stored):
-        policy.request_backfill()
-    coordination.count("backfill", len(stored))
+        policy.request_backfill(events)
+    coordination.count("events" if events else "backfill", len(stored))
     return len(stored)
 
 

@@ -34,7 +34,7 @@ DECODE_LIVE = "decoder_worker.tasks.decode_live"  # (frame_ids,) newest of each 
 DECODE_FRAMES = "decoder_worker.tasks.decode_frames"  # (frame_ids, announce) every one given
 REDECODE = "decoder_worker.tasks.redecode"  # (frame_id, channels) on the archive queue
 EXPORT_VIDEO = "decoder_worker.tasks.export_video"  # (export_id,) on the archive queue
-BACKFILL = "decoder_worker.tasks.backfill"  # () undecoded frames, newest first, when idle
+BACKFILL = "decoder_worker.tasks.backfill"  # (events,) undecoded frames, newest first
 
 
 class Priority(IntEnum):

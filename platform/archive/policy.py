@@ -7,7 +7,8 @@ The archive keeps every layer of every frame; a decoded image is a cache. Polici
   priority;
 - ``watched``: the newest frame of each camera someone views live, at once; event frames
   (motion, ``is_event``) soon after; the rest when workers are idle (``BACKFILL``, newest
-  first, a frame at a time);
+  first, a frame at a time). Event frames go the backfill way too, ahead of it (one task
+  queued at a time at ``Priority.EVENT``): a busy scene's events never pile up as tasks;
 - ``on-demand``: only what a viewer (live or browsing), an export or an API call asks for.
 
 ``auto`` (the default, ``STRATA_DECODE_POLICY``) is ``eager`` when a worker with a GPU is
@@ -23,7 +24,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from archive import coordination
@@ -156,6 +157,7 @@ def _live_pending(device_pk: int) -> str:
 
 
 BACKFILL_PENDING = "backfill-pending"
+EVENTS_PENDING = "events-pending"
 
 
 def newest_per_device(frames: Iterable[Frame]) -> list[Frame]:
@@ -215,7 +217,7 @@ def queue_decodes(frame_ids: Sequence[int]) -> set[int]:
     elif policy is Policy.WATCHED:
         events = [f.pk for f in frames if f.pk not in queued and is_event(f)]
         if events:
-            queue_job(DECODE_FRAMES, events, False, queue=ARCHIVE_QUEUE, priority=Priority.EVENT)
+            request_backfill(events=True)
             queued |= set(events)
         request_backfill()
     return queued
@@ -228,15 +230,27 @@ def is_event(frame: Frame) -> bool:
     return motion != MOTION_UNKNOWN and motion >= settings.STRATA_EVENT_MOTION
 
 
-def request_backfill() -> bool:
-    """Queue one backfill task unless one is queued already; True if this call queued it."""
-    owner = uuid.uuid4().hex
-    if not coordination.claim([BACKFILL_PENDING], owner, PENDING_TTL_S)[0]:
+def event_frames() -> Q:
+    """The query form of ``is_event``."""
+    return Q(header__motion__gte=settings.STRATA_EVENT_MOTION) & ~Q(header__motion=MOTION_UNKNOWN)
+
+
+def backfill_pending(events: bool = False) -> str:
+    """The flag of the queued backfill task (of event frames only, with ``events``)."""
+    return EVENTS_PENDING if events else BACKFILL_PENDING
+
+
+def request_backfill(events: bool = False) -> bool:
+    """Queue one backfill task (``events``: of event frames, at ``Priority.EVENT``) unless
+    one is queued already; True if this call queued it."""
+    flag = backfill_pending(events)
+    if not coordination.claim([flag], uuid.uuid4().hex, PENDING_TTL_S)[0]:
         return False
+    priority = Priority.EVENT if events else Priority.BACKFILL
     try:
-        queue_job(BACKFILL, queue=ARCHIVE_QUEUE, priority=Priority.BACKFILL)
+        queue_job(BACKFILL, events, queue=ARCHIVE_QUEUE, priority=priority)
     except JobQueueUnavailable:
-        coordination.release([BACKFILL_PENDING])
+        coordination.release([flag])
         raise
     return True
 
@@ -246,14 +260,15 @@ def live_decode_started(frames: Iterable[Frame]) -> None:
     coordination.release([_live_pending(pk) for pk in {f.device_id for f in frames}])
 
 
-def backfill_candidates(limit: int) -> list[Frame]:
+def backfill_candidates(limit: int, events: bool = False) -> list[Frame]:
     """Frames not decoded at their full k yet (nor marked undecodable), newest first,
-    within ``STRATA_BACKFILL_WINDOW_S``."""
+    within ``STRATA_BACKFILL_WINDOW_S``; with ``events`` only event frames."""
     cutoff = timezone.now() - timedelta(seconds=settings.STRATA_BACKFILL_WINDOW_S)
     done = DecodedImage.objects.filter(frame=OuterRef("pk"), channels=OuterRef("n_layers"))
     failed = DecodeFailure.objects.filter(frame=OuterRef("pk"), channels=OuterRef("n_layers"))
+    frames = Frame.objects.filter(received_at__gte=cutoff, n_layers__gt=0)
     return list(
-        Frame.objects.filter(received_at__gte=cutoff, n_layers__gt=0)
+        (frames.filter(event_frames()) if events else frames)
         .exclude(Exists(done))
         .exclude(Exists(failed))
         .select_related("device")

@@ -29,6 +29,7 @@ from tests.support.processes import celery_key
 pytestmark = pytest.mark.django_db
 
 BACKFILL_KEY = "archive\x06\x169"  # kombu's list for priority 9 of the archive queue
+EVENTS_KEY = "archive\x06\x166"  # and for priority 6 (event frames)
 
 
 def queued(queue: str) -> list[tuple[str, list]]:
@@ -79,7 +80,7 @@ def test_watched_camera_goes_live_once_per_camera_the_rest_to_backfill():
     ids = policy.queue_decodes([f.pk for f in watched[:2] + other[:2]])
     assert ids == {watched[0].pk, watched[1].pk}
     assert queued("live") == [(DECODE_LIVE, [[watched[1].pk]])]  # the newest only
-    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [False])]
 
     # Another batch while that live decode waits: coalesced into it, no second backfill.
     assert policy.queue_decodes([watched[2].pk, other[2].pk]) == {watched[2].pk}
@@ -167,7 +168,7 @@ def test_backfill_decodes_newest_first_a_few_at_a_time(settings):
     assert backfill() == 3
     decoded = set(DecodedImage.objects.values_list("frame_id", flat=True))
     assert decoded == {f.pk for f in frames[2:]}
-    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # more to do: the next round is queued
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [False])]  # more to do: the next round is queued
     assert backfill() == 2
     assert backfill() == 0
     assert len(queued(BACKFILL_KEY)) == 2  # the second round asked for a third; it found none
@@ -210,7 +211,7 @@ def test_backfill_gives_way_to_a_live_decode_waiting(settings):
     frames_of("pol-yield", 4)
     redis.Redis.from_url(django_settings.REDIS_URL).lpush(celery_key("live"), b"{}")
     assert backfill() == 1  # one frame, then the live task goes first
-    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # and the rest is asked for again
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [False])]  # and the rest is asked for again
 
 
 def test_event_frames_are_decoded_soon_though_nobody_watches():
@@ -223,5 +224,12 @@ def test_event_frames_are_decoded_soon_though_nobody_watches():
         v2 = dataclasses.replace(p, version=VERSION_2, motion=motion)
         frames.append(store_packet(device, parse_packet(v2.to_bytes())).frame)
     assert policy.queue_decodes([f.pk for f in frames]) == {frames[1].pk}
-    assert queued("archive\x06\x166") == [(DECODE_FRAMES, [[frames[1].pk], False])]
-    assert queued(BACKFILL_KEY) == [(BACKFILL, [])]  # the others: when idle
+    assert queued(EVENTS_KEY) == [(BACKFILL, [True])]  # event frames first ...
+    assert queued(BACKFILL_KEY) == [(BACKFILL, [False])]  # ... the others when idle
+    more = store_packet(device, parse_packet(dataclasses.replace(v2, seq=3, motion=60).to_bytes()))
+    policy.queue_decodes([more.frame.pk])
+    assert len(queued(EVENTS_KEY)) == 1  # a busy scene queues no second task
+
+    assert backfill(events=True) == 2  # the event frames, newest first
+    decoded = set(DecodedImage.objects.filter(frame__device=device).values_list("frame", flat=True))
+    assert decoded == {frames[1].pk, more.frame.pk}  # not the still or the unknown one
