@@ -10,7 +10,8 @@ subscriber on every desired topic times, per camera, from the publish of the pac
 shows the break to ingest (the frame after the gap; the refused packet itself) to the
 desired state with ``key_request`` raised: the platform's whole reaction, both broker hops
 included. The cameras do not answer, so the run also shows that nobody is asked twice
-within the request timeout and that whole streams are never asked.
+within the request timeout (``fleet.services.key_request_timeout``; after it, asking again
+is by design: the answer may have been lost) and that whole streams are never asked.
 
     python -m bench.key_requests [--cameras 30] [--fps 5] [--ingest 1] [--seconds 12]
 """
@@ -26,6 +27,7 @@ import statistics
 import sys
 import time
 import uuid
+from itertools import pairwise
 
 from bench._harness import child, machine, mosquitto_broker, report, setup_django, wait_for_log
 
@@ -76,14 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     env = setup_django()
     import paho.mqtt.client as mqtt
 
-    from fleet.services import provision_device
+    from fleet.services import key_request_timeout, provision_device
     from protocol import topics
 
     run = uuid.uuid4().hex[:6]
     kinds = ("lost", "refused", "whole")
     cameras = {f"bench-kr-{run}-{i}": kinds[i % 3] for i in range(args.cameras)}
-    for device_id in cameras:
-        provision_device(device_id)
+    timeout_s = min(
+        key_request_timeout(provision_device(device_id)).total_seconds() for device_id in cameras
+    )
     rng = random.Random(args.seed)
     period = 1 / args.fps
     frames = int(args.seconds * args.fps)
@@ -156,14 +159,19 @@ def main(argv: list[str] | None = None) -> None:
         broker_cm.__exit__(None, None, None)
 
     latency = {kind: [] for kind in kinds[:2]}
-    asked_twice = 0
+    asked_twice = asked_after_timeout = 0
     for device_id, kind in cameras.items():
         if kind == "whole" or device_id not in shown_at:
             continue
         seen = requests[device_id]
         if seen:
             latency[kind].append(seen[0][0] - shown_at[device_id])
-        asked_twice += len({key for _, key in seen}) > 1
+        firsts = {}  # each key_request value: when it was first seen
+        for at, key in seen:
+            firsts.setdefault(key, at)
+        gaps = [b - a for a, b in pairwise(sorted(firsts.values()))]
+        asked_twice += any(gap < timeout_s for gap in gaps)
+        asked_after_timeout += any(gap >= timeout_s for gap in gaps)
     unanswered = sum(1 for d, k in cameras.items() if k != "whole" and not requests[d])
     spurious = sum(1 for d, k in cameras.items() if k == "whole" and requests[d])
     figures = {
@@ -176,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         "lost": _stats(latency["lost"]),
         "refused": _stats(latency["refused"]),
         "broken_not_asked": unanswered,
-        "asked_twice": asked_twice,
+        "asked_twice_within_timeout": asked_twice,
+        "asked_again_after_timeout": asked_after_timeout,
+        "request_timeout_s": timeout_s,
         "whole_streams_asked": spurious,
     }
     _log(json.dumps(figures, indent=1))

@@ -7,11 +7,11 @@ key frame (``fleet.services.request_key_frames``: at most one outstanding reques
 camera), so that a lost packet costs the frames up to the next key frame and no more.
 
 A missing reference is given a grace period before it counts as lost: with several ingest
-processes sharing the stream, the reference may be archived by another one a moment later,
-after the batch that process holds and the one it is writing. So the grace is ``GRACE_S``
-or two of this process's recent batch times (``LAG_BATCHES``), whichever is longer: on a
-loaded machine another process lags more, and a request asked for nothing costs a key frame.
-A refused packet is lost for sure and is asked for at once. A camera whose request is
+processes sharing the stream, the reference may be archived by another one a moment later
+(it received the reference before we received the frame after it, and commits it within
+about one batch time: the one it is writing). So the grace is ``GRACE_S`` or the longest of
+this process's recent batch times, whichever is longer: on a loaded machine another
+process lags more, and a request asked for nothing costs a key frame. A refused packet is lost for sure and is asked for at once. A camera whose request is
 outstanding and that still sends predicted frames is asked again once the request times
 out (its answer may have been lost too).
 """
@@ -39,8 +39,7 @@ from mcucoder import bitstream as bs
 log = logging.getLogger(__name__)
 
 GRACE_S = 0.3  # a missing reference may still be archived by another ingest process
-LAG_BATCHES = 2  # ... up to this many batch times late (the batch it holds, the next one)
-RECENT_BATCHES = 20  # batch times the lag is judged from
+RECENT_BATCHES = 20  # ... or as late as the longest of these batch times
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class KeyFrameWatch:
     @property
     def grace(self) -> float:
         """Seconds a missing reference is given before it counts as lost."""
-        return max([self.grace_s, *(LAG_BATCHES * s for s in self._batch_s)])
+        return max([self.grace_s, *self._batch_s])
 
     def observe(
         self, archived: Sequence[tuple[Device, bs.Packet]], refused: Iterable[str] = ()
