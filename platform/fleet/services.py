@@ -358,7 +358,8 @@ def repair_desired() -> list[str]:
     retained = publisher.retained()
     repaired = []
     for device in Device.objects.filter(is_active=True):
-        if device.desired_at and device.desired_at >= read_at:
+        published = [t for t in (device.desired_at, device.key_asked_at) if t is not None]
+        if published and max(published) >= read_at:
             continue  # published since the broker was read: compared next time
         foreign = foreign_desired(device, retained.get(device.device_id))
         if foreign is None:
@@ -479,17 +480,22 @@ def apply_controller_tiers(
     return published
 
 
-def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
+def publish_desired_many(
+    devices: list[tuple[Device, int]], *, settings_changed: bool = True
+) -> list[Published]:
     """``publish_desired`` for many cameras: versions taken in one statement, then one
     publish each (on one connection inside ``publisher.held``). ``devices`` holds
-    (camera, version to exceed) pairs."""
+    (camera, version to exceed) pairs. ``settings_changed`` stamps ``desired_at``, which
+    the tier controller reads as the camera's last switch; a key request changes nothing
+    it runs (``request_key_frames``), so it leaves it."""
     if not devices:
         return []
     with transaction.atomic():
         now = timezone.now()
+        stamp = {"desired_at": now} if settings_changed else {}
         for above in {a for _, a in devices}:
             Device.objects.filter(pk__in=[d.pk for d, a in devices if a == above]).update(
-                desired_version=Greatest(F("desired_version") + 1, above + 1), desired_at=now
+                desired_version=Greatest(F("desired_version") + 1, above + 1), **stamp
             )
         fresh = {
             pk: (version, key_request)
@@ -500,7 +506,9 @@ def publish_desired_many(devices: list[tuple[Device, int]]) -> list[Published]:
     results = []
     for device, _ in devices:
         # the key request counter too: an admin's copy loaded earlier must not lower it
-        (device.desired_version, device.key_request), device.desired_at = fresh[device.pk], now
+        device.desired_version, device.key_request = fresh[device.pk]
+        if settings_changed:
+            device.desired_at = now
         payload = desired_payload(device)
         try:
             publisher.publish(device.device_id, payload)
@@ -576,7 +584,9 @@ def request_key_frames(
         return []
     try:
         with publisher.held():
-            published = publish_desired_many([(device, 0) for device in asked])
+            published = publish_desired_many(
+                [(device, 0) for device in asked], settings_changed=False
+            )
     except (ConnectionError, OSError) as exc:  # the broker is away or refused our login
         log.warning("key frames not asked for: %s", exc)
         published = [Published(device, {}, exc) for device in asked]

@@ -21,6 +21,7 @@ from fleet.services import (
     provision_device,
     publisher,
     record_reported,
+    repair_desired,
     request_key_frame,
     request_key_frames,
     update_controls,
@@ -115,3 +116,13 @@ def test_live_views_opening_ask_a_camera_at_most_every_30_s(device):
     key_frame_arrived({device.pk})
     assert request_key_frames([device], KeyFrameReason.LIVE, at=soon + LIVE_KEY_EVERY)
     assert Device.objects.get(pk=device.pk).key_request == 3
+
+
+def test_a_request_is_no_switch_for_the_controller_nor_foreign_for_the_repair(device):
+    update_controls(device, None, tier_override=6)
+    switched = Device.objects.get(pk=device.pk).desired_at
+    assert request_key_frame(device, KeyFrameReason.LOST)
+    stored = Device.objects.get(pk=device.pk)
+    assert stored.desired_at == switched  # the controller's hysteresis counts from the switch
+    assert stored.desired_version == 2
+    assert device.device_id not in repair_desired()  # the retained state is the platform's
