@@ -44,7 +44,7 @@ RECENT_BATCHES = 20  # ... or as late as the longest of these batch times
 
 @dataclass(frozen=True)
 class _Suspect:
-    """A camera whose latest predicted frame's reference was not archived."""
+    """A predicted frame whose reference was not archived when it was."""
 
     device: Device
     seq: int  # the predicted frame
@@ -134,7 +134,7 @@ class KeyFrameWatch:
                 if devices:
                     asked += [d.device_id for d in request_key_frames(devices, reason)]
         except Exception:
-            self._now = asking | self._now  # asked again next time (the requests are idempotent)
+            self._now = asking | self._now  # asked next time (one outstanding is not asked twice)
             raise
         return asked
 
