@@ -140,6 +140,7 @@ def test_admin_controls_are_saved_audited_and_published(world):
         "max_kbps": 48,
         "mode": "motion",
         "deadline_ms": 1500,
+        "key_request": 0,
     }
     assert state["pending"] and state["reported"] is None
     page = client.get(f"/devices/{mine.device_id}/").content.decode()
