@@ -7,12 +7,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from archive.decoding import codec_for
 from archive.services import store_packets
 from control.policies import Limits, RobustController
 from control.services import FrameSizes, bytes_per_frame, link_state, record_telemetry, scene_sizes
 from fleet.services import provision_device
 from mcucoder import bitstream as bs
-from tests.support.predicted import p_stream
+from mcucoder import registry
+from tests.support.predicted import p_stream, scenes
 
 pytestmark = pytest.mark.django_db
 
@@ -56,10 +58,15 @@ def test_key_and_predicted_frames_are_sized_apart(packets):
     assert bytes_per_frame(device) == sizes.mean
 
 
-def test_an_intra_only_camera_has_one_size_per_tier(packets):
-    device = archived("cam-sizes-i", [packets[0]])
+def test_an_intra_only_camera_has_one_size_per_tier():
+    codec = codec_for(registry.default_model_id())
+    intra = [bs.parse_packet(codec.encode(img, seq=i)) for i, img in enumerate(scenes(2))]
+    assert {p.version for p in intra} == {bs.VERSION}  # what Codec.encode and firmware send
+    device = archived("cam-sizes-i", intra)
     sizes = scene_sizes([device.pk])[device.pk]
-    assert sizes.mean == sizes.largest == {k: trimmed(packets[0], k) for k in range(1, 13)}
+    for k in range(1, 13):
+        mean = sum(trimmed(p, k) for p in intra) / 2
+        assert sizes.mean[k] == sizes.largest[k] == pytest.approx(mean, abs=k + 1)
     assert sizes.key_share == 1.0
 
 
