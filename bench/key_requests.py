@@ -9,9 +9,12 @@ before) from ``--cameras`` simulated cameras at ``--fps``. A third of them lose 
 subscriber on every desired topic times, per camera, from the publish of the packet that
 shows the break to ingest (the frame after the gap; the refused packet itself) to the
 desired state with ``key_request`` raised: the platform's whole reaction, both broker hops
-included. The cameras do not answer, so the run also shows that nobody is asked twice
-within the request timeout (``fleet.services.key_request_timeout``; after it, asking again
-is by design: the answer may have been lost) and that whole streams are never asked.
+included. The cameras answer a new ``key_request`` with their next frame as a key frame,
+as the simulator does, which gives what a break costs: the frames from the lost or refused
+one up to that key frame, which cannot be decoded. With ``--no-answer`` they never answer:
+the run then shows that nobody is asked twice within the request timeout
+(``fleet.services.key_request_timeout``; after it, asking again is by design: the answer
+may have been lost). Whole streams must never be asked.
 
     python -m bench.key_requests [--cameras 30] [--fps 5] [--ingest 1] [--seconds 12]
 """
@@ -73,6 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ingest", type=int, default=1, help="ingest processes sharing frames")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each stream")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--answer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cameras answer a request with a key frame (--no-answer: never)",
+    )
     args = parser.parse_args(argv)
 
     env = setup_django()
@@ -98,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     host, port = broker_url.rsplit("//", 1)[1].split(":")
     requests: dict[str, list[tuple[float, int]]] = {d: [] for d in cameras}
     shown_at: dict[str, float] = {}
+    answered: dict[str, int] = dict.fromkeys(cameras, 0)  # the key_request each answered
+    healed_at: dict[str, int] = {}  # the seq of the first key frame after the break
     procs = []
     try:
         for i in range(args.ingest):
@@ -135,7 +146,12 @@ def main(argv: list[str] | None = None) -> None:
             due, seq, device_id = heapq.heappop(queue)
             time.sleep(max(0.0, due - time.monotonic()))
             kind, at = cameras[device_id], breaks[device_id]
-            payload = _packet(seq, key=seq == 0)
+            asked = max((key for _, key in requests[device_id]), default=0)
+            key = seq == 0 or (args.answer and asked > answered[device_id])
+            answered[device_id] = asked if key else answered[device_id]
+            if key and seq > at:
+                healed_at.setdefault(device_id, seq)
+            payload = _packet(seq, key=key)
             topic = topics.topic(device_id, topics.Kind.FRAME)
             if kind == "lost" and seq == at:
                 payload = b""  # lost on the way: never published
@@ -172,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         gaps = [b - a for a, b in pairwise(sorted(firsts.values()))]
         asked_twice += any(gap < timeout_s for gap in gaps)
         asked_after_timeout += any(gap >= timeout_s for gap in gaps)
+    cost = [healed_at[d] - breaks[d] for d, k in cameras.items() if k != "whole" and d in healed_at]
     unanswered = sum(1 for d, k in cameras.items() if k != "whole" and not requests[d])
     spurious = sum(1 for d, k in cameras.items() if k == "whole" and requests[d])
     figures = {
@@ -181,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         "cameras": args.cameras,
         "fps": args.fps,
         "ingest_processes": args.ingest,
+        "cameras_answer": args.answer,
+        # frames from the lost or refused one to the key frame that answered, undecodable
+        "frames_lost_per_break": {
+            "n": len(cost),
+            "p50": statistics.median(cost) if cost else None,
+            "max": max(cost, default=None),
+        },
         "lost": _stats(latency["lost"]),
         "refused": _stats(latency["refused"]),
         "broken_not_asked": unanswered,

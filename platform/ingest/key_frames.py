@@ -11,7 +11,11 @@ processes sharing the stream, the reference may be archived by another one a mom
 (it received the reference before we received the frame after it, and commits it within
 about one batch time: the one it is writing). So the grace is ``GRACE_S`` or the longest of
 this process's recent batch times, whichever is longer: on a loaded machine another
-process lags more, and a request asked for nothing costs a key frame. A refused packet is lost for sure and is asked for at once. A camera whose request is
+process lags more, and a request asked for nothing costs a key frame. It stops at
+``MAX_GRACE_S``, so that one slow batch does not put every request off past the issue's
+second (a process lagging more than that may cost a key frame asked for nothing).
+
+A refused packet is lost for sure and is asked for at once. A camera whose request is
 outstanding and that still sends predicted frames is asked again once the request times
 out (its answer may have been lost too).
 """
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 0.3  # a missing reference may still be archived by another ingest process
 RECENT_BATCHES = 20  # ... or as late as the longest of these batch times
+MAX_GRACE_S = 0.6  # ... but no later: a lost packet is asked for within a second
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class KeyFrameWatch:
     @property
     def grace(self) -> float:
         """Seconds a missing reference is given before it counts as lost."""
-        return max([self.grace_s, *self._batch_s])
+        return min(MAX_GRACE_S, max([self.grace_s, *self._batch_s]))
 
     def observe(
         self, archived: Sequence[tuple[Device, bs.Packet]], refused: Iterable[str] = ()
