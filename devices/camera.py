@@ -37,6 +37,7 @@ from devices.send_policy import (  # noqa: F401 (CAP_WINDOW_S, GUARD_MARGIN_S: r
     HOLD_POLL_S,
     START_CHANNELS,
     SendPolicy,
+    heartbeat_waits,
     trim_channels,
     worth_holding,
 )
@@ -137,6 +138,7 @@ class Camera:
         self.uplink = UplinkEstimator()
         self._policy = SendPolicy()
         self._held: tuple[bytes, int, float, int, int] | None = None  # see worth_holding
+        self._heartbeat_bytes = 0  # of the last heartbeat: what the next one will cost
         self._next_frame = time.monotonic()
         self._next_heartbeat = time.monotonic()
         self._session = Session(
@@ -248,7 +250,9 @@ class Camera:
         ).to_dict()
 
     def publish_telemetry(self) -> None:
-        self._session.publish(topics.Kind.TELEMETRY, json.dumps(self.telemetry()).encode())
+        payload = json.dumps(self.telemetry()).encode()
+        self._heartbeat_bytes = len(payload)
+        self._session.publish(topics.Kind.TELEMETRY, payload)
 
     # --- desired / reported state (devices/desired.py) ----------------------------------
 
@@ -383,12 +387,15 @@ class Camera:
         now = time.monotonic() if now is None else now
         if self._held is not None:
             self._send_held()
+        waiting = False  # a heartbeat due, waiting for a gap between frames
         if self.online and now >= self._next_heartbeat:
             # one heartbeat in flight at most: on a stalled link, queued heartbeats would
             # only delay the frames behind them (and report a link state long gone)
-            if not self._session.waiting(topics.Kind.TELEMETRY):
+            if self._session.waiting(topics.Kind.TELEMETRY):
+                self._next_heartbeat = now + self.heartbeat_s
+            elif not (waiting := self._heartbeat_waits(now)):
                 self.publish_telemetry()
-            self._next_heartbeat = now + self.heartbeat_s
+                self._next_heartbeat = now + self.heartbeat_s
         fps = self.settings.fps
         if fps <= 0 or self.source is None or self.encoder is None:
             self._next_frame = now + 1.0
@@ -401,8 +408,20 @@ class Camera:
             period = 1.0 / fps
             # keep the cadence; after a stall, resynchronise instead of bursting
             self._next_frame = max(self._next_frame + period, now + period / 2)
-        wake = min(self._next_frame, self._next_heartbeat)
-        return wake if self._held is None else min(wake, now + HOLD_POLL_S)
+        if waiting or self._held is not None:
+            return min(self._next_frame, now + HOLD_POLL_S)
+        return min(self._next_frame, self._next_heartbeat)
+
+    def _heartbeat_waits(self, now: float) -> bool:
+        """``send_policy.heartbeat_waits`` for the heartbeat due now, while capturing."""
+        if self.settings.fps <= 0 or self.source is None or not self._heartbeat_bytes:
+            return False
+        return heartbeat_waits(
+            self.settings,
+            self._session.arrival_s(self._heartbeat_bytes, now),
+            self._next_frame - now,
+            now - self._next_heartbeat,
+        )
 
     def run(self, duration_s: float | None = None, frames: int | None = None) -> None:
         """Capture on this thread until ``duration_s`` passes or ``frames`` were captured."""

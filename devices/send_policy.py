@@ -27,7 +27,8 @@ UP_DWELL_S = 3.0
 UP_HEADROOM = 0.15
 
 
-HOLD_POLL_S = 0.05  # how often a held frame (``worth_holding``) asks the link again
+HOLD_POLL_S = 0.05  # how often a held frame or heartbeat asks the link again
+HEARTBEAT_WAIT_S = 10.0  # the longest a heartbeat waits for a gap between frames
 
 
 def worth_holding(settings: Desired, elapsed_s: float, alone_s: float | None) -> bool:
@@ -39,6 +40,20 @@ def worth_holding(settings: Desired, elapsed_s: float, alone_s: float | None) ->
     moment it is predicted on time, or is dropped once it cannot be."""
     deadline = settings.deadline_ms
     return deadline is not None and alone_s is not None and alone_s <= deadline / 1000 - elapsed_s
+
+
+def heartbeat_waits(
+    settings: Desired, arrival_s: float | None, until_frame_s: float, overdue_s: float
+) -> bool:
+    """Whether a heartbeat that is due should wait: on a camera with a deadline, while it
+    would still be crossing the link when the next frame is captured (``arrival_s``: its
+    PUBACK, behind what is unacknowledged; ``until_frame_s``: to the next capture). On a slow
+    link a heartbeat is as big as a channel or two, and a frame queued behind it is late; it
+    goes right after a frame instead, and never waits more than a heartbeat period
+    (``overdue_s`` past due, at most ``HEARTBEAT_WAIT_S``)."""
+    if settings.deadline_ms is None or arrival_s is None or overdue_s >= HEARTBEAT_WAIT_S:
+        return False
+    return arrival_s > until_frame_s
 
 
 def trim_channels(packet: bytes, channels: int) -> bytes:

@@ -7,11 +7,13 @@ import pytest
 from devices.send_policy import (
     CAP_WINDOW_S,
     GUARD_MARGIN_S,
+    HEARTBEAT_WAIT_S,
     START_CHANNELS,
     UP_DWELL_S,
     UP_HEADROOM,
     SendPolicy,
     cap_share,
+    heartbeat_waits,
     trim_channels,
     worth_holding,
 )
@@ -172,3 +174,14 @@ def test_a_frame_skipped_for_what_is_ahead_of_it_is_worth_holding_while_it_can_b
     assert not worth_holding(s, elapsed_s=0.4, alone_s=0.7)  # 1.1 s even alone: skip it
     assert not worth_holding(s, elapsed_s=0.0, alone_s=None)  # nothing measured
     assert not worth_holding(settings(), elapsed_s=0.0, alone_s=0.1)  # no deadline, no guard
+
+
+def test_a_heartbeat_waits_for_a_gap_between_frames_on_a_guarded_camera():
+    s = settings(deadline_ms=1000)
+    # its PUBACK 0.6 s away, the next capture in 0.4 s: the frame would queue behind it
+    assert heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0)
+    assert not heartbeat_waits(s, arrival_s=0.3, until_frame_s=0.4, overdue_s=0.0)
+    # never longer than HEARTBEAT_WAIT_S; nothing measured or no deadline: no wait
+    assert not heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=HEARTBEAT_WAIT_S)
+    assert not heartbeat_waits(s, arrival_s=None, until_frame_s=0.4, overdue_s=0.0)
+    assert not heartbeat_waits(settings(), arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0)
