@@ -4,10 +4,10 @@ Every source yields HxWx3 ``uint8`` RGB frames of a fixed size, by default a sur
 camera's 320x240 (640x480 works as well; the codec takes any multiple of 8). The scenes are
 what a farm or a depot watches: real footage of a depot entrance with people walking
 (``devices/assets/entrance.mp4``), and farm scenes composed from real textures with real
-cut-outs moving through them (a person walking, cut from that footage; horses) and drawn
-ones (sheep, a pickup), under per-frame sensor noise and slow daylight drift, so that the
-codec, the bitrate and motion detection see statistics like a fixed camera's, never plain
-noise. Everything is deterministic: the same scene, seed and time give the same frame.
+cut-outs moving through them now and then (a person walking, cut from that footage;
+horses) and drawn ones (sheep, a pickup), still in between, under per-frame sensor noise
+and slow daylight drift, so that the codec, the bitrate and motion detection (events, the
+motion share of predicted frames) see statistics like a fixed camera's, never plain noise. Everything is deterministic: the same scene, seed and time give the same frame.
 """
 
 from __future__ import annotations
@@ -280,6 +280,19 @@ def crossing(y: float, period_s: float, travel_s: float, phase: float = 0.0) -> 
     return at
 
 
+def bouts(path: Path2D, every_s: float, for_s: float, phase: float = 0.0) -> Path2D:
+    """Follow ``path`` for ``for_s`` seconds out of every ``every_s`` and stay where it
+    stopped in between: an animal grazing between short walks, someone crossing the yard now
+    and then (a ``shuttle`` walked a half period at a time waits out of sight). A fixed
+    camera mostly watches a still scene; without the pauses every frame would be motion."""
+
+    def at(t: float) -> tuple[float, float, bool]:
+        cycle, u = divmod(t / every_s + phase, 1.0)
+        return path(cycle * for_s + min(u * every_s, for_s))
+
+    return at
+
+
 @dataclass(frozen=True)
 class SpriteSpec:
     """A moving object: its cut-out frames (animated at ``fps``, or one still), its height
@@ -471,35 +484,45 @@ class SceneSpec:
 
 SCENES: dict[str, SceneSpec] = {
     "paddock": SceneSpec(
-        "a paddock gate: horses grazing behind the fence, sheep in front",
+        "a paddock gate: horses grazing behind the fence, sheep in front, each walking a "
+        "little now and then",
         (
-            SpriteSpec(_horse, 0.15, shuttle(0.50, 90.0, bob=0.002), behind=True),
             SpriteSpec(
-                lambda: _horse((60, 44, 34)), 0.08, shuttle(0.40, 150.0, phase=0.6), behind=True
+                _horse, 0.15, bouts(shuttle(0.50, 90.0, bob=0.002), 120.0, 14.0), behind=True
             ),
-            SpriteSpec(_sheep, 0.10, shuttle(0.80, 70.0, phase=0.3, bob=0.003)),
-            SpriteSpec(_sheep, 0.09, shuttle(0.86, 110.0, phase=0.75, bob=0.003)),
+            SpriteSpec(
+                lambda: _horse((60, 44, 34)),
+                0.08,
+                bouts(shuttle(0.40, 150.0, phase=0.6), 150.0, 10.0, phase=0.5),
+                behind=True,
+            ),
+            SpriteSpec(_sheep, 0.10, bouts(shuttle(0.80, 70.0, phase=0.1, bob=0.003), 70.0, 20.0)),
+            SpriteSpec(
+                _sheep,
+                0.09,
+                bouts(shuttle(0.86, 110.0, phase=0.75, bob=0.003), 110.0, 8.0, phase=0.3),
+            ),
         ),
         compose=_paddock,
     ),
     "barnyard": SceneSpec(
-        "a barn yard: someone crossing the yard, the pickup coming and going",
+        "a barn yard: now and then someone crossing the yard, the pickup coming and going",
         (
-            SpriteSpec(_walker, 0.16, shuttle(0.58, 64.0, phase=0.35), fps=10.0),
-            SpriteSpec(_vehicle, 0.22, crossing(0.72, 45.0, 12.0)),
-            SpriteSpec(_walker, 0.30, shuttle(0.80, 40.0), fps=10.0),
+            SpriteSpec(_walker, 0.16, bouts(shuttle(0.58, 64.0), 150.0, 32.0), fps=10.0),
+            SpriteSpec(_vehicle, 0.22, crossing(0.72, 150.0, 12.0, phase=0.6)),
+            SpriteSpec(_walker, 0.30, bouts(shuttle(0.80, 40.0), 110.0, 20.0, 0.5), fps=10.0),
         ),
         compose=_barnyard,
     ),
     "carpark": SceneSpec(
-        "a depot car park: cars parked by the warehouse, a car and a van coming and going, "
-        "someone walking to the door",
+        "a depot car park: cars parked by the warehouse, now and then a car or a van coming "
+        "or going, someone walking to the door",
         (
-            SpriteSpec(_walker, 0.20, shuttle(0.56, 56.0, phase=0.2), fps=10.0),
-            SpriteSpec(_walker, 0.30, shuttle(0.80, 44.0, phase=0.6), fps=10.0),
-            SpriteSpec(lambda: _vehicle("car", (150, 34, 30)), 0.17, crossing(0.74, 40.0, 10.0)),
+            SpriteSpec(_walker, 0.20, bouts(shuttle(0.56, 56.0), 140.0, 28.0), fps=10.0),
+            SpriteSpec(_walker, 0.30, bouts(shuttle(0.80, 44.0), 120.0, 22.0, 0.5), fps=10.0),
+            SpriteSpec(lambda: _vehicle("car", (150, 34, 30)), 0.17, crossing(0.74, 150.0, 10.0)),
             SpriteSpec(
-                lambda: _vehicle("van", (224, 226, 222)), 0.22, crossing(0.84, 70.0, 14.0, 0.5)
+                lambda: _vehicle("van", (224, 226, 222)), 0.22, crossing(0.84, 240.0, 14.0, 0.5)
             ),
         ),
         compose=_carpark,
