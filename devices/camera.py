@@ -421,6 +421,7 @@ class Camera:
             self._session.arrival_s(self._heartbeat_bytes, now),
             self._next_frame - now,
             now - self._next_heartbeat,
+            self.heartbeat_s,
         )
 
     def run(self, duration_s: float | None = None, frames: int | None = None) -> None:

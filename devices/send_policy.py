@@ -43,15 +43,20 @@ def worth_holding(settings: Desired, elapsed_s: float, alone_s: float | None) ->
 
 
 def heartbeat_waits(
-    settings: Desired, arrival_s: float | None, until_frame_s: float, overdue_s: float
+    settings: Desired,
+    arrival_s: float | None,
+    until_frame_s: float,
+    overdue_s: float,
+    period_s: float = HEARTBEAT_WAIT_S,
 ) -> bool:
     """Whether a heartbeat that is due should wait: on a camera with a deadline, while it
     would still be crossing the link when the next frame is captured (``arrival_s``: its
     PUBACK, behind what is unacknowledged; ``until_frame_s``: to the next capture). On a slow
     link a heartbeat is as big as a channel or two, and a frame queued behind it is late; it
-    goes right after a frame instead, and never waits more than a heartbeat period
-    (``overdue_s`` past due, at most ``HEARTBEAT_WAIT_S``)."""
-    if settings.deadline_ms is None or arrival_s is None or overdue_s >= HEARTBEAT_WAIT_S:
+    goes right after a frame instead, and never waits longer than its own period
+    (``period_s``, at most ``HEARTBEAT_WAIT_S``): the controller lives on heartbeats."""
+    longest = min(period_s, HEARTBEAT_WAIT_S)
+    if settings.deadline_ms is None or arrival_s is None or overdue_s >= longest:
         return False
     return arrival_s > until_frame_s
 

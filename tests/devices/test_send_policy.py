@@ -183,5 +183,8 @@ def test_a_heartbeat_waits_for_a_gap_between_frames_on_a_guarded_camera():
     assert not heartbeat_waits(s, arrival_s=0.3, until_frame_s=0.4, overdue_s=0.0)
     # never longer than HEARTBEAT_WAIT_S; nothing measured or no deadline: no wait
     assert not heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=HEARTBEAT_WAIT_S)
+    # nor longer than its own period (2 s: the controller wants its telemetry)
+    assert heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=1.9, period_s=2.0)
+    assert not heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=2.0, period_s=2.0)
     assert not heartbeat_waits(s, arrival_s=None, until_frame_s=0.4, overdue_s=0.0)
     assert not heartbeat_waits(settings(), arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0)
