@@ -230,9 +230,13 @@ def is_event(frame: Frame) -> bool:
     return motion != MOTION_UNKNOWN and motion >= settings.STRATA_EVENT_MOTION
 
 
-def event_frames() -> Q:
-    """The query form of ``is_event``."""
-    return Q(header__motion__gte=settings.STRATA_EVENT_MOTION) & ~Q(header__motion=MOTION_UNKNOWN)
+def event_frames(motion: int | None = None) -> Q:
+    """The query form of ``is_event``: the one definition of an event frame, for what
+    decodes them first (``backfill_candidates``), what keeps them (``archive.retention``)
+    and what finds them (the archive page's event search, ``dashboard.queries``, which may
+    ask for another ``motion`` share than ``STRATA_EVENT_MOTION``)."""
+    threshold = settings.STRATA_EVENT_MOTION if motion is None else motion
+    return Q(header__motion__gte=threshold) & ~Q(header__motion=MOTION_UNKNOWN)
 
 
 def backfill_pending(events: bool = False) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Length, TruncDate
@@ -26,8 +25,9 @@ from archive.models import (
     Layer,
     RetentionPolicy,
 )
+from archive.policy import event_frames
 from fleet.models import Device
-from mcucoder.bitstream import FRAME_INTRA, FRAME_PREDICTED, MOTION_UNKNOWN
+from mcucoder.bitstream import FRAME_INTRA, FRAME_PREDICTED
 from observability import metrics
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,8 @@ def protected_frames(device_pks: Sequence[int]):
         start__lte=OuterRef("received_at"),
         end__gt=OuterRef("received_at"),
     )
-    motion = Q(header__motion__gte=settings.STRATA_EVENT_MOTION) & ~Q(
-        header__motion=MOTION_UNKNOWN
-    )  # the query form of archive.policy.is_event
     return Frame.objects.filter(device__in=device_pks).filter(
-        Exists(in_event) | Exists(in_export) | motion
+        Exists(in_event) | Exists(in_export) | event_frames()
     )
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from access.models import Assignment
 from archive.images import latest_decoded
 from archive.models import DecodedImage, Frame, Layer
+from archive.policy import event_frames
 from control.models import LinkSample, SitePolicy, TierChange
 from control.policies import plain_words
 from control.services import effective_policy, switch_rates
@@ -289,10 +290,11 @@ def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
     )
 
 
-def motion_frames(device: Device, day: date, threshold: int) -> QuerySet[Frame]:
-    """Event search: the frames of one day in which at least ``threshold`` % of the blocks
-    changed, newest first, marked as ``hour_frames`` marks them. Frames without a motion
-    figure never match. The caller pages it."""
+def motion_frames(device: Device, day: date, threshold: int | None = None) -> QuerySet[Frame]:
+    """Event search: the day's event frames (``archive.policy.event_frames``: at least
+    ``threshold`` % of the blocks changed, ``STRATA_EVENT_MOTION`` unless given), newest
+    first, marked as ``hour_frames`` marks them. Frames without a motion figure never
+    match. The caller pages it."""
     start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
     return (
         Frame.objects.filter(
@@ -302,7 +304,7 @@ def motion_frames(device: Device, day: date, threshold: int) -> QuerySet[Frame]:
             is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))),
             motion=motion_share(),
         )
-        .filter(motion__gte=threshold)
+        .filter(event_frames(threshold))
         .order_by("-received_at", "-seq")
     )
 

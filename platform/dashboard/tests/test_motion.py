@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from access.services import assign
 from archive.models import Frame
+from archive.policy import backfill_candidates, is_event
+from archive.retention import protected_frames
 from archive.services import store_packet
 from dashboard import queries
 from fleet.models import Device
@@ -99,6 +101,26 @@ def test_event_search_finds_the_days_frames_over_the_threshold_newest_first(p_ca
     assert all(f.motion >= threshold for f in found)
     lowest = queries.motion_frames(device, hour.date(), 1)
     assert len(lowest) == sum(1 for _, m in frames if known(m))
+
+
+def test_one_definition_of_an_event_frame_decodes_keeps_and_finds_the_same_frames(
+    p_camera, settings
+):
+    """The decode policy (event frames backfilled first, ``is_event`` at ingest),
+    retention (event frames are kept) and the event search agree, whatever
+    ``STRATA_EVENT_MOTION`` says."""
+    device, hour, frames = p_camera
+    for threshold in sorted({m for _, m in frames if known(m)}):
+        settings.STRATA_EVENT_MOTION = threshold
+        expected = {f.pk for f, m in frames if known(m) is not None and m >= threshold}
+        assert expected and len(expected) < len(frames)  # events and frames that are not
+        assert {f.pk for f, _ in frames if is_event(f)} == expected
+        decoded_first = {f.pk for f in backfill_candidates(100, events=True)}
+        assert decoded_first & {f.pk for f, _ in frames} == expected
+        kept = set(protected_frames([device.pk]).values_list("pk", flat=True))
+        assert kept == expected
+        found = queries.motion_frames(device, hour.date())
+        assert set(found.values_list("pk", flat=True)) == expected
 
 
 def test_a_minute_links_to_the_page_showing_its_newest_frame():
