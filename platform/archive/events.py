@@ -38,6 +38,7 @@ def frame_event(decoded: DecodedImage) -> dict[str, Any]:
         "frame_id": frame.pk,
         "seq": frame.seq,
         "channels": decoded.channels,
+        "decoder": decoded.decoder,  # the revision that made it: pages version its URL by it
         "width": frame.width,
         "height": frame.height,
         "capture_time_ms": frame.capture_time_ms,

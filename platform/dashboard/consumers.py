@@ -168,6 +168,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """An archive event (``archive.events``), with the links a page needs to show it."""
         event = dict(message["event"])
         if event.get("type") == "frame":
-            event["image_url"] = image_url(event["frame_id"], event["channels"])
+            event["image_url"] = image_url(event["frame_id"], event["channels"], event["decoder"])
             event["frame_url"] = frame_url(event["frame_id"])
         await self.send_json(event)

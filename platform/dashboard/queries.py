@@ -9,13 +9,13 @@ from django.db.models import (
     Avg,
     Case,
     Count,
-    Exists,
     Func,
     IntegerField,
     Max,
     Min,
     OuterRef,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
@@ -272,22 +272,29 @@ def day_hours(device: Device, day: date) -> list[Bucket]:
     return [replace(b, offline=_offline_share(spans, b.start, hour)) for b in buckets]
 
 
+def with_best_image(frames: QuerySet[Frame]) -> QuerySet[Frame]:
+    """``frames`` marked with their best decoded image, the one the image endpoint serves
+    without a k: its ``image_k`` (None: no image to show yet) and ``image_decoder``, for
+    its versioned URL (``services.image_url``); and their ``motion`` share."""
+    best = DecodedImage.objects.filter(frame=OuterRef("pk")).order_by("-channels")
+    return frames.annotate(
+        image_k=Subquery(best.values("channels")[:1]),
+        image_decoder=Subquery(best.values("decoder")[:1]),
+        motion=motion_share(),
+    )
+
+
 def hour_frames(device: Device, hour_start: datetime) -> QuerySet[Frame]:
-    """The frames of one hour, newest first (what a person looks for), each marked
-    ``is_decoded`` (else there is no image to show). The caller pages it: an hour holds up
-    to 3,600 frames at 1 frame/s."""
-    return (
+    """The frames of one hour, newest first (what a person looks for), each with its best
+    image (``with_best_image``). The caller pages it: an hour holds up to 3,600 frames at
+    1 frame/s."""
+    return with_best_image(
         Frame.objects.filter(
             device=device,
             received_at__gte=hour_start,
             received_at__lt=hour_start + timedelta(hours=1),
         )
-        .annotate(
-            is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))),
-            motion=motion_share(),
-        )
-        .order_by("-received_at", "-seq")
-    )
+    ).order_by("-received_at", "-seq")
 
 
 def motion_frames(device: Device, day: date, threshold: int | None = None) -> QuerySet[Frame]:
@@ -296,16 +303,11 @@ def motion_frames(device: Device, day: date, threshold: int | None = None) -> Qu
     first, marked as ``hour_frames`` marks them. Frames without a motion figure never
     match. The caller pages it."""
     start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
-    return (
-        Frame.objects.filter(
-            device=device, received_at__gte=start, received_at__lt=start + timedelta(days=1)
-        )
-        .annotate(
-            is_decoded=Exists(DecodedImage.objects.filter(frame=OuterRef("pk"))),
-            motion=motion_share(),
-        )
-        .filter(event_frames(threshold))
-        .order_by("-received_at", "-seq")
+    day_frames = Frame.objects.filter(
+        device=device, received_at__gte=start, received_at__lt=start + timedelta(days=1)
+    )
+    return with_best_image(day_frames.filter(event_frames(threshold))).order_by(
+        "-received_at", "-seq"
     )
 
 

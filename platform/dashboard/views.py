@@ -36,7 +36,7 @@ from audit.services import audit_trail
 from dashboard import queries
 from dashboard.forms import ControlsForm, ExportForm
 from dashboard.latents import latent_sheet
-from dashboard.services import image_url
+from dashboard.services import decoded_url
 from fleet import services as fleet
 from fleet.models import Device
 from fleet.services import Health
@@ -347,7 +347,7 @@ def frame_decode(request: HttpRequest, frame_id: int) -> JsonResponse:
             "frame_id": frame.pk,
             "channels": k,
             "ready": decoded is not None,
-            "image_url": image_url(frame.pk, k) if decoded else None,
+            "image_url": decoded_url(decoded) if decoded else None,
             "decode_ms": decoded.decode_ms if decoded else None,
         }
     )
@@ -370,7 +370,9 @@ def frame_latents(request: HttpRequest, frame_id: int) -> HttpResponse:
 @refuses_bad_parameters
 def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
     """The decoded image of a frame at ``?k=`` channels (default: the best decoded);
-    ``?format=png`` downloads it as PNG."""
+    ``?format=png`` downloads it as PNG. Cached as immutable only under the URL naming the
+    decoder revision that made it (``?v=``, ``services.image_url``): a re-decode by another
+    revision replaces the image in place, and the old URL must not keep showing the old one."""
     frame = visible_frame(request, frame_id)
     image = best_decoded(frame, query_param(request, "k", CHANNEL_COUNT, None))
     if image is None:
@@ -381,7 +383,8 @@ def frame_image(request: HttpRequest, frame_id: int) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{name}"'
     else:
         response = HttpResponse(bytes(image.image), content_type=image.content_type)
-    response["Cache-Control"] = "private, max-age=86400, immutable"
+    versioned = request.GET.get("v") == image.decoder
+    response["Cache-Control"] = "private, max-age=86400, immutable" if versioned else "no-cache"
     return response
 
 

@@ -8,7 +8,22 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from archive.models import DecodedImage, Frame
+from dashboard.services import decoded_url, image_url
+
 register = template.Library()
+
+
+@register.filter
+def image_src(decoded: DecodedImage) -> str:
+    """The URL of a stored image, versioned by its decoder revision (``decoded_url``)."""
+    return decoded_url(decoded)
+
+
+@register.filter
+def best_image_src(frame: Frame) -> str:
+    """The URL of a frame's best image, from ``queries.with_best_image``'s marks."""
+    return image_url(frame.pk, frame.image_k, frame.image_decoder)  # type: ignore[attr-defined]
 
 
 @register.filter

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import re
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from django.test import Client
 from PIL import Image
 
 from access.services import assign
+from archive.images import current_decoder
 from archive.jobs import REDECODE
 from archive.services import record_decoded, store_packet
 from fleet.models import Device
@@ -180,7 +182,36 @@ def test_decode_endpoint_requests_a_missing_k_once(world, monkeypatch):
     # k above the layers received is capped; the stored k=6 is served at once.
     ready = client.get(f"/frames/{my_frame.pk}/decode?k=12").json()
     assert ready["ready"] and ready["channels"] == 6
-    assert ready["image_url"] == f"/frames/{my_frame.pk}/image?k=6"
+    v = urlencode({"v": current_decoder(my_frame.model_id)})
+    assert ready["image_url"] == f"/frames/{my_frame.pk}/image?k=6&{v}"
+
+
+def test_a_redecode_by_another_revision_gets_a_new_image_url(world):
+    """Images are served as immutable, so the URL the pages use names the decoder revision
+    that made the image: a browser holding the old image fetches the new one."""
+    mine, _, _, _, operator, _ = world
+    frame = store_packet(mine, parse_packet(fake_packet(seq=2, channels=6))).frame
+    record_decoded(frame.pk, 6, webp((0, 0, 200)), "image/webp", 3.0, decoder="retired")
+    client = client_for(operator)
+
+    def image_urls() -> set[str]:
+        pages = [f"/devices/{mine.device_id}/", f"/devices/{mine.device_id}/archive/"]
+        html = "".join(client.get(p).content.decode().replace("&amp;", "&") for p in pages)
+        return set(re.findall(rf'src="(/frames/{frame.pk}/image\?[^"]*)"', html))
+
+    (old,) = image_urls()
+    assert old == f"/frames/{frame.pk}/image?k=6&v=retired"
+    assert "immutable" in client.get(old)["Cache-Control"]
+    record_decoded(frame.pk, 6, webp((0, 200, 0)), "image/webp", 3.0)  # the current revision
+    (new,) = image_urls()
+    assert new != old and new == f"/frames/{frame.pk}/image?k=6&" + urlencode(
+        {"v": current_decoder(frame.model_id)}
+    )
+    assert client.get(f"/frames/{frame.pk}/decode?k=6").json()["image_url"] == new
+    fresh = client.get(new)
+    assert "immutable" in fresh["Cache-Control"]
+    assert Image.open(io.BytesIO(fresh.content)).getpixel((5, 5))[1] > 150  # green: new
+    assert client.get(old)["Cache-Control"] == "no-cache"  # a stale URL is not kept
 
 
 def test_png_download(world):
