@@ -416,12 +416,15 @@ class Camera:
         """``send_policy.heartbeat_waits`` for the heartbeat due now, while capturing."""
         if self.settings.fps <= 0 or self.source is None or not self._heartbeat_bytes:
             return False
+        with self._session.lock:
+            alone = self.uplink.arrival_s(self._heartbeat_bytes, 0)
         return heartbeat_waits(
             self.settings,
             self._session.arrival_s(self._heartbeat_bytes, now),
             self._next_frame - now,
             now - self._next_heartbeat,
             self.heartbeat_s,
+            alone,
         )
 
     def run(self, duration_s: float | None = None, frames: int | None = None) -> None:

@@ -29,6 +29,7 @@ UP_HEADROOM = 0.15
 
 HOLD_POLL_S = 0.05  # how often a held frame or heartbeat asks the link again
 HEARTBEAT_WAIT_S = 10.0  # the longest a heartbeat waits for a gap between frames
+HEARTBEAT_SHARE = 0.1  # of the deadline: a heartbeat that crosses the link faster never waits
 
 
 def worth_holding(settings: Desired, elapsed_s: float, alone_s: float | None) -> bool:
@@ -48,15 +49,20 @@ def heartbeat_waits(
     until_frame_s: float,
     overdue_s: float,
     period_s: float = HEARTBEAT_WAIT_S,
+    alone_s: float | None = None,
 ) -> bool:
-    """Whether a heartbeat that is due should wait: on a camera with a deadline, while it
-    would still be crossing the link when the next frame is captured (``arrival_s``: its
-    PUBACK, behind what is unacknowledged; ``until_frame_s``: to the next capture). On a slow
-    link a heartbeat is as big as a channel or two, and a frame queued behind it is late; it
-    goes right after a frame instead, and never waits longer than its own period
-    (``period_s``, at most ``HEARTBEAT_WAIT_S``): the controller lives on heartbeats."""
-    longest = min(period_s, HEARTBEAT_WAIT_S)
-    if settings.deadline_ms is None or arrival_s is None or overdue_s >= longest:
+    """Whether a heartbeat that is due should wait: on a camera with a deadline, on a link
+    slow enough that the heartbeat alone (``alone_s``) takes ``HEARTBEAT_SHARE`` of the
+    deadline, while it would still be crossing the link when the next frame is captured
+    (``arrival_s``: its PUBACK, behind what is unacknowledged; ``until_frame_s``: to the
+    next capture). On NB-IoT a heartbeat is as big as a channel or two, and a frame queued
+    behind it is late; it goes right after a frame instead, and never waits longer than
+    its own period (``period_s``, at most ``HEARTBEAT_WAIT_S``): the controller lives on
+    heartbeats. On a fast link a heartbeat delays nobody and goes when due."""
+    deadline = settings.deadline_ms
+    if deadline is None or arrival_s is None or overdue_s >= min(period_s, HEARTBEAT_WAIT_S):
+        return False
+    if alone_s is not None and alone_s < HEARTBEAT_SHARE * deadline / 1000:
         return False
     return arrival_s > until_frame_s
 

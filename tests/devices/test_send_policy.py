@@ -186,5 +186,8 @@ def test_a_heartbeat_waits_for_a_gap_between_frames_on_a_guarded_camera():
     # nor longer than its own period (2 s: the controller wants its telemetry)
     assert heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=1.9, period_s=2.0)
     assert not heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=2.0, period_s=2.0)
+    # a fast link: the heartbeat alone crosses in 20 ms, it delays no frame and goes when due
+    assert heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0, alone_s=0.3)
+    assert not heartbeat_waits(s, arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0, alone_s=0.02)
     assert not heartbeat_waits(s, arrival_s=None, until_frame_s=0.4, overdue_s=0.0)
     assert not heartbeat_waits(settings(), arrival_s=0.6, until_frame_s=0.4, overdue_s=0.0)
