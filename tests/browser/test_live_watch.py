@@ -1,7 +1,8 @@
 """The live page names the cameras on screen (``live.js``: ``{"watch": [ids]}``), and the
 platform's watched set (``archive.policy``, in the real Redis) follows it: an open overview
 of many cameras watches the tiles in view, not all of them; scrolling moves the set; a
-hidden tab watches none; a camera page watches its camera."""
+hidden tab watches none; a camera page watches its camera; a tile added after the page
+loaded is watched once in view, and no longer once removed."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ TILES_IN_VIEW = """() => [...document.querySelectorAll('.tile[data-device]')]
   .filter(el => { const r = el.getBoundingClientRect();
                   return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth; })
   .map(el => el.dataset.device).sort()"""
+# A tile put first on the overview after the page loaded, as a live update or a page of
+# tiles fetched later would: a copy of the first tile, for another camera.
+ADD_TILE = """id => {
+  const first = document.querySelector('.tile[data-device]');
+  const tile = first.cloneNode(true);
+  tile.dataset.device = id;
+  tile.querySelector('strong').textContent = id;
+  first.parentNode.prepend(tile);
+}"""
 # Headless Chromium keeps a tab visible; the page is told it is hidden (or shown again) the
 # way a browser does it: document.visibilityState changes, then "visibilitychange" fires.
 SET_VISIBILITY = """state => {
@@ -58,6 +68,14 @@ def test_the_watch_set_follows_what_is_on_screen(page, web, make_user):
     page.wait_for_selector("#live-state.connected")
     top = wait_watched(prefix, lambda: page.evaluate(TILES_IN_VIEW))
     assert ids[0] in top and 0 < len(top) < len(ids)  # the tiles in view, not all 30
+
+    late = f"{prefix}late"  # a camera the page shows after it loaded (a live update)
+    provision_device(late, site="Watch farm")
+    page.evaluate(ADD_TILE, late)
+    with_late = wait_watched(prefix, lambda: page.evaluate(TILES_IN_VIEW))
+    assert late in with_late and len(with_late) > 1
+    page.evaluate("id => document.querySelector(`.tile[data-device='${id}']`).remove()", late)
+    assert wait_watched(prefix, lambda: page.evaluate(TILES_IN_VIEW)) == top
 
     page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
     bottom = wait_watched(prefix, lambda: page.evaluate(TILES_IN_VIEW))

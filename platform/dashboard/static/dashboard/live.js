@@ -103,9 +103,27 @@
     });
     sayWatching();
   }) : null;
-  document.querySelectorAll(watchedElements).forEach(function (el) {
-    if (viewport) viewport.observe(el); else inView.add(el);
-  });
+  // Cameras the page shows later (a live update of the overview, a page of tiles put in
+  // place) are watched once in view like those of the first render; removed ones no longer.
+  function eachCamera(node, act) {
+    if (node.nodeType !== Node.ELEMENT_NODE) return;
+    if (node.matches(watchedElements)) act(node);
+    node.querySelectorAll(watchedElements).forEach(act);
+  }
+  function follow(el) {
+    if (viewport) viewport.observe(el); else { inView.add(el); sayWatching(); }
+  }
+  function forget(el) {
+    if (viewport) viewport.unobserve(el);
+    if (inView.delete(el)) sayWatching();
+  }
+  eachCamera(document.body, follow);
+  new MutationObserver(function (records) {
+    records.forEach(function (record) {
+      record.removedNodes.forEach(function (node) { eachCamera(node, forget); });
+      record.addedNodes.forEach(function (node) { eachCamera(node, follow); });
+    });
+  }).observe(document.body, { childList: true, subtree: true });
   document.addEventListener("visibilitychange", sayWatching);
 
   function connect() {
