@@ -89,7 +89,7 @@ def test_demo_serves_three_live_cameras(demo):
     images: list[str] = []
     while time.monotonic() < deadline:
         page = opener.open(f"{base}/", timeout=30).read().decode()
-        images = re.findall(r'src="(/frames/\d+/image\?k=\d+)"', page.replace("&amp;", "&"))
+        images = re.findall(r'src="(/frames/\d+/image\?k=\d+[^"]*)"', page.replace("&amp;", "&"))
         if len(images) >= 3:
             break
         time.sleep(1)
