@@ -229,7 +229,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
     log = (out / "log.jsonl").open("a")
     if dev is not None and step == 0:
         net.encoder.set_qat(step >= cfg.qat_start)
-        _write(log, {"step": 0, "elapsed_s": 0.0, "init": init, "dev": validate_dev(net, dev)})
+        write_log(log, {"step": 0, "elapsed_s": 0.0, "init": init, "dev": validate_dev(net, dev)})
     rng = np.random.default_rng(cfg.seed + step)
     acc: dict[str, float] = {}
     k_prob = k_distribution(cfg.k_tilt)
@@ -283,7 +283,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> None:
                 if dev is not None:
                     rec["dev"] = validate_dev(judged, dev)
                 t_last = time.time()  # validation is not training time
-            _write(log, rec)
+            write_log(log, rec)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             elapsed += time.time() - t_last
             t_last = time.time()
@@ -322,7 +322,8 @@ def _dev_images(size: str) -> np.ndarray:
     return np.stack([a for _, a in load_images(prepare_dev(cache_dir() / "dev768"), size)])
 
 
-def _write(log, rec: dict) -> None:
+def write_log(log, rec: dict) -> None:
+    """One JSON line in the run's log.jsonl (flushed: a resume reads it), echoed."""
     log.write(json.dumps(rec) + "\n")
     log.flush()
     print(json.dumps(rec), flush=True)

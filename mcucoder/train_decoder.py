@@ -36,7 +36,7 @@ import torch
 from .decoders import decoder_from_state, load_decoder
 from .latent_cache import LatentCrops, load_cache
 from .models import N_CHANNELS, Decoder, grow_decoder, tail_mask
-from .train import distortion, evaluate_per_k, k_distribution
+from .train import distortion, evaluate_per_k, k_distribution, write_log
 
 
 @dataclass
@@ -106,9 +106,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False) -> None:
     log = (out / "log.jsonl").open("a")
     if dev is not None and step == 0:
         rec = {"step": 0, "elapsed_s": 0.0, "val": evaluate_per_k(dec, dev[0], dev[1])}
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-        print(json.dumps(rec), flush=True)
+        write_log(log, rec)
     acc: dict[str, float] = {}
     t_last = time.time()
     dec.train()
@@ -141,9 +139,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False) -> None:
             if dev is not None and step % cfg.val_every == 0:
                 rec["val"] = evaluate_per_k(ema or dec, dev[0], dev[1])  # the average
                 t_last = time.time()  # validation is not training time
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            print(json.dumps(rec), flush=True)
+            write_log(log, rec)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             elapsed += time.time() - t_last
             t_last = time.time()
