@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -469,15 +469,42 @@ def apply_controller_tiers(
         device.tier_decided_at = at
         if effective_tier(device) != before or device.desired_version == 0:
             changed.append((device, 0))
-    Device.objects.bulk_update(
-        [d.device for d in decisions], ["desired_tier", "tier_reason", "tier_decided_at"]
-    )
+    _store_decisions(decisions, at)
     published = publish_desired_many(changed)
     # each decision covers the state it published: not "changed since decided" next round
     for result in published:
         result.device.tier_decided_at = result.device.desired_at
-    Device.objects.bulk_update([p.device for p in published], ["tier_decided_at"])
+    Device.objects.filter(pk__in=[p.device.pk for p in published]).update(
+        tier_decided_at=F("desired_at")
+    )
     return published
+
+
+def _store_decisions(decisions: list[ControllerDecision], at: datetime) -> None:
+    """Each camera's new tier and reason, all in one statement. On PostgreSQL an
+    ``UPDATE ... FROM unnest(arrays)``: Django's ``bulk_update`` builds a CASE per field and
+    row, which cost about 0.5 s a round for 200 cameras (``bench.control``, 2 cores), the
+    loop's largest share; other databases (the demo's SQLite) keep ``bulk_update``."""
+    if not decisions:
+        return
+    if connection.vendor != "postgresql":
+        Device.objects.bulk_update(
+            [d.device for d in decisions], ["desired_tier", "tier_reason", "tier_decided_at"]
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Device._meta.db_table} AS d"
+            " SET desired_tier = v.tier, tier_reason = v.reason::jsonb, tier_decided_at = %s"
+            " FROM unnest(%s::bigint[], %s::smallint[], %s::text[]) AS v(id, tier, reason)"
+            " WHERE d.id = v.id",
+            [
+                at,
+                [d.device.pk for d in decisions],
+                [d.tier for d in decisions],
+                [json.dumps(d.reason) for d in decisions],
+            ],
+        )
 
 
 def publish_desired_many(
