@@ -73,8 +73,15 @@ def _limit_child_threads(**_) -> None:
 
 @worker_ready.connect
 def _start_announcing(sender, **_) -> None:
+    from archive.decoding import warm_decoder
+
     threads = limit_decode_threads()  # the solo pool decodes in this process
-    logging.getLogger(__name__).info("%s decodes with %d torch threads", sender.hostname, threads)
+    log = logging.getLogger(__name__)
+    log.info("%s decodes with %d torch threads", sender.hostname, threads)
+    try:
+        log.info("%s: decoder warm in %.2f s", sender.hostname, warm_decoder())
+    except Exception:  # its first task loads it again and says why, if it still fails
+        log.exception("%s: cannot warm the decoder", sender.hostname)
     metrics.serve()  # STRATA_METRICS_PORT, if set (the solo pool: one process)
     threading.Thread(
         target=_announce_forever, args=(sender.hostname, _stop), daemon=True, name="announce"

@@ -46,6 +46,20 @@ def codec_for(model_id: int):
     return codec
 
 
+def warm_decoder(size: tuple[int, int] = (224, 224)) -> float:
+    """Load the default model's decoder and run it once on an empty latent, so that a
+    worker's first frame (often a live viewer's, when a site starts) does not also wait for
+    the weights and torch's first pass. Returns the seconds it took."""
+    from mcucoder.registry import default_model_id
+
+    started = time.perf_counter()
+    codec = codec_for(default_model_id())
+    height, width = size
+    empty = np.zeros((codec.n_channels, -(-height // 8), -(-width // 8)), np.float32)
+    codec.synthesise([empty], [size])
+    return time.perf_counter() - started
+
+
 def encode_image(rgb: np.ndarray) -> tuple[bytes, str]:
     fmt = settings.STRATA_DECODED_FORMAT
     buf = io.BytesIO()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archive.decoding import codec_for, decode_frames, decode_passes, redecode
+from archive.decoding import codec_for, decode_frames, decode_passes, redecode, warm_decoder
 from archive.models import DecodedImage, DecodeFailure
 from archive.services import store_packet
 from fleet.services import provision_device
@@ -110,3 +110,11 @@ def test_decode_passes_are_bounded_in_pixels(settings):
     passes = list(decode_passes([(f, 6) for f in frames]))
     assert [len(p) for p in passes] == [2, 2, 1]
     assert len(decode_frames([f.pk for f in frames])) == 5
+
+
+def test_warming_loads_the_default_decoder_once_for_the_first_frame():
+    codec_for.cache_clear()
+    assert warm_decoder((72, 100)) > 0  # a size that is no multiple of 8 is padded, not refused
+    assert codec_for.cache_info().currsize == 1
+    codec_for(registry.default_model_id())  # a worker's first frame: the decoder is there
+    assert codec_for.cache_info().hits >= 1
