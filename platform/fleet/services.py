@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from audit.services import audit
 from fleet.models import ConnectionChange, Device
+from observability import metrics
 from protocol import topics
 from protocol.broker import BrokerURL
 from protocol.payloads import MAX_TIER, MIN_TIER, Desired
@@ -619,6 +620,7 @@ def request_key_frames(
         published = [Published(device, {}, exc) for device in asked]
     done = [p.device for p in published if p.error is None]
     failed = [p.device.pk for p in published if p.error is not None]
+    metrics.count_key_requests(reason.value, len(done), len(failed))
     if failed:  # not delivered: not outstanding either, so the next occasion asks at once
         Device.objects.filter(pk__in=failed, key_requested_at=at).update(key_requested_at=None)
     for device in done:

@@ -54,6 +54,13 @@ CONTROL_CYCLE = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# --- key frames -----------------------------------------------------------------------------
+KEY_REQUESTS = Counter(
+    "strata_key_requests",
+    "Key frames asked of cameras, by why (lost, refused, live) and whether the broker took it.",
+    ["reason", "outcome"],
+)
+
 # --- retention ------------------------------------------------------------------------------
 RETENTION_FREED = Counter(
     "strata_retention_freed_bytes", "Layer bytes retention deleted, by what it did.", ["action"]
@@ -77,6 +84,7 @@ EXPORTED = (
     "strata_decode_seconds",
     "strata_control_decisions_total",
     "strata_control_cycle_seconds",
+    "strata_key_requests_total",
     "strata_retention_freed_bytes_total",
     DEVICES_ONLINE,
     DEVICES,
@@ -100,6 +108,14 @@ def count_decisions(changed: int, kept: int, failed: int = 0) -> None:
     for outcome, n in (("changed", changed), ("kept", kept), ("failed", failed)):
         if n:
             CONTROL_DECISIONS.labels(outcome).inc(n)
+
+
+def count_key_requests(reason: str, asked: int, failed: int) -> None:
+    """Key frames asked for (published) and those the broker did not take (asked again at
+    the next occasion): a rising ``lost`` rate is a lossy link or an ingest falling behind."""
+    for outcome, n in (("asked", asked), ("failed", failed)):
+        if n:
+            KEY_REQUESTS.labels(reason, outcome).inc(n)
 
 
 def count_rejected(reasons: list[str]) -> None:

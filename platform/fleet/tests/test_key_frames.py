@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from fleet.models import Device
 from fleet.services import (
@@ -82,7 +83,14 @@ def test_an_admins_earlier_copy_does_not_take_the_request_back(device):
     assert retained_desired(device.device_id) == payload
 
 
+def key_requests_counted(outcome: str) -> float:
+    """``strata_key_requests_total`` for refused packets, as Prometheus would scrape it."""
+    labels = {"reason": "refused", "outcome": outcome}
+    return REGISTRY.get_sample_value("strata_key_requests_total", labels) or 0.0
+
+
 def test_a_request_the_broker_does_not_take_is_not_outstanding(device):
+    asked, failed = key_requests_counted("asked"), key_requests_counted("failed")
     url, protocol = publisher.url, publisher.protocol
     publisher.use("mqtt://127.0.0.1:1")  # nothing listens there
     try:
@@ -90,7 +98,10 @@ def test_a_request_the_broker_does_not_take_is_not_outstanding(device):
     finally:
         publisher.url, publisher.protocol = url, protocol
     assert Device.objects.get(pk=device.pk).key_requested_at is None
+    assert key_requests_counted("failed") == failed + 1
+    assert key_requests_counted("asked") == asked
     assert request_key_frame(device, KeyFrameReason.REFUSED)  # the broker is back: asked
+    assert key_requests_counted("asked") == asked + 1
 
 
 def test_firmware_that_does_not_echo_key_request_still_counts_as_applied(device):
