@@ -35,7 +35,7 @@ from django.utils.log import configure_logging  # noqa: E402
 
 import decoder_worker.tasks  # noqa: E402, F401  (in-process decoding on the embedded default)
 from access.services import assign, unlock  # noqa: E402
-from archive.decoding import codec_for  # noqa: E402
+from archive.decoding import warm_decoder  # noqa: E402
 from control.services import run_controller  # noqa: E402
 from decoder_worker.celery import host_workers  # noqa: E402
 from devices.broker import Account, EmbeddedBroker, free_port  # noqa: E402
@@ -53,7 +53,6 @@ from launchers.dashboard import (  # noqa: E402
     default_port,
     serve,
 )
-from mcucoder.registry import default_model_id  # noqa: E402
 from protocol.broker import BrokerURL  # noqa: E402
 
 DEMO_PASSWORD = "strata-demo"
@@ -165,7 +164,7 @@ def run(host: str, port: int, cameras: int, fps: float, key_interval: int) -> No
     if not workers:
         # Decoding runs in this process: load the decoder before frames arrive, or the first
         # batch waits seconds on it, past the embedded broker's 5 s PUBACK timeout.
-        codec_for(default_model_id())
+        warm_decoder()
     consumer = IngestConsumer(
         BrokerURL.parse(ingest_url), client_id="strata-demo-ingest", mqtt5=mqtt5
     )

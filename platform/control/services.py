@@ -81,9 +81,9 @@ class FrameSizes:
     def of(cls, by_type: dict[int, tuple[int, dict[int, float]]]) -> FrameSizes:
         """From (frames, packet bytes at k) per frame type; a type's tiers above those it
         was seen at are extrapolated (``extrapolated``) before they are mixed."""
-        key = extrapolated(by_type.get(FRAME_INTRA, (0, {}))[1])
-        predicted = extrapolated(by_type.get(FRAME_PREDICTED, (0, {}))[1])
-        keys, ps = by_type.get(FRAME_INTRA, (0, {}))[0], by_type.get(FRAME_PREDICTED, (0, {}))[0]
+        keys, key_sizes = by_type.get(FRAME_INTRA, (0, {}))
+        ps, predicted_sizes = by_type.get(FRAME_PREDICTED, (0, {}))
+        key, predicted = extrapolated(key_sizes), extrapolated(predicted_sizes)
         if not predicted:
             return cls(key, key)
         if not key:  # no key frame among the recent ones: the P frames are all we know

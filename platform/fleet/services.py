@@ -604,10 +604,10 @@ def request_key_frames(
             last = current.key_asked_at
             if reason is KeyFrameReason.LIVE and last is not None and at - last < LIVE_KEY_EVERY:
                 continue
-            Device.objects.filter(pk=current.pk).update(
-                key_request=F("key_request") + 1, key_requested_at=at, key_asked_at=at
-            )
             asked.append(current)
+        Device.objects.filter(pk__in=[d.pk for d in asked]).update(
+            key_request=F("key_request") + 1, key_requested_at=at, key_asked_at=at
+        )
     if not asked:
         return []
     try:
